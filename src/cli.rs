@@ -1,0 +1,35 @@
+//! Command-line arguments (clap types only).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Compile tenant specs into a Flux-ready tree of Kubernetes manifests.
+#[derive(Debug, Parser)]
+#[command(name = "kmetal", version, about)]
+pub struct Cli {
+    /// The kmetal repository (the directory holding kmetal.yaml).
+    #[arg(
+        short = 'C',
+        long = "directory",
+        global = true,
+        default_value = ".",
+        value_name = "DIR"
+    )]
+    pub dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check everything, then write the output directory.
+    Build {
+        /// Write here instead of the site's `output` directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Check everything and write nothing (for pre-commit hooks).
+    Validate,
+}

@@ -1,0 +1,276 @@
+//! Problems found by any stage → one sortable, printable list.
+//!
+//! Every stage pushes [`Diagnostic`]s into [`Diagnostics`] and goes on with the
+//! next entry; the caller decides whether anything was fatal. A diagnostic
+//! names the input file and position the user must change, never a location in
+//! generated output alone.
+
+use std::fmt;
+
+/// Stable diagnostic codes. Scripts match on these; never reuse or rename one.
+pub mod codes {
+    pub const IO: &str = "kmetal::io";
+    pub const PROJECT_NOT_FOUND: &str = "kmetal::project::not-found";
+    pub const YAML_SYNTAX: &str = "kmetal::yaml::syntax";
+    pub const SPEC_SCHEMA: &str = "kmetal::spec::schema";
+    pub const SPEC_API_VERSION: &str = "kmetal::spec::api-version";
+    pub const SPEC_INVALID_NAME: &str = "kmetal::spec::invalid-name";
+    pub const SPEC_DUPLICATE_NAME: &str = "kmetal::spec::duplicate-name";
+    pub const SPEC_UNKNOWN_REFERENCE: &str = "kmetal::spec::unknown-reference";
+    pub const SPEC_INVALID_VALUE: &str = "kmetal::spec::invalid-value";
+    pub const NETWORK_INVALID_ADDRESS: &str = "kmetal::network::invalid-address";
+    pub const NETWORK_VIP_MISSING: &str = "kmetal::network::vip-missing";
+    pub const NETWORK_VIP_OUTSIDE_POOL: &str = "kmetal::network::vip-outside-pool";
+    pub const STACK_INVALID: &str = "kmetal::stack::invalid";
+    pub const TEMPLATE_ERROR: &str = "kmetal::stack::template";
+    pub const OUTPUT_SCHEMA: &str = "kmetal::output::schema";
+    pub const OUTPUT_CONFLICT: &str = "kmetal::output::conflict";
+
+    /// Every code, for the uniqueness test and for documentation.
+    pub const ALL: &[&str] = &[
+        IO,
+        PROJECT_NOT_FOUND,
+        YAML_SYNTAX,
+        SPEC_SCHEMA,
+        SPEC_API_VERSION,
+        SPEC_INVALID_NAME,
+        SPEC_DUPLICATE_NAME,
+        SPEC_UNKNOWN_REFERENCE,
+        SPEC_INVALID_VALUE,
+        NETWORK_INVALID_ADDRESS,
+        NETWORK_VIP_MISSING,
+        NETWORK_VIP_OUTSIDE_POOL,
+        STACK_INVALID,
+        TEMPLATE_ERROR,
+        OUTPUT_SCHEMA,
+        OUTPUT_CONFLICT,
+    ];
+}
+
+/// How bad a diagnostic is. Only errors make a run fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A position in an input file: 1-based line and column (in characters), plus
+/// the byte range for snippet rendering.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SourceLocation {
+    /// Path relative to the kmetal repository root, with `/` separators.
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub byte_offset: u64,
+    pub byte_len: u64,
+}
+
+impl SourceLocation {
+    /// A whole file, without a position inside it.
+    pub fn file(file: impl Into<String>) -> Self {
+        SourceLocation {
+            file: file.into(),
+            line: 0,
+            column: 0,
+            byte_offset: 0,
+            byte_len: 0,
+        }
+    }
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}:{}", self.file, self.line, self.column)
+        }
+    }
+}
+
+/// One problem, with where it is and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub message: String,
+    /// Boxed: keeps `Result<_, Diagnostic>` small.
+    pub location: Option<Box<SourceLocation>>,
+    pub help: Option<String>,
+    /// Other places that take part in the problem (the first holder of a duplicate name).
+    pub related: Vec<(SourceLocation, String)>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            location: None,
+            help: None,
+            related: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, location: SourceLocation) -> Self {
+        self.location = Some(Box::new(location));
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn related(mut self, location: SourceLocation, note: impl Into<String>) -> Self {
+        self.related.push((location, note.into()));
+        self
+    }
+
+    fn sort_key(&self) -> (Option<&SourceLocation>, &str, &str) {
+        (self.location.as_deref(), self.code, &self.message)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        write!(f, "{severity}[{}]: {}", self.code, self.message)?;
+        for (location, note) in &self.related {
+            write!(f, "\n  note: {location}: {note}")?;
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The problems of one run, in the order they are reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn new() -> Self {
+        Diagnostics(Vec::new())
+    }
+
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.0.push(diagnostic);
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+
+    /// Sorted by file, line, column (diagnostics without a file first), duplicates removed.
+    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+        self.0.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.0.dedup();
+        self.0
+    }
+
+    /// `Ok(value)` when nothing went wrong, else the diagnostics.
+    pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
+        if self.has_errors() {
+            Err(self)
+        } else {
+            Ok(value)
+        }
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(diagnostic: Diagnostic) -> Self {
+        Diagnostics(vec![diagnostic])
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    /// One block per diagnostic, sorted, then a summary line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sorted = self.clone().into_sorted();
+        for diagnostic in &sorted {
+            writeln!(f, "{diagnostic}")?;
+        }
+        let errors = sorted
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        let mut files: Vec<&str> = sorted
+            .iter()
+            .filter_map(|d| d.location.as_ref().map(|l| l.file.as_str()))
+            .collect();
+        files.sort_unstable();
+        files.dedup();
+        let plural = |n: usize, word: &str| {
+            if n == 1 {
+                format!("{n} {word}")
+            } else {
+                format!("{n} {word}s")
+            }
+        };
+        write!(
+            f,
+            "error: {} in {}",
+            plural(errors, "problem"),
+            plural(files.len(), "file")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_namespaced() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in codes::ALL {
+            assert!(code.starts_with("kmetal::"), "{code}");
+            assert!(seen.insert(code), "duplicate code {code}");
+        }
+    }
+
+    #[test]
+    fn sorted_by_file_then_line() {
+        let at = |file: &str, line| SourceLocation {
+            file: file.into(),
+            line,
+            column: 1,
+            byte_offset: 0,
+            byte_len: 0,
+        };
+        let mut all = Diagnostics::new();
+        all.push(Diagnostic::error(codes::IO, "c").at(at("tenants/b.yaml", 1)));
+        all.push(Diagnostic::error(codes::IO, "b").at(at("tenants/a.yaml", 9)));
+        all.push(Diagnostic::error(codes::IO, "a").at(at("tenants/a.yaml", 2)));
+        all.push(Diagnostic::error(codes::IO, "a").at(at("tenants/a.yaml", 2)));
+        let messages: Vec<_> = all.into_sorted().into_iter().map(|d| d.message).collect();
+        assert_eq!(messages, ["a", "b", "c"]);
+    }
+}

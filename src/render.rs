@@ -1,0 +1,246 @@
+//! Site + resolved tenants + stacks → [`Document`]s (one object each, with its
+//! output path).
+//!
+//! Templates are minijinja with JSON auto-escape on (`{{ v }}` is always a JSON
+//! scalar, list or map: valid YAML that cannot break out of its place) and
+//! strict undefined (a missing variable is an error, never ""). Each rendered
+//! text is re-parsed by `yaml.rs` and must hold exactly one object: only that
+//! value travels on, so template whitespace never reaches the output.
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::network::Pool;
+use crate::resolve::ResolvedTenant;
+use crate::spec::{Certificate, DataStore, Issuer, Site};
+use crate::stack::{Stacks, Template};
+use crate::yaml;
+
+/// One rendered Kubernetes object and where it goes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    /// Output path relative to the output directory, with `/`.
+    pub path: String,
+    /// The input file it was generated from.
+    pub source: String,
+    /// The template that produced it.
+    pub template: String,
+    pub value: Value,
+}
+
+/// The compiled templates of every stack.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+/// The site as templates see it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SiteContext<'a> {
+    name: &'a str,
+    metallb_namespace: &'a str,
+    flux: &'a crate::spec::Flux,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PoolContext<'a> {
+    name: &'a str,
+    addresses: &'a [String],
+    auto_assign: bool,
+}
+
+impl Renderer {
+    /// Compile every template once. Syntax errors name the template and line.
+    pub fn new(stacks: &Stacks) -> Result<Self, Diagnostics> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("the default delimiters are a valid syntax"),
+        );
+        let mut diagnostics = Diagnostics::new();
+        let templates = stacks
+            .platform
+            .values()
+            .chain(stacks.tenant.values().flat_map(|s| s.templates.values()));
+        for Template { name, source } in templates {
+            if let Err(error) = env.add_template_owned(name.clone(), source.clone()) {
+                diagnostics.push(template_diagnostic(&error, name, "cannot be compiled"));
+            }
+        }
+        diagnostics.into_result(Renderer { env })
+    }
+
+    /// Every object of the site and its tenants, in output-path order.
+    pub fn render_all(
+        &self,
+        site: &Site,
+        stacks: &Stacks,
+        tenants: &[ResolvedTenant],
+    ) -> Result<Vec<Document>, Diagnostics> {
+        let mut diagnostics = Diagnostics::new();
+        let mut documents = Vec::new();
+        let site_ctx = SiteContext {
+            name: site.name.as_str(),
+            metallb_namespace: site.metallb_namespace.as_str(),
+            flux: &site.flux,
+        };
+        let mut emit = |path: String, source: &str, template: &Template, ctx: Value| match self
+            .render(template, ctx)
+        {
+            Ok(value) => documents.push(Document {
+                path,
+                source: source.to_string(),
+                template: template.name.clone(),
+                value,
+            }),
+            Err(d) => diagnostics.push(d),
+        };
+        let platform = |file: &str| &stacks.platform[file];
+        let file = site.file.as_str();
+        for pool in &site.pools {
+            let ctx = context(&site_ctx, "pool", &pool_context(pool));
+            emit(
+                format!("platform/metallb/ipaddresspool-{}.yaml", pool.name),
+                file,
+                platform("ipaddresspool.yaml.j2"),
+                ctx.clone(),
+            );
+            if pool.l2_advertisement {
+                emit(
+                    format!("platform/metallb/l2advertisement-{}.yaml", pool.name),
+                    file,
+                    platform("l2advertisement.yaml.j2"),
+                    ctx,
+                );
+            }
+        }
+        for issuer in &site.issuers {
+            emit(
+                format!("platform/cert-manager/clusterissuer-{}.yaml", issuer.name),
+                file,
+                platform("clusterissuer.yaml.j2"),
+                context::<Issuer>(&site_ctx, "issuer", issuer),
+            );
+        }
+        for cert in &site.certificates {
+            let path = format!(
+                "platform/cert-manager/certificate-{}-{}.yaml",
+                cert.namespace, cert.name
+            );
+            emit(
+                path,
+                file,
+                platform("certificate.yaml.j2"),
+                context::<Certificate>(&site_ctx, "certificate", cert),
+            );
+        }
+        for store in &site.data_stores {
+            emit(
+                format!("platform/datastores/datastore-{}.yaml", store.name),
+                file,
+                platform("datastore.yaml.j2"),
+                context::<DataStore>(&site_ctx, "dataStore", store),
+            );
+        }
+        emit(
+            "flux/platform.yaml".into(),
+            file,
+            platform("flux-platform.yaml.j2"),
+            context(&site_ctx, "none", &()),
+        );
+        for tenant in tenants {
+            let ctx = context(&site_ctx, "tenant", tenant);
+            emit(
+                format!("flux/tenant-{}.yaml", tenant.name),
+                &tenant.source_file,
+                platform("flux-tenant.yaml.j2"),
+                ctx.clone(),
+            );
+            for (stem, template) in &stacks.tenant[tenant.stack.as_str()].templates {
+                emit(
+                    format!("tenants/{}/{stem}.yaml", tenant.name),
+                    &tenant.source_file,
+                    template,
+                    ctx.clone(),
+                );
+            }
+        }
+        documents.sort_by(|a, b| a.path.cmp(&b.path));
+        diagnostics.into_result(documents)
+    }
+
+    /// Render one template and re-parse it into exactly one object.
+    fn render(&self, template: &Template, ctx: Value) -> Result<Value, Diagnostic> {
+        let compiled = self
+            .env
+            .get_template(&template.name)
+            .expect("every template of the stacks was added in Renderer::new");
+        let text = compiled
+            .render(minijinja::value::Serde(&ctx))
+            .map_err(|e| template_diagnostic(&e, &template.name, "failed to render"))?;
+        let mut values = yaml::parse_values(&text).map_err(|e| {
+            Diagnostic::error(codes::TEMPLATE_ERROR, format!("rendered text is not valid YAML: {e}"))
+                .at(SourceLocation::file(&template.name))
+                .help("a template must produce one YAML document; use {{ value }} (JSON-escaped) for every value")
+        })?;
+        let single = values.len() == 1 && values[0].is_object();
+        if !single {
+            return Err(Diagnostic::error(
+                codes::TEMPLATE_ERROR,
+                format!(
+                    "rendered {} documents; a template must produce exactly one object",
+                    values.len()
+                ),
+            )
+            .at(SourceLocation::file(&template.name)));
+        }
+        Ok(values.remove(0))
+    }
+}
+
+fn pool_context(pool: &Pool) -> PoolContext<'_> {
+    PoolContext {
+        name: pool.name.as_str(),
+        addresses: &pool.addresses,
+        auto_assign: pool.auto_assign,
+    }
+}
+
+/// `{ site: …, <key>: value }` as a template context.
+fn context<T: Serialize + ?Sized>(site: &SiteContext<'_>, key: &str, value: &T) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert(
+        "site".into(),
+        serde_json::to_value(site).expect("site context serializes"),
+    );
+    map.insert(
+        key.into(),
+        serde_json::to_value(value).expect("template contexts serialize: string keys only"),
+    );
+    Value::Object(map)
+}
+
+fn template_diagnostic(error: &minijinja::Error, template: &str, what: &str) -> Diagnostic {
+    let line = error.line().unwrap_or(0) as u64;
+    let detail = error.detail().map_or_else(
+        || error.kind().to_string(),
+        |d| format!("{}: {d}", error.kind()),
+    );
+    Diagnostic::error(codes::TEMPLATE_ERROR, format!("template {what}: {detail}"))
+        .at(SourceLocation {
+            file: template.to_string(),
+            line,
+            column: if line > 0 { 1 } else { 0 },
+            byte_offset: 0,
+            byte_len: 0,
+        })
+        .help("fix the stack template; every variable it uses must exist in the context")
+}

@@ -1,0 +1,245 @@
+//! Field-level checks shared by the site and tenant checks: each parses one
+//! spanned value, or pushes a diagnostic at it and returns `None` so that the
+//! caller skips the entry and goes on.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::model::Host;
+use super::names::{Label, Subdomain, suggest_label};
+use super::raw::S;
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::network::{self, AddressError};
+use crate::yaml::location_of;
+
+pub const API_VERSION: &str = "kmetal.io/v1alpha1";
+
+/// Checks values of one input file, collecting diagnostics.
+pub struct FileChecker<'a> {
+    pub file: &'a str,
+    pub diagnostics: &'a mut Diagnostics,
+}
+
+impl FileChecker<'_> {
+    pub fn location<T>(&self, value: &S<T>) -> SourceLocation {
+        location_of(self.file, value)
+    }
+
+    pub fn error<T>(
+        &mut self,
+        code: &'static str,
+        at: &S<T>,
+        message: String,
+        help: Option<String>,
+    ) {
+        let mut diagnostic = Diagnostic::error(code, message).at(self.location(at));
+        diagnostic.help = help;
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// `apiVersion` and `kind` of a kmetal input file.
+    pub fn header(&mut self, api_version: &S<String>, kind: &S<String>, expected_kind: &str) {
+        if api_version.value != API_VERSION {
+            self.error(
+                codes::SPEC_API_VERSION,
+                api_version,
+                format!("apiVersion {:?} is not one kmetal reads", api_version.value),
+                Some(format!("write `apiVersion: {API_VERSION}`")),
+            );
+        }
+        if kind.value != expected_kind {
+            self.error(
+                codes::SPEC_API_VERSION,
+                kind,
+                format!(
+                    "kind {:?} found where a {expected_kind} is expected",
+                    kind.value
+                ),
+                Some(format!("write `kind: {expected_kind}`")),
+            );
+        }
+    }
+
+    pub fn label(&mut self, value: &S<String>, what: &str) -> Option<Label> {
+        Label::parse(&value.value)
+            .map_err(|problem| {
+                let help = suggest_label(&value.value)
+                    .map(|s| format!("use {s:?}"))
+                    .or_else(|| Some("use lowercase letters, digits and '-', at most 63".into()));
+                self.error(
+                    codes::SPEC_INVALID_NAME,
+                    value,
+                    format!("{what}: {problem}"),
+                    help,
+                );
+            })
+            .ok()
+    }
+
+    pub fn subdomain(&mut self, value: &S<String>, what: &str) -> Option<Subdomain> {
+        Subdomain::parse(&value.value)
+            .map_err(|problem| {
+                self.error(
+                    codes::SPEC_INVALID_NAME,
+                    value,
+                    format!("{what}: {problem}"),
+                    Some("use lowercase letters, digits, '-' and '.', at most 253".into()),
+                );
+            })
+            .ok()
+    }
+
+    fn address<T>(
+        &mut self,
+        value: &S<String>,
+        what: &str,
+        parsed: Result<T, AddressError>,
+    ) -> Option<T> {
+        parsed
+            .map_err(|e| {
+                self.error(
+                    codes::NETWORK_INVALID_ADDRESS,
+                    value,
+                    format!("{what}: {}", e.message),
+                    e.help,
+                );
+            })
+            .ok()
+    }
+
+    pub fn cidr(&mut self, value: &S<String>, what: &str) -> Option<IpNet> {
+        self.address(value, what, network::parse_cidr(&value.value))
+    }
+
+    pub fn ip(&mut self, value: &S<String>, what: &str) -> Option<IpAddr> {
+        self.address(value, what, network::parse_ip(&value.value))
+    }
+
+    /// An IP address or a DNS name.
+    pub fn host(&mut self, value: &S<String>, what: &str) -> Option<Host> {
+        if let Ok(ip) = network::parse_ip(&value.value) {
+            return Some(Host::Ip(ip));
+        }
+        match Subdomain::parse(&value.value) {
+            Ok(name) => Some(Host::Name(name)),
+            Err(_) => {
+                self.error(
+                    codes::SPEC_INVALID_VALUE,
+                    value,
+                    format!(
+                        "{what}: {:?} is neither an IP address nor a DNS name",
+                        value.value
+                    ),
+                    Some(
+                        "write an address such as 10.10.0.10 or a name such as api.example.com"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A reference that must be one of `valid`; suggests the closest one.
+    pub fn reference<'v>(
+        &mut self,
+        value: &S<String>,
+        what: &str,
+        valid: impl IntoIterator<Item = &'v str>,
+    ) -> bool {
+        let valid: Vec<&str> = valid.into_iter().collect();
+        if valid.contains(&value.value.as_str()) {
+            return true;
+        }
+        let diagnostic = unknown_reference(&value.value, what, &valid).at(self.location(value));
+        self.diagnostics.push(diagnostic);
+        false
+    }
+}
+
+/// "unknown X", with the closest valid name or the list of valid ones.
+pub fn unknown_reference(value: &str, what: &str, valid: &[&str]) -> Diagnostic {
+    let closest = valid
+        .iter()
+        .map(|v| (strsim::levenshtein(value, v), *v))
+        .filter(|(distance, v)| *distance <= 2.max(v.len() / 3))
+        .min();
+    let help = match (closest, valid.len()) {
+        (Some((_, v)), _) => format!("did you mean {v:?}?"),
+        (None, 0) => format!("there is no {what} to refer to yet"),
+        (None, n) if n <= 8 => format!(
+            "valid values: {}",
+            valid
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, n) => format!("there are {n} valid values; none is close"),
+    };
+    Diagnostic::error(
+        codes::SPEC_UNKNOWN_REFERENCE,
+        format!("unknown {what} {value:?}"),
+    )
+    .help(help)
+}
+
+/// Remembers the first place each name was used and reports later uses.
+pub struct UniqueNames {
+    what: &'static str,
+    scope: String,
+    seen: BTreeMap<String, SourceLocation>,
+}
+
+impl UniqueNames {
+    pub fn new(what: &'static str, scope: impl Into<String>) -> Self {
+        UniqueNames {
+            what,
+            scope: scope.into(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Record `name` at `location`; `false` (and a diagnostic) if it was taken.
+    pub fn insert(
+        &mut self,
+        name: &str,
+        location: SourceLocation,
+        diagnostics: &mut Diagnostics,
+    ) -> bool {
+        if let Some(first) = self.seen.get(name) {
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::SPEC_DUPLICATE_NAME,
+                    format!("{} {name:?} is used twice {}", self.what, self.scope),
+                )
+                .at(location)
+                .related(first.clone(), "first used here")
+                .help(format!("give each {} a different name", self.what)),
+            );
+            return false;
+        }
+        self.seen.insert(name.to_string(), location);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean() {
+        let d = unknown_reference("meduim", "machine size", &["small", "medium", "large"]);
+        assert_eq!(d.help.as_deref(), Some("did you mean \"medium\"?"));
+        let d = unknown_reference("huge", "machine size", &["small", "medium", "large"]);
+        assert_eq!(
+            d.help.as_deref(),
+            Some("valid values: \"small\", \"medium\", \"large\"")
+        );
+        let d = unknown_reference("x", "pool", &[]);
+        assert_eq!(d.help.as_deref(), Some("there is no pool to refer to yet"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The checked site and tenants: every name parsed, every reference resolved,
+//! every site default applied. Built only by [`super::check_site`] and
+//! [`super::check_tenants`]; nothing downstream re-checks or re-defaults.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::names::{Label, Subdomain};
+use super::raw::Driver;
+use crate::diagnostic::SourceLocation;
+use crate::network::Pool;
+
+/// A join address: an IP address or a DNS name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(Subdomain),
+}
+
+/// `kmetal.yaml`, checked.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// Input file, relative to the repository root.
+    pub file: String,
+    pub name: Subdomain,
+    /// Output directory, relative to the repository root.
+    pub output: String,
+    pub defaults: Defaults,
+    pub metallb_namespace: Label,
+    pub pools: Vec<Pool>,
+    pub data_stores: Vec<DataStore>,
+    pub issuers: Vec<Issuer>,
+    pub certificates: Vec<Certificate>,
+    pub flux: Flux,
+}
+
+/// A value a tenant inherits, and where the site wrote it (`None`: built in).
+#[derive(Clone, Debug)]
+pub struct Defaulted<T> {
+    pub value: T,
+    pub location: Option<SourceLocation>,
+}
+
+/// What tenants inherit from the site.
+#[derive(Clone, Debug)]
+pub struct Defaults {
+    pub stack: Defaulted<String>,
+    pub kubernetes_version: Option<Defaulted<String>>,
+    pub machine_size: Defaulted<String>,
+    pub data_store: Defaulted<String>,
+    pub bootstrap_server: Option<Host>,
+    pub replicas: u32,
+    pub pods: IpNet,
+    pub services: IpNet,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataStore {
+    pub name: Subdomain,
+    pub driver: Driver,
+    pub endpoints: Vec<String>,
+    pub basic_auth: Option<BasicAuth>,
+    pub tls: Option<Tls>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    pub secret: Subdomain,
+    pub namespace: Label,
+    pub username_key: String,
+    pub password_key: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    pub ca: TlsSecret,
+    pub client: Option<TlsSecret>,
+}
+
+/// A Secret with a certificate and, when `private_key_key` is set, its key.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSecret {
+    pub secret: Subdomain,
+    pub namespace: Label,
+    pub certificate_key: String,
+    pub private_key_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Issuer {
+    pub name: Subdomain,
+    pub email: Option<String>,
+    pub server: String,
+    pub ingress_class_name: String,
+    pub account_key_secret: Subdomain,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    pub name: Subdomain,
+    pub namespace: Label,
+    pub dns_names: Vec<String>,
+    pub issuer: Subdomain,
+    pub secret_name: Subdomain,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flux {
+    pub namespace: Label,
+    pub source_ref: SourceRef,
+    /// The output directory's path in the git repository, without a trailing `/`.
+    pub path: String,
+    pub interval: String,
+    pub prune: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRef {
+    pub kind: String,
+    pub name: Subdomain,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Label>,
+}
+
+/// One tenant file, checked, with the site's defaults applied.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub file: String,
+    pub name: Label,
+    pub name_location: SourceLocation,
+    pub namespace: Label,
+    pub stack: Label,
+    pub kubernetes_version: String,
+    pub machine_size: String,
+    pub bootstrap_server: Host,
+    pub replicas: u32,
+    /// The explicit VIP and where it was written; `None` asks for allocation.
+    pub vip: Option<(IpAddr, SourceLocation)>,
+    /// The explicit pool and where it was written.
+    pub pool: Option<(Label, SourceLocation)>,
+    pub cert_sans: Vec<String>,
+    pub data_store: Subdomain,
+    pub pods: IpNet,
+    pub services: IpNet,
+    pub subnet: Subdomain,
+    pub workers: Vec<Worker>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Worker {
+    pub name: Label,
+    pub class: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_size: Option<String>,
+}

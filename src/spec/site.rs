@@ -1,0 +1,592 @@
+//! `RawSite` → [`Site`]: names, references inside the site, built-in defaults.
+
+use std::path::{Component, Path};
+
+use super::checker::{FileChecker, UniqueNames};
+use super::model::*;
+use super::names::{Label, Subdomain};
+use super::raw::*;
+use crate::diagnostic::{Diagnostics, codes};
+use crate::network::{AddressBlock, Pool};
+use crate::stack::Stacks;
+
+const DEFAULT_STACK: &str = "kubevirt-kubeadm";
+const DEFAULT_OUTPUT: &str = "deploy";
+const DURATION_UNITS: &[&str] = &["ms", "s", "m", "h"];
+
+/// Check the site. `None` when it has errors (they are in `diagnostics`).
+pub fn check_site(
+    file: &str,
+    raw: &RawSite,
+    stacks: &Stacks,
+    diagnostics: &mut Diagnostics,
+) -> Option<Site> {
+    let before = diagnostics.len();
+    let mut c = FileChecker { file, diagnostics };
+    c.header(&raw.api_version, &raw.kind, "Site");
+    let name = c.subdomain(&raw.name, "site name");
+    let output = match &raw.output {
+        Some(output) => relative_dir(&mut c, output),
+        None => Some(DEFAULT_OUTPUT.to_string()),
+    };
+    let defaults = check_defaults(&mut c, raw, stacks);
+    let metallb = raw.metallb.as_ref();
+    let metallb_namespace = match metallb.and_then(|m| m.namespace.as_ref()) {
+        Some(ns) => c.label(ns, "MetalLB namespace"),
+        None => Some(label("kmetal-metallb")),
+    };
+    let pools = check_pools(
+        &mut c,
+        metallb.map(|m| m.pools.as_slice()).unwrap_or_default(),
+    );
+    let data_stores = check_data_stores(&mut c, &raw.data_stores);
+    let cert_manager = raw.cert_manager.as_ref();
+    let issuers = check_issuers(
+        &mut c,
+        cert_manager
+            .map(|m| m.cluster_issuers.as_slice())
+            .unwrap_or_default(),
+    );
+    let issuer_names: Vec<&str> = issuers.iter().map(|i| i.name.as_str()).collect();
+    let certificates = check_certificates(
+        &mut c,
+        cert_manager
+            .map(|m| m.certificates.as_slice())
+            .unwrap_or_default(),
+        &issuer_names,
+    );
+    let flux = check_flux(
+        &mut c,
+        &raw.flux,
+        output.as_deref().unwrap_or(DEFAULT_OUTPUT),
+    );
+    if c.diagnostics.len() > before {
+        return None;
+    }
+    Some(Site {
+        file: file.to_string(),
+        name: name?,
+        output: output?,
+        defaults: defaults?,
+        metallb_namespace: metallb_namespace?,
+        pools,
+        data_stores,
+        issuers,
+        certificates,
+        flux: flux?,
+    })
+}
+
+fn label(s: &str) -> Label {
+    Label::parse(s).expect("built-in defaults are valid labels")
+}
+
+/// A directory below the repository root: relative, no `..`.
+fn relative_dir(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
+    let path = Path::new(&value.value);
+    let normal =
+        !value.value.is_empty() && path.components().all(|p| matches!(p, Component::Normal(_)));
+    if !normal {
+        c.error(
+            codes::SPEC_INVALID_VALUE,
+            value,
+            format!(
+                "output {:?} must be a directory below kmetal.yaml",
+                value.value
+            ),
+            Some(
+                "write a relative path without `..`, such as `deploy`; use --out for anything else"
+                    .into(),
+            ),
+        );
+        return None;
+    }
+    Some(value.value.trim_end_matches('/').to_string())
+}
+
+fn defaulted<T: Clone>(c: &FileChecker<'_>, value: Option<&S<T>>, builtin: T) -> Defaulted<T> {
+    match value {
+        Some(v) => Defaulted {
+            value: v.value.clone(),
+            location: Some(c.location(v)),
+        },
+        None => Defaulted {
+            value: builtin,
+            location: None,
+        },
+    }
+}
+
+fn check_defaults(c: &mut FileChecker<'_>, raw: &RawSite, stacks: &Stacks) -> Option<Defaults> {
+    let d = raw.defaults.as_ref();
+    let stack = defaulted(c, raw.stack.as_ref(), DEFAULT_STACK.to_string());
+    if let Some(value) = &raw.stack {
+        c.reference(value, "stack", stacks.tenant.keys().map(String::as_str));
+    }
+    let network = d.and_then(|d| d.network.as_ref());
+    let pods = match network.and_then(|n| n.pods.as_ref()) {
+        Some(p) => c.cidr(p, "default pod network"),
+        None => Some("10.200.0.0/16".parse().expect("valid built-in CIDR")),
+    };
+    let services = match network.and_then(|n| n.services.as_ref()) {
+        Some(s) => c.cidr(s, "default service network"),
+        None => Some("10.201.0.0/16".parse().expect("valid built-in CIDR")),
+    };
+    let bootstrap_server = match &raw.bootstrap_server {
+        Some(b) => Some(c.host(b, "bootstrap server")?),
+        None => None,
+    };
+    let replicas = d.and_then(|d| d.control_plane_replicas.as_ref());
+    if let Some(r) = replicas.filter(|r| r.value == 0) {
+        c.error(
+            codes::SPEC_INVALID_VALUE,
+            r,
+            "controlPlaneReplicas must be at least 1".into(),
+            None,
+        );
+    }
+    Some(Defaults {
+        stack,
+        kubernetes_version: d
+            .and_then(|d| d.kubernetes_version.as_ref())
+            .map(|v| defaulted(c, Some(v), String::new())),
+        machine_size: defaulted(c, d.and_then(|d| d.machine_size.as_ref()), "small".into()),
+        data_store: defaulted(c, d.and_then(|d| d.data_store.as_ref()), "default".into()),
+        bootstrap_server,
+        replicas: replicas.map_or(2, |r| r.value),
+        pods: pods?,
+        services: services?,
+    })
+}
+
+fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
+    let mut unique = UniqueNames::new("pool", "in this site");
+    let mut pools = Vec::new();
+    for p in raw {
+        let name = c.label(&p.name, "pool name");
+        let mut blocks = Vec::new();
+        for entry in &p.addresses.value {
+            match AddressBlock::parse(&entry.value) {
+                Ok(block) => blocks.push(block),
+                Err(e) => c.error(
+                    codes::NETWORK_INVALID_ADDRESS,
+                    entry,
+                    format!("pool address: {}", e.message),
+                    e.help,
+                ),
+            }
+        }
+        if p.addresses.value.is_empty() {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                &p.addresses,
+                "a pool needs at least one address range or CIDR".into(),
+                None,
+            );
+        }
+        let (Some(name), true) = (
+            name,
+            blocks.len() == p.addresses.value.len() && !blocks.is_empty(),
+        ) else {
+            continue;
+        };
+        if unique.insert(name.as_str(), c.location(&p.name), c.diagnostics) {
+            pools.push(Pool {
+                name,
+                location: c.location(&p.name),
+                addresses: p.addresses.value.iter().map(|a| a.value.clone()).collect(),
+                blocks,
+                auto_assign: p.auto_assign.unwrap_or(true),
+                l2_advertisement: p.l2_advertisement.unwrap_or(true),
+            });
+        }
+    }
+    pools
+}
+
+fn check_data_stores(c: &mut FileChecker<'_>, raw: &[RawDataStore]) -> Vec<DataStore> {
+    let mut unique = UniqueNames::new("datastore", "in this site");
+    let mut out = Vec::new();
+    for d in raw {
+        let name = c.subdomain(&d.name, "datastore name");
+        if d.name.value == "default" {
+            c.error(
+                codes::SPEC_DUPLICATE_NAME,
+                &d.name,
+                "the datastore \"default\" is provided by the platform chart".into(),
+                Some("choose another name for a dedicated datastore".into()),
+            );
+        }
+        let endpoints: Vec<String> = d
+            .endpoints
+            .value
+            .iter()
+            .filter_map(|e| endpoint(c, e))
+            .collect();
+        if d.endpoints.value.is_empty() {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                &d.endpoints,
+                "a datastore needs at least one endpoint".into(),
+                None,
+            );
+        }
+        let basic_auth = d.basic_auth.as_ref().map(|b| {
+            let keys = b.value.keys.as_ref();
+            let key = |k: Option<&S<String>>, default: &str| {
+                k.map_or(default.to_string(), |k| k.value.clone())
+            };
+            Some(BasicAuth {
+                secret: c.subdomain(&b.value.secret, "secret name")?,
+                namespace: c.label(&b.value.namespace, "secret namespace")?,
+                username_key: key(keys.and_then(|k| k.username.as_ref()), "username"),
+                password_key: key(keys.and_then(|k| k.password.as_ref()), "password"),
+            })
+        });
+        let etcd = d.driver.value == Driver::Etcd;
+        let tls = d.tls.as_ref().map(|t| {
+            let ca = tls_secret(c, &t.value.ca, etcd);
+            let client = match &t.value.client {
+                Some(client) => Some(tls_secret(c, client, true)?),
+                None => None,
+            };
+            Some(Tls { ca: ca?, client })
+        });
+        match (d.driver.value, &d.tls, &d.basic_auth) {
+            (Driver::Etcd, Some(t), _) if t.value.client.is_none() => c.error(
+                codes::SPEC_INVALID_VALUE,
+                t,
+                "an etcd datastore needs tls.client (a client certificate and key)".into(),
+                Some("add `client: { secret: <name>, namespace: <ns> }` under tls".into()),
+            ),
+            (Driver::Etcd, None, _) => c.error(
+                codes::SPEC_INVALID_VALUE,
+                &d.driver,
+                "an etcd datastore needs tls with ca and client".into(),
+                Some("add `tls: { ca: {...}, client: {...} }`; Kamaji's DataStore CEL rules require both".into()),
+            ),
+            (_, None, None) => c.error(
+                codes::SPEC_INVALID_VALUE,
+                &d.driver,
+                format!("a {:?} datastore needs tls or basicAuth", d.driver.value),
+                Some("add `basicAuth: { secret: <name>, namespace: <ns> }` or `tls: {...}`".into()),
+            ),
+            _ => {}
+        }
+        let (Some(name), Some(basic_auth), Some(tls)) =
+            (name, present_and_valid(basic_auth), present_and_valid(tls))
+        else {
+            continue;
+        };
+        if endpoints.len() == d.endpoints.value.len()
+            && unique.insert(name.as_str(), c.location(&d.name), c.diagnostics)
+        {
+            out.push(DataStore {
+                name,
+                driver: d.driver.value,
+                endpoints,
+                basic_auth,
+                tls,
+            });
+        }
+    }
+    out
+}
+
+/// An optional part that was checked: `None` if it was written and failed,
+/// `Some(None)` if it was not written.
+fn present_and_valid<T>(part: Option<Option<T>>) -> Option<Option<T>> {
+    match part {
+        None => Some(None),
+        Some(checked) => checked.map(Some),
+    }
+}
+
+/// A bare `host:port` endpoint, as Kamaji wants it (no scheme).
+fn endpoint(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
+    let text = &value.value;
+    let port_ok = text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if text.contains("://")
+        || !port_ok
+        || text.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        c.error(
+            codes::SPEC_INVALID_VALUE,
+            value,
+            format!("datastore endpoint {text:?} is not host:port"),
+            Some(
+                "write a bare host and port without a scheme, e.g. pg-rw.kmetal-cnpg.svc:5432"
+                    .into(),
+            ),
+        );
+        return None;
+    }
+    Some(text.clone())
+}
+
+fn tls_secret(c: &mut FileChecker<'_>, raw: &RawTlsSecret, with_key: bool) -> Option<TlsSecret> {
+    let keys = raw.keys.as_ref();
+    let certificate_key = keys
+        .and_then(|k| k.certificate.as_ref())
+        .map_or("tls.crt".into(), |k| k.value.clone());
+    let private_key = keys
+        .and_then(|k| k.private_key.as_ref())
+        .map(|k| k.value.clone());
+    Some(TlsSecret {
+        secret: c.subdomain(&raw.secret, "secret name")?,
+        namespace: c.label(&raw.namespace, "secret namespace")?,
+        certificate_key,
+        private_key_key: if with_key {
+            Some(private_key.unwrap_or_else(|| "tls.key".into()))
+        } else {
+            private_key
+        },
+    })
+}
+
+fn check_issuers(c: &mut FileChecker<'_>, raw: &[RawIssuer]) -> Vec<Issuer> {
+    let mut unique = UniqueNames::new("ClusterIssuer", "in this site");
+    let mut out = Vec::new();
+    for i in raw {
+        let name = c.subdomain(&i.name, "ClusterIssuer name");
+        let server = &i.acme.server;
+        if !server.value.starts_with("https://")
+            || server.value.chars().any(|ch| ch.is_whitespace())
+        {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                server,
+                format!("ACME server {:?} is not an https:// URL", server.value),
+                Some("e.g. https://acme-v02.api.letsencrypt.org/directory".into()),
+            );
+            continue;
+        }
+        if let Some(email) = &i.acme.email {
+            let ok = email
+                .value
+                .split_once('@')
+                .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
+            if !ok
+                || email
+                    .value
+                    .chars()
+                    .any(|ch| ch.is_whitespace() || ch.is_control())
+            {
+                c.error(
+                    codes::SPEC_INVALID_VALUE,
+                    email,
+                    format!("{:?} is not an email address", email.value),
+                    None,
+                );
+                continue;
+            }
+        }
+        let class = c.subdomain(&i.acme.http01_ingress_class, "ingress class");
+        let (Some(name), Some(class)) = (name, class) else {
+            continue;
+        };
+        if unique.insert(name.as_str(), c.location(&i.name), c.diagnostics) {
+            let account_key_secret = Subdomain::parse(&format!("{name}-account-key"));
+            let Ok(account_key_secret) = account_key_secret else {
+                c.error(
+                    codes::SPEC_INVALID_NAME,
+                    &i.name,
+                    "the issuer name is too long to derive <name>-account-key".into(),
+                    None,
+                );
+                continue;
+            };
+            out.push(Issuer {
+                name,
+                email: i.acme.email.as_ref().map(|e| e.value.clone()),
+                server: server.value.clone(),
+                ingress_class_name: class.to_string(),
+                account_key_secret,
+            });
+        }
+    }
+    out
+}
+
+fn check_certificates(
+    c: &mut FileChecker<'_>,
+    raw: &[RawCertificate],
+    issuers: &[&str],
+) -> Vec<Certificate> {
+    let mut unique = UniqueNames::new("Certificate", "in one namespace");
+    let mut out = Vec::new();
+    for cert in raw {
+        let name = c.subdomain(&cert.name, "Certificate name");
+        let namespace = c.label(&cert.namespace, "Certificate namespace");
+        let known_issuer = c.reference(&cert.issuer, "ClusterIssuer", issuers.iter().copied());
+        let secret_name = match &cert.secret_name {
+            Some(s) => c.subdomain(s, "secretName"),
+            None => name.clone(),
+        };
+        let dns_names: Vec<String> = cert
+            .dns_names
+            .value
+            .iter()
+            .filter_map(|d| dns_name(c, d))
+            .collect();
+        if cert.dns_names.value.is_empty() {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                &cert.dns_names,
+                "a Certificate needs at least one DNS name".into(),
+                None,
+            );
+        }
+        let (Some(name), Some(namespace), Some(secret_name), true) = (
+            name,
+            namespace,
+            secret_name,
+            known_issuer && dns_names.len() == cert.dns_names.value.len(),
+        ) else {
+            continue;
+        };
+        let key = format!("{namespace}/{name}");
+        if unique.insert(&key, c.location(&cert.name), c.diagnostics) {
+            let issuer =
+                Subdomain::parse(&cert.issuer.value).expect("a known issuer name was checked");
+            out.push(Certificate {
+                name,
+                namespace,
+                dns_names,
+                issuer,
+                secret_name,
+            });
+        }
+    }
+    out
+}
+
+/// A DNS name, optionally with a leading `*.` wildcard.
+pub fn dns_name(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
+    let bare = value.value.strip_prefix("*.").unwrap_or(&value.value);
+    match Subdomain::parse(bare) {
+        Ok(_) => Some(value.value.clone()),
+        Err(problem) => {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                value,
+                format!("DNS name: {problem}"),
+                Some(
+                    "write a lowercase name such as api.example.com, optionally starting with `*.`"
+                        .into(),
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn check_flux(c: &mut FileChecker<'_>, raw: &RawFlux, output: &str) -> Option<Flux> {
+    let namespace = match &raw.namespace {
+        Some(ns) => c.label(ns, "Flux namespace"),
+        None => Some(label("kmetal-flux")),
+    };
+    let kinds = [
+        "GitRepository",
+        "OCIRepository",
+        "Bucket",
+        "ExternalArtifact",
+    ];
+    let kind_ok = c.reference(&raw.source_ref.kind, "Flux source kind", kinds);
+    let name = c.subdomain(&raw.source_ref.name, "Flux source name");
+    let source_namespace = match &raw.source_ref.namespace {
+        Some(ns) => Some(c.label(ns, "Flux source namespace")?),
+        None => None,
+    };
+    let path = match &raw.path {
+        Some(p) => {
+            let bad = p.value.is_empty()
+                || p.value.split('/').any(|seg| seg == "..")
+                || p.value.chars().any(|ch| ch.is_control());
+            if bad {
+                c.error(
+                    codes::SPEC_INVALID_VALUE,
+                    p,
+                    format!("Flux path {:?} is not a path in the repository", p.value),
+                    Some("write a path such as ./deploy".into()),
+                );
+                return None;
+            }
+            p.value.trim_end_matches('/').to_string()
+        }
+        None => format!("./{output}"),
+    };
+    let interval = match &raw.interval {
+        Some(i) if !is_duration(&i.value) => {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                i,
+                format!("interval {:?} is not a duration", i.value),
+                Some("write e.g. 10m, 1h or 30s".into()),
+            );
+            return None;
+        }
+        Some(i) => i.value.clone(),
+        None => "10m".into(),
+    };
+    kind_ok.then_some(())?;
+    Some(Flux {
+        namespace: namespace?,
+        source_ref: SourceRef {
+            kind: raw.source_ref.kind.value.clone(),
+            name: name?,
+            namespace: source_namespace,
+        },
+        path: if path.is_empty() { ".".into() } else { path },
+        interval,
+        prune: raw.prune.unwrap_or(true),
+    })
+}
+
+/// A Go duration as Flux accepts it: `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`.
+fn is_duration(s: &str) -> bool {
+    let mut rest = s;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|ch: char| !ch.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        if let Some(fraction) = rest.strip_prefix('.') {
+            let n = fraction
+                .find(|ch: char| !ch.is_ascii_digit())
+                .unwrap_or(fraction.len());
+            if n == 0 {
+                return false;
+            }
+            rest = &fraction[n..];
+        }
+        let Some(unit) = DURATION_UNITS.iter().find(|u| rest.starts_with(**u)) else {
+            return false;
+        };
+        rest = &rest[unit.len()..];
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_duration;
+
+    #[test]
+    fn durations() {
+        for ok in ["10m", "1h30m", "1.5h", "500ms", "30s"] {
+            assert!(is_duration(ok), "{ok}");
+        }
+        for bad in ["", "10", "m", "1.h", "10d", "10m ", "-1m"] {
+            assert!(!is_duration(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! `RawTenant`s → [`Tenant`]s: names, uniqueness, references to the site and
+//! the stack, with the site's defaults applied.
+
+use super::checker::{FileChecker, UniqueNames, unknown_reference};
+use super::model::*;
+use super::names::Subdomain;
+use super::raw::*;
+use super::site::dns_name;
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::network;
+use crate::stack::{Stack, Stacks};
+
+/// A tenant file as read: its path and its raw content.
+pub struct TenantSource {
+    pub file: String,
+    pub raw: RawTenant,
+}
+
+/// Check every tenant; tenants with errors are left out (their errors are in `diagnostics`).
+pub fn check_tenants(
+    sources: &[TenantSource],
+    site: &Site,
+    stacks: &Stacks,
+    diagnostics: &mut Diagnostics,
+) -> Vec<Tenant> {
+    let mut names = UniqueNames::new("tenant name", "in this repository");
+    let mut namespaces = UniqueNames::new("namespace", "by two tenants");
+    let mut tenants = Vec::new();
+    for source in sources {
+        let mut c = FileChecker {
+            file: &source.file,
+            diagnostics,
+        };
+        let Some(tenant) = check_tenant(&mut c, &source.raw, site, stacks) else {
+            continue;
+        };
+        let name_ok = names.insert(
+            tenant.name.as_str(),
+            tenant.name_location.clone(),
+            diagnostics,
+        );
+        let namespace_location = source.raw.namespace.as_ref().map_or_else(
+            || tenant.name_location.clone(),
+            |n| crate::yaml::location_of(&source.file, n),
+        );
+        let namespace_ok =
+            namespaces.insert(tenant.namespace.as_str(), namespace_location, diagnostics);
+        if name_ok && namespace_ok {
+            tenants.push(tenant);
+        }
+    }
+    tenants.sort_by(|a, b| a.name.cmp(&b.name));
+    tenants
+}
+
+fn check_tenant(
+    c: &mut FileChecker<'_>,
+    raw: &RawTenant,
+    site: &Site,
+    stacks: &Stacks,
+) -> Option<Tenant> {
+    let before = c.diagnostics.len();
+    c.header(&raw.api_version, &raw.kind, "Tenant");
+    let name = c.label(&raw.name, "tenant name")?;
+    let name_location = c.location(&raw.name);
+    let namespace = match &raw.namespace {
+        Some(ns) => c.label(ns, "namespace"),
+        None => c.label(
+            &relabel(&raw.name, format!("tenant-{}", raw.name.value)),
+            "namespace (tenant-<name>)",
+        ),
+    };
+    let d = &site.defaults;
+    let stack_name = choose(
+        c,
+        raw.stack.as_ref(),
+        Some(&d.stack),
+        "stack",
+        &name_location,
+        stacks.tenant.keys().map(String::as_str).collect(),
+    );
+    let stack = stack_name.as_ref().and_then(|s| stacks.tenant.get(s));
+    let (kubernetes_version, machine_size) = match stack {
+        Some(stack) => (
+            choose(
+                c,
+                raw.kubernetes_version.as_ref(),
+                d.kubernetes_version.as_ref(),
+                "Kubernetes version",
+                &name_location,
+                strs(&stack.kubernetes_versions),
+            ),
+            choose(
+                c,
+                raw.machine_size.as_ref(),
+                Some(&d.machine_size),
+                "machine size",
+                &name_location,
+                strs(&stack.machine_sizes),
+            ),
+        ),
+        None => (None, None),
+    };
+    let bootstrap_server = match &raw.bootstrap_server {
+        Some(b) => c.host(b, "bootstrap server"),
+        None if d.bootstrap_server.is_some() => d.bootstrap_server.clone(),
+        None => {
+            c.diagnostics.push(
+                Diagnostic::error(
+                    codes::SPEC_INVALID_VALUE,
+                    "no bootstrap server for this tenant's workers",
+                )
+                .at(name_location.clone())
+                .help("set bootstrapServer here or in kmetal.yaml"),
+            );
+            None
+        }
+    };
+    let cp = raw.control_plane.as_ref();
+    let replicas = match cp.and_then(|cp| cp.replicas.as_ref()) {
+        Some(r) if r.value == 0 => {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                r,
+                "controlPlane.replicas must be at least 1".into(),
+                None,
+            );
+            None
+        }
+        Some(r) => Some(r.value),
+        None => Some(d.replicas),
+    };
+    let vip = match cp.and_then(|cp| cp.vip.as_ref()) {
+        Some(v) => Some(Some((c.ip(v, "controlPlane.vip")?, c.location(v)))),
+        None => Some(None),
+    };
+    let pool = match cp.and_then(|cp| cp.pool.as_ref()) {
+        Some(p) => {
+            let known = c.reference(p, "pool", site.pools.iter().map(|p| p.name.as_str()));
+            known.then(|| {
+                site.pools
+                    .iter()
+                    .find(|q| q.name.as_str() == p.value)
+                    .map(|q| (q.name.clone(), c.location(p)))
+            })
+        }
+        None => Some(None),
+    };
+    let cert_sans = cp
+        .map_or(&[][..], |cp| &cp.cert_sans)
+        .iter()
+        .filter_map(|s| cert_san(c, s))
+        .collect::<Vec<_>>();
+    let data_store = match cp.and_then(|cp| cp.data_store.as_ref()) {
+        Some(ds) => data_store(c, ds, site),
+        None => Subdomain::parse(&d.data_store.value).ok(),
+    };
+    let network = raw.network.as_ref();
+    let pods = network
+        .and_then(|n| n.pods.as_ref())
+        .map_or(Some(d.pods), |p| c.cidr(p, "pod network"));
+    let services = network
+        .and_then(|n| n.services.as_ref())
+        .map_or(Some(d.services), |s| c.cidr(s, "service network"));
+    let subnet = match network.and_then(|n| n.subnet.as_ref()) {
+        Some(s) => c.subdomain(s, "subnet"),
+        None => c.subdomain(
+            &relabel(&raw.name, format!("tenant-{}", raw.name.value)),
+            "subnet (tenant-<name>)",
+        ),
+    };
+    let workers = stack.map(|stack| check_workers(c, &raw.workers, stack));
+    if c.diagnostics.len() > before {
+        return None;
+    }
+    Some(Tenant {
+        file: c.file.to_string(),
+        name,
+        name_location,
+        namespace: namespace?,
+        stack: crate::spec::names::Label::parse(&stack_name?).ok()?,
+        kubernetes_version: kubernetes_version?,
+        machine_size: machine_size?,
+        bootstrap_server: bootstrap_server?,
+        replicas: replicas?,
+        vip: vip?,
+        pool: pool?,
+        cert_sans,
+        data_store: data_store?,
+        pods: pods?,
+        services: services?,
+        subnet: subnet?,
+        workers: workers?,
+    })
+}
+
+fn strs(values: &[String]) -> Vec<&str> {
+    values.iter().map(String::as_str).collect()
+}
+
+/// A derived value, placed where the value it was derived from was written.
+fn relabel(at: &S<String>, value: String) -> S<String> {
+    S {
+        value,
+        referenced: at.referenced,
+        defined: at.defined,
+    }
+}
+
+/// The tenant's own value, else the site's default; either must be one of `valid`.
+/// An inherited value that is not valid is reported at the site's default.
+fn choose(
+    c: &mut FileChecker<'_>,
+    own: Option<&S<String>>,
+    default: Option<&Defaulted<String>>,
+    what: &str,
+    tenant: &SourceLocation,
+    valid: Vec<&str>,
+) -> Option<String> {
+    if let Some(own) = own {
+        return c.reference(own, what, valid).then(|| own.value.clone());
+    }
+    let Some(default) = default else {
+        c.diagnostics.push(
+            Diagnostic::error(
+                codes::SPEC_INVALID_VALUE,
+                format!("no {what} for this tenant"),
+            )
+            .at(tenant.clone())
+            .help(format!(
+                "set it here, or as a default in kmetal.yaml; valid values: {}",
+                valid.join(", ")
+            )),
+        );
+        return None;
+    };
+    if valid.contains(&default.value.as_str()) {
+        return Some(default.value.clone());
+    }
+    let diagnostic = unknown_reference(&default.value, what, &valid);
+    let diagnostic = match &default.location {
+        Some(site) => Diagnostic {
+            message: format!("{} (site default)", diagnostic.message),
+            ..diagnostic
+        }
+        .at(site.clone()),
+        None => Diagnostic {
+            message: format!("{} (built-in default)", diagnostic.message),
+            help: Some(format!(
+                "set {what} here or in kmetal.yaml's defaults; valid values: {}",
+                valid.join(", ")
+            )),
+            ..diagnostic
+        }
+        .at(tenant.clone()),
+    };
+    c.diagnostics.push(diagnostic);
+    None
+}
+
+fn data_store(c: &mut FileChecker<'_>, value: &S<String>, site: &Site) -> Option<Subdomain> {
+    let valid = std::iter::once("default").chain(site.data_stores.iter().map(|d| d.name.as_str()));
+    c.reference(value, "datastore", valid)
+        .then(|| Subdomain::parse(&value.value).ok())
+        .flatten()
+}
+
+/// A certSAN: a DNS name (optionally `*.`) or an IP address.
+fn cert_san(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
+    match network::parse_ip(&value.value) {
+        Ok(ip) => Some(ip.to_string()),
+        Err(_) => dns_name(c, value),
+    }
+}
+
+fn check_workers(c: &mut FileChecker<'_>, raw: &[RawWorker], stack: &Stack) -> Vec<Worker> {
+    let mut unique = UniqueNames::new("worker pool name", "in this tenant");
+    let mut workers = Vec::new();
+    for w in raw {
+        let name = c.label(&w.name, "worker pool name");
+        let class = match &w.class {
+            Some(class) => c
+                .reference(class, "worker class", strs(&stack.worker_classes))
+                .then(|| class.value.clone()),
+            None => Some("default-worker".to_string()),
+        };
+        let machine_size = match &w.machine_size {
+            Some(size) => c
+                .reference(size, "machine size", strs(&stack.machine_sizes))
+                .then(|| Some(size.value.clone())),
+            None => Some(None),
+        };
+        let (Some(name), Some(class), Some(machine_size)) = (name, class, machine_size) else {
+            continue;
+        };
+        if w.class.is_none() && !stack.worker_classes.contains(&class) {
+            c.error(
+                codes::SPEC_UNKNOWN_REFERENCE,
+                &w.name,
+                format!(
+                    "stack {} has no worker class \"default-worker\"",
+                    stack.name
+                ),
+                Some(format!(
+                    "set class to one of: {}",
+                    stack.worker_classes.join(", ")
+                )),
+            );
+            continue;
+        }
+        if unique.insert(name.as_str(), c.location(&w.name), c.diagnostics) {
+            workers.push(Worker {
+                name,
+                class,
+                replicas: w.replicas.as_ref().map(|r| r.value),
+                machine_size,
+            });
+        }
+    }
+    workers
+}

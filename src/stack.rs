@@ -1,0 +1,393 @@
+//! Template sets: the built-in `stacks/` (embedded) plus the user's `stacks/`
+//! → checked [`Stacks`].
+//!
+//! A tenant stack is a directory with `stack.yaml` (what it supports) and
+//! `templates/*.yaml.j2` (one object each, written as `<stem>.yaml` in the
+//! tenant's output directory). The directory `platform/` holds the site-wide
+//! templates. A user's stack replaces the built-in stack of the same name as a
+//! whole; a user's `platform/<file>` replaces that one built-in template.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::spec::checker::{FileChecker, UniqueNames};
+use crate::spec::names::{Label, Subdomain};
+use crate::spec::raw::S;
+use crate::yaml;
+
+/// The site-wide template set's directory name (reserved: no tenant stack may use it).
+pub const PLATFORM: &str = "platform";
+/// The templates every platform set has, each rendered once per object of its kind.
+pub const PLATFORM_TEMPLATES: &[&str] = &[
+    "certificate.yaml.j2",
+    "clusterissuer.yaml.j2",
+    "datastore.yaml.j2",
+    "flux-platform.yaml.j2",
+    "flux-tenant.yaml.j2",
+    "ipaddresspool.yaml.j2",
+    "l2advertisement.yaml.j2",
+];
+const TEMPLATE_SUFFIX: &str = ".yaml.j2";
+
+/// A template's text and where it came from.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// Name in the template environment and in messages: `stacks/<stack>/…`,
+    /// with ` (built-in)` appended for embedded ones.
+    pub name: String,
+    pub source: String,
+}
+
+/// The ClusterClass a stack's clusters use.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterClassRef {
+    pub name: Subdomain,
+    pub namespace: Label,
+}
+
+/// A checked tenant stack.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    pub name: Label,
+    pub cluster_class: ClusterClassRef,
+    pub kubernetes_versions: Vec<String>,
+    pub machine_sizes: Vec<String>,
+    pub worker_classes: Vec<String>,
+    /// Output file stem (`cluster`) → template, sorted by stem.
+    pub templates: BTreeMap<Label, Template>,
+}
+
+/// Every stack and the platform templates.
+#[derive(Clone, Debug)]
+pub struct Stacks {
+    pub tenant: BTreeMap<String, Stack>,
+    /// File name (`datastore.yaml.j2`) → template.
+    pub platform: BTreeMap<String, Template>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawStack {
+    api_version: S<String>,
+    kind: S<String>,
+    name: S<String>,
+    cluster_class: RawClusterClass,
+    kubernetes_versions: S<Vec<S<String>>>,
+    machine_sizes: S<Vec<S<String>>>,
+    worker_classes: S<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawClusterClass {
+    name: S<String>,
+    namespace: S<String>,
+}
+
+/// Files of one origin: path relative to the stacks dir (with `/`) → text.
+type Files = BTreeMap<String, String>;
+
+fn builtin_files() -> Files {
+    crate::embedded::stack_files()
+        .into_iter()
+        .map(|(path, text)| (path, text.to_string()))
+        .collect()
+}
+
+fn user_files(stacks_dir: &Path, diagnostics: &mut Diagnostics) -> Files {
+    let mut files = Files::new();
+    if !stacks_dir.is_dir() {
+        return files;
+    }
+    for entry in walkdir::WalkDir::new(stacks_dir).sort_by_file_name() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                diagnostics.push(Diagnostic::error(
+                    codes::IO,
+                    format!("cannot read stacks/: {error}"),
+                ));
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry
+            .path()
+            .strip_prefix(stacks_dir)
+            .expect("walkdir yields paths below its root")
+            .to_string_lossy()
+            .replace('\\', "/");
+        match std::fs::read_to_string(entry.path()) {
+            Ok(text) => {
+                files.insert(relative, text);
+            }
+            Err(error) => diagnostics.push(
+                Diagnostic::error(codes::IO, format!("cannot read this file: {error}"))
+                    .at(SourceLocation::file(format!("stacks/{relative}"))),
+            ),
+        }
+    }
+    files
+}
+
+/// Load the built-in stacks and the user's `stacks_dir` (if it exists).
+pub fn load(stacks_dir: &Path, diagnostics: &mut Diagnostics) -> Stacks {
+    let builtin = builtin_files();
+    let user = user_files(stacks_dir, diagnostics);
+    let top = |path: &str| path.split('/').next().unwrap_or_default().to_string();
+    let user_stacks: std::collections::BTreeSet<String> = user.keys().map(|p| top(p)).collect();
+
+    let mut stacks = Stacks {
+        tenant: BTreeMap::new(),
+        platform: BTreeMap::new(),
+    };
+    // Group files by stack directory, user directories replacing built-in ones,
+    // except `platform/`, which is replaced file by file.
+    let mut groups: BTreeMap<String, Files> = BTreeMap::new();
+    for (origin, files) in [("builtin", &builtin), ("user", &user)] {
+        for (path, text) in files {
+            let dir = top(path);
+            let from_user = origin == "user";
+            if dir != PLATFORM && !from_user && user_stacks.contains(&dir) {
+                continue;
+            }
+            let name = if from_user {
+                format!("stacks/{path}")
+            } else {
+                format!("stacks/{path} (built-in)")
+            };
+            if dir == PLATFORM {
+                let file = path.trim_start_matches("platform/").to_string();
+                stacks.platform.insert(
+                    file,
+                    Template {
+                        name,
+                        source: text.clone(),
+                    },
+                );
+            } else {
+                groups
+                    .entry(dir)
+                    .or_default()
+                    .insert(path.clone(), text.clone());
+            }
+        }
+    }
+    for required in PLATFORM_TEMPLATES {
+        if !stacks.platform.contains_key(*required) {
+            diagnostics.push(Diagnostic::error(
+                codes::STACK_INVALID,
+                format!("the platform template set has no {required}"),
+            ));
+        }
+    }
+    for (dir, files) in groups {
+        let from_user = user_stacks.contains(&dir);
+        if let Some(stack) = check_stack(&dir, &files, from_user, diagnostics) {
+            stacks.tenant.insert(stack.name.to_string(), stack);
+        }
+    }
+    stacks
+}
+
+fn check_stack(
+    dir: &str,
+    files: &Files,
+    from_user: bool,
+    diagnostics: &mut Diagnostics,
+) -> Option<Stack> {
+    let display = |path: &str| {
+        if from_user {
+            format!("stacks/{path}")
+        } else {
+            format!("stacks/{path} (built-in)")
+        }
+    };
+    let stack_file = format!("{dir}/stack.yaml");
+    let Some(text) = files.get(&stack_file) else {
+        diagnostics.push(
+            Diagnostic::error(
+                codes::STACK_INVALID,
+                format!("stack directory {dir:?} has no stack.yaml"),
+            )
+            .at(SourceLocation::file(display(dir)))
+            .help(
+                "add stack.yaml (see stacks/kubevirt-kubeadm/stack.yaml) or remove the directory",
+            ),
+        );
+        return None;
+    };
+    let file = display(&stack_file);
+    let raw: RawStack = match yaml::parse_spec(&file, text) {
+        Ok(raw) => raw,
+        Err(diagnostic) => {
+            diagnostics.push(diagnostic);
+            return None;
+        }
+    };
+    let before = diagnostics.len();
+    let mut c = FileChecker {
+        file: &file,
+        diagnostics,
+    };
+    c.header(&raw.api_version, &raw.kind, "Stack");
+    let name = c.label(&raw.name, "stack name");
+    if raw.name.value != dir {
+        c.error(
+            codes::STACK_INVALID,
+            &raw.name,
+            format!("stack {:?} lives in directory {dir:?}", raw.name.value),
+            Some(format!("name the stack {dir:?} or rename its directory")),
+        );
+    }
+    if raw.name.value == PLATFORM {
+        c.error(
+            codes::STACK_INVALID,
+            &raw.name,
+            "the name \"platform\" is reserved for the site-wide templates".into(),
+            None,
+        );
+    }
+    let class_name = c.subdomain(&raw.cluster_class.name, "ClusterClass name");
+    let class_namespace = c.label(&raw.cluster_class.namespace, "ClusterClass namespace");
+    let kubernetes_versions = names_list(
+        &mut c,
+        &raw.kubernetes_versions,
+        "Kubernetes version",
+        check_version,
+    );
+    let machine_sizes = names_list(&mut c, &raw.machine_sizes, "machine size", |s| {
+        Label::parse(s).map(|_| ())
+    });
+    let worker_classes = names_list(&mut c, &raw.worker_classes, "worker class", |s| {
+        Subdomain::parse(s).map(|_| ())
+    });
+
+    let mut templates = BTreeMap::new();
+    let prefix = format!("{dir}/templates/");
+    for (path, source) in files {
+        let Some(file_name) = path.strip_prefix(&prefix) else {
+            continue;
+        };
+        let template_name = display(path);
+        let stem = file_name.strip_suffix(TEMPLATE_SUFFIX).map(Label::parse);
+        match stem {
+            Some(Ok(stem)) => {
+                templates.insert(stem, Template { name: template_name, source: source.clone() });
+            }
+            _ => c.diagnostics.push(
+                Diagnostic::error(
+                    codes::STACK_INVALID,
+                    format!("{file_name:?} is not a template: templates are named <name>.yaml.j2, <name> a DNS-1123 label"),
+                )
+                .at(SourceLocation::file(template_name)),
+            ),
+        }
+    }
+    if templates.is_empty() {
+        c.error(
+            codes::STACK_INVALID,
+            &raw.name,
+            format!("stack {dir:?} has no templates/*.yaml.j2"),
+            None,
+        );
+    }
+    if diagnostics.len() > before {
+        return None;
+    }
+    Some(Stack {
+        name: name?,
+        cluster_class: ClusterClassRef {
+            name: class_name?,
+            namespace: class_namespace?,
+        },
+        kubernetes_versions,
+        machine_sizes,
+        worker_classes,
+        templates,
+    })
+}
+
+/// A Kubernetes release as CAPI wants it: `v<major>.<minor>.<patch>`.
+fn check_version(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.strip_prefix('v').unwrap_or("").split('.').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+    if parts.len() == 3 && parts.iter().all(numeric) {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not a Kubernetes version like v1.34.1"))
+    }
+}
+
+fn names_list(
+    c: &mut FileChecker<'_>,
+    list: &S<Vec<S<String>>>,
+    what: &'static str,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Vec<String> {
+    let mut unique = UniqueNames::new(what, "in this stack");
+    let mut out = Vec::new();
+    for item in &list.value {
+        if let Err(problem) = check(&item.value) {
+            c.error(
+                codes::STACK_INVALID,
+                item,
+                format!("{what}: {problem}"),
+                None,
+            );
+        } else if unique.insert(&item.value, c.location(item), c.diagnostics) {
+            out.push(item.value.clone());
+        }
+    }
+    if list.value.is_empty() {
+        c.error(
+            codes::STACK_INVALID,
+            list,
+            format!("a stack lists at least one {what}"),
+            None,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_stacks_load_cleanly() {
+        let mut diagnostics = Diagnostics::new();
+        let stacks = load(Path::new("/nonexistent"), &mut diagnostics);
+        assert!(diagnostics.is_empty(), "{diagnostics}");
+        let stack = &stacks.tenant["kubevirt-kubeadm"];
+        assert!(stack.kubernetes_versions.iter().any(|v| v == "v1.34.1"));
+        assert!(
+            stack
+                .kubernetes_versions
+                .iter()
+                .any(|v| v.starts_with("v1.33."))
+        );
+        assert_eq!(stack.machine_sizes, ["small", "medium", "large"]);
+        assert_eq!(stack.worker_classes, ["default-worker"]);
+        assert_eq!(
+            stack.cluster_class.namespace.as_str(),
+            "kmetal-capi-providers"
+        );
+        for required in PLATFORM_TEMPLATES {
+            assert!(stacks.platform.contains_key(*required), "{required}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert!(check_version("v1.34.1").is_ok());
+        for bad in ["1.34.1", "v1.34", "v1.34.x", "v1..1", "v1.34.1-rc.0"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+}
