@@ -34,6 +34,8 @@ use project::Project;
 /// A successful compilation: the whole output, in memory.
 #[derive(Debug)]
 pub struct Compiled {
+    /// Every rendered object, verified, in output-path order.
+    pub documents: Vec<render::Document>,
     pub tree: OutputTree,
     /// Where the output belongs.
     pub out_dir: PathBuf,
@@ -67,13 +69,14 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             resolve::resolve(tenant, assignment, &stacks.tenant[tenant.stack.as_str()])
         })
         .collect();
-    let documents = renderer.render_all(&site, &stacks, &resolved)?;
-    let violations = verify::Schemas::embedded().verify(&documents);
-    if violations.has_errors() {
-        return Err(violations);
+    let (documents, mut diagnostics) = renderer.render_all(&site, &stacks, &resolved);
+    diagnostics.extend(verify::Schemas::embedded().verify(&documents));
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
     }
     Ok(Compiled {
         tree: OutputTree::from_documents(&documents)?,
+        documents,
         out_dir: project.out_dir(&site.output),
         tenants: tenants.len(),
     })

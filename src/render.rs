@@ -78,13 +78,14 @@ impl Renderer {
         diagnostics.into_result(Renderer { env })
     }
 
-    /// Every object of the site and its tenants, in output-path order.
+    /// Every object of the site and its tenants that rendered, in output-path
+    /// order, and the problems of those that did not.
     pub fn render_all(
         &self,
         site: &Site,
         stacks: &Stacks,
         tenants: &[ResolvedTenant],
-    ) -> Result<Vec<Document>, Diagnostics> {
+    ) -> (Vec<Document>, Diagnostics) {
         let mut diagnostics = Diagnostics::new();
         let mut documents = Vec::new();
         let site_ctx = SiteContext {
@@ -174,7 +175,7 @@ impl Renderer {
             }
         }
         documents.sort_by(|a, b| a.path.cmp(&b.path));
-        diagnostics.into_result(documents)
+        (documents, diagnostics)
     }
 
     /// Render one template and re-parse it into exactly one object.

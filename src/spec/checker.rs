@@ -186,6 +186,21 @@ pub fn unknown_reference(value: &str, what: &str, valid: &[&str]) -> Diagnostic 
     .help(help)
 }
 
+/// A site default that is not valid for a tenant's stack, reported at the default.
+pub fn site_default_error(
+    value: &str,
+    at: SourceLocation,
+    what: &str,
+    valid: &[&str],
+) -> Diagnostic {
+    let diagnostic = unknown_reference(value, what, valid);
+    Diagnostic {
+        message: format!("{} (site default)", diagnostic.message),
+        ..diagnostic
+    }
+    .at(at)
+}
+
 /// Remembers the first place each name was used and reports later uses.
 pub struct UniqueNames {
     what: &'static str,
@@ -217,7 +232,7 @@ impl UniqueNames {
                 )
                 .at(location)
                 .related(first.clone(), "first used here")
-                .help(format!("give each {} a different name", self.what)),
+                .help("rename one of them"),
             );
             return false;
         }

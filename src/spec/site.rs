@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path};
 
-use super::checker::{FileChecker, UniqueNames};
+use super::checker::{FileChecker, UniqueNames, site_default_error};
 use super::model::*;
 use super::names::{Label, Subdomain};
 use super::raw::*;
@@ -47,7 +47,16 @@ pub fn check_site(
             .map(|m| m.cluster_issuers.as_slice())
             .unwrap_or_default(),
     );
-    let issuer_names: Vec<&str> = issuers.iter().map(|i| i.name.as_str()).collect();
+    // References are checked against every declared issuer, valid or not, so
+    // that one mistake is not reported twice.
+    let issuer_names: Vec<&str> = cert_manager
+        .map(|m| {
+            m.cluster_issuers
+                .iter()
+                .map(|i| i.name.value.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
     let certificates = check_certificates(
         &mut c,
         cert_manager
@@ -123,6 +132,32 @@ fn check_defaults(c: &mut FileChecker<'_>, raw: &RawSite, stacks: &Stacks) -> Op
     if let Some(value) = &raw.stack {
         c.reference(value, "stack", stacks.tenant.keys().map(String::as_str));
     }
+    if let Some(default_stack) = stacks.tenant.get(&stack.value) {
+        let checks = [
+            (
+                d.and_then(|d| d.kubernetes_version.as_ref()),
+                "Kubernetes version",
+                &default_stack.kubernetes_versions,
+            ),
+            (
+                d.and_then(|d| d.machine_size.as_ref()),
+                "machine size",
+                &default_stack.machine_sizes,
+            ),
+        ];
+        for (value, what, valid) in checks {
+            let Some(value) = value else { continue };
+            let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
+            if !valid.contains(&value.value.as_str()) {
+                c.diagnostics.push(site_default_error(
+                    &value.value,
+                    c.location(value),
+                    what,
+                    &valid,
+                ));
+            }
+        }
+    }
     let network = d.and_then(|d| d.network.as_ref());
     let pods = match network.and_then(|n| n.pods.as_ref()) {
         Some(p) => c.cidr(p, "default pod network"),
@@ -164,6 +199,9 @@ fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
     let mut pools = Vec::new();
     for p in raw {
         let name = c.label(&p.name, "pool name");
+        let unique_name = name
+            .as_ref()
+            .is_some_and(|n| unique.insert(n.as_str(), c.location(&p.name), c.diagnostics));
         let mut blocks = Vec::new();
         for entry in &p.addresses.value {
             match AddressBlock::parse(&entry.value) {
@@ -184,13 +222,8 @@ fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
                 None,
             );
         }
-        let (Some(name), true) = (
-            name,
-            blocks.len() == p.addresses.value.len() && !blocks.is_empty(),
-        ) else {
-            continue;
-        };
-        if unique.insert(name.as_str(), c.location(&p.name), c.diagnostics) {
+        let all_valid = blocks.len() == p.addresses.value.len() && !blocks.is_empty();
+        if let (Some(name), true, true) = (name, unique_name, all_valid) {
             pools.push(Pool {
                 name,
                 location: c.location(&p.name),

@@ -1,7 +1,7 @@
 //! `RawTenant`s → [`Tenant`]s: names, uniqueness, references to the site and
 //! the stack, with the site's defaults applied.
 
-use super::checker::{FileChecker, UniqueNames, unknown_reference};
+use super::checker::{FileChecker, UniqueNames, site_default_error, unknown_reference};
 use super::model::*;
 use super::names::Subdomain;
 use super::raw::*;
@@ -9,6 +9,8 @@ use super::site::dns_name;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::network;
 use crate::stack::{Stack, Stacks};
+
+const DEFAULT_WORKER_CLASS: &str = "default-worker";
 
 /// A tenant file as read: its path and its raw content.
 pub struct TenantSource {
@@ -43,8 +45,9 @@ pub fn check_tenants(
             || tenant.name_location.clone(),
             |n| crate::yaml::location_of(&source.file, n),
         );
-        let namespace_ok =
-            namespaces.insert(tenant.namespace.as_str(), namespace_location, diagnostics);
+        // A duplicate name already explains a duplicate derived namespace.
+        let namespace_ok = name_ok
+            && namespaces.insert(tenant.namespace.as_str(), namespace_location, diagnostics);
         if name_ok && namespace_ok {
             tenants.push(tenant);
         }
@@ -237,22 +240,20 @@ fn choose(
     if valid.contains(&default.value.as_str()) {
         return Some(default.value.clone());
     }
-    let diagnostic = unknown_reference(&default.value, what, &valid);
     let diagnostic = match &default.location {
-        Some(site) => Diagnostic {
-            message: format!("{} (site default)", diagnostic.message),
-            ..diagnostic
+        Some(site) => site_default_error(&default.value, site.clone(), what, &valid),
+        None => {
+            let diagnostic = unknown_reference(&default.value, what, &valid);
+            Diagnostic {
+                message: format!("{} (built-in default)", diagnostic.message),
+                help: Some(format!(
+                    "set {what} here or in kmetal.yaml's defaults; valid values: {}",
+                    valid.join(", ")
+                )),
+                ..diagnostic
+            }
+            .at(tenant.clone())
         }
-        .at(site.clone()),
-        None => Diagnostic {
-            message: format!("{} (built-in default)", diagnostic.message),
-            help: Some(format!(
-                "set {what} here or in kmetal.yaml's defaults; valid values: {}",
-                valid.join(", ")
-            )),
-            ..diagnostic
-        }
-        .at(tenant.clone()),
     };
     c.diagnostics.push(diagnostic);
     None
@@ -278,11 +279,35 @@ fn check_workers(c: &mut FileChecker<'_>, raw: &[RawWorker], stack: &Stack) -> V
     let mut workers = Vec::new();
     for w in raw {
         let name = c.label(&w.name, "worker pool name");
+        let unique_name = name
+            .as_ref()
+            .is_some_and(|n| unique.insert(n.as_str(), c.location(&w.name), c.diagnostics));
         let class = match &w.class {
             Some(class) => c
                 .reference(class, "worker class", strs(&stack.worker_classes))
                 .then(|| class.value.clone()),
-            None => Some("default-worker".to_string()),
+            None if stack
+                .worker_classes
+                .iter()
+                .any(|w| w == DEFAULT_WORKER_CLASS) =>
+            {
+                Some(DEFAULT_WORKER_CLASS.to_string())
+            }
+            None => {
+                c.error(
+                    codes::SPEC_UNKNOWN_REFERENCE,
+                    &w.name,
+                    format!(
+                        "stack {} has no worker class {DEFAULT_WORKER_CLASS:?}",
+                        stack.name
+                    ),
+                    Some(format!(
+                        "set class to one of: {}",
+                        stack.worker_classes.join(", ")
+                    )),
+                );
+                None
+            }
         };
         let machine_size = match &w.machine_size {
             Some(size) => c
@@ -290,25 +315,9 @@ fn check_workers(c: &mut FileChecker<'_>, raw: &[RawWorker], stack: &Stack) -> V
                 .then(|| Some(size.value.clone())),
             None => Some(None),
         };
-        let (Some(name), Some(class), Some(machine_size)) = (name, class, machine_size) else {
-            continue;
-        };
-        if w.class.is_none() && !stack.worker_classes.contains(&class) {
-            c.error(
-                codes::SPEC_UNKNOWN_REFERENCE,
-                &w.name,
-                format!(
-                    "stack {} has no worker class \"default-worker\"",
-                    stack.name
-                ),
-                Some(format!(
-                    "set class to one of: {}",
-                    stack.worker_classes.join(", ")
-                )),
-            );
-            continue;
-        }
-        if unique.insert(name.as_str(), c.location(&w.name), c.diagnostics) {
+        if let (Some(name), true, Some(class), Some(machine_size)) =
+            (name, unique_name, class, machine_size)
+        {
             workers.push(Worker {
                 name,
                 class,

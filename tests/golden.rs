@@ -1,0 +1,165 @@
+//! Golden tests: every `golden/<case>/input/` is compiled and compared with
+//! `golden/<case>/expected/` (the whole output tree) or
+//! `golden/<case>/expected.stderr` (the diagnostics). `UPDATE_GOLDEN=1`
+//! rewrites the expectations; review them with `git diff golden/`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use kmetal::project::Project;
+
+fn update() -> bool {
+    std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1")
+}
+
+/// What a case produces: the output tree, or the printed diagnostics.
+enum Outcome {
+    Tree(BTreeMap<String, String>),
+    Stderr(String),
+}
+
+fn run(input: &Path) -> Outcome {
+    let project = Project::open(input, None).expect("golden input has kmetal.yaml");
+    match kmetal::compile(&project) {
+        Ok(compiled) => Outcome::Tree(compiled.tree.files().clone()),
+        Err(diagnostics) => Outcome::Stderr(format!("{diagnostics}\n")),
+    }
+}
+
+/// Compare two trees; a description of every missing, extra and changed file.
+fn compare_trees(
+    case: &str,
+    expected: &BTreeMap<String, String>,
+    actual: &BTreeMap<String, String>,
+) -> String {
+    let mut report = String::new();
+    for (path, text) in expected {
+        match actual.get(path) {
+            None => report += &format!("{case}: missing file {path}\n"),
+            Some(new) if new != text => {
+                report += &common::unified_diff(&format!("{case}/{path}"), text, new)
+            }
+            Some(_) => {}
+        }
+    }
+    for path in actual.keys().filter(|p| !expected.contains_key(*p)) {
+        report += &format!("{case}: extra file {path}\n");
+    }
+    report
+}
+
+fn bless(case_dir: &Path, outcome: &Outcome) {
+    let expected_dir = case_dir.join("expected");
+    let stderr_file = case_dir.join("expected.stderr");
+    let _ = fs::remove_dir_all(&expected_dir);
+    let _ = fs::remove_file(&stderr_file);
+    match outcome {
+        Outcome::Tree(files) => {
+            for (path, text) in files {
+                let target = expected_dir.join(path);
+                fs::create_dir_all(target.parent().unwrap()).unwrap();
+                fs::write(target, text).unwrap();
+            }
+        }
+        Outcome::Stderr(text) => fs::write(stderr_file, text).unwrap(),
+    }
+}
+
+#[test]
+fn golden_cases_match() {
+    let mut failures = String::new();
+    let cases = common::golden_cases();
+    assert!(!cases.is_empty(), "no golden cases found");
+    for case_dir in cases {
+        let case = case_dir.file_name().unwrap().to_string_lossy().to_string();
+        let outcome = run(&case_dir.join("input"));
+        if update() {
+            bless(&case_dir, &outcome);
+            continue;
+        }
+        let stderr_file = case_dir.join("expected.stderr");
+        match (&outcome, stderr_file.is_file()) {
+            (Outcome::Tree(files), false) => {
+                let expected = common::read_tree(&case_dir.join("expected"));
+                failures += &compare_trees(&case, &expected, files);
+            }
+            (Outcome::Stderr(text), true) => {
+                let expected = fs::read_to_string(&stderr_file).unwrap();
+                if &expected != text {
+                    failures +=
+                        &common::unified_diff(&format!("{case}/expected.stderr"), &expected, text);
+                }
+            }
+            (Outcome::Tree(_), true) => {
+                failures += &format!("{case}: expected diagnostics, but the build succeeded\n")
+            }
+            (Outcome::Stderr(text), false) => {
+                failures += &format!("{case}: expected an output tree, but got:\n{text}")
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden mismatches (UPDATE_GOLDEN=1 to bless):\n{failures}"
+    );
+}
+
+/// The same input laid down in another order gives the same bytes.
+#[test]
+fn output_does_not_depend_on_file_system_order() {
+    for case_dir in common::golden_cases() {
+        let input = case_dir.join("input");
+        let Outcome::Tree(first) = run(&input) else {
+            continue;
+        };
+        let copy = tempfile::tempdir().unwrap();
+        let mut files: Vec<(String, String)> = common::read_tree(&input).into_iter().collect();
+        files.reverse();
+        for (path, text) in files {
+            let target = copy.path().join(path);
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::write(target, text).unwrap();
+        }
+        let Outcome::Tree(second) = run(copy.path()) else {
+            panic!("copy of {} failed", case_dir.display())
+        };
+        assert_eq!(first, second, "{}", case_dir.display());
+    }
+}
+
+/// Every emitted file re-parses to exactly the value it was emitted from.
+#[test]
+fn emitted_files_round_trip() {
+    for case_dir in common::golden_cases() {
+        let project = Project::open(&case_dir.join("input"), None).unwrap();
+        let Ok(compiled) = kmetal::compile(&project) else {
+            continue;
+        };
+        for document in &compiled.documents {
+            let text = &compiled.tree.files()[&document.path];
+            let back = kmetal::yaml::parse_values(text).unwrap();
+            assert_eq!(
+                back,
+                vec![document.value.clone()],
+                "{}: {}",
+                case_dir.display(),
+                document.path
+            );
+        }
+    }
+}
+
+/// The bundled examples build cleanly.
+#[test]
+fn examples_compile() {
+    for entry in fs::read_dir(common::root().join("examples")).unwrap() {
+        let dir = entry.unwrap().path();
+        let project = Project::open(&dir, None).unwrap();
+        if let Err(diagnostics) = kmetal::compile(&project) {
+            panic!("{}:\n{diagnostics}", dir.display());
+        }
+    }
+}
