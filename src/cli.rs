@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Compile tenant specs into a Flux-ready tree of Kubernetes manifests.
 #[derive(Debug, Parser)]
@@ -18,8 +18,22 @@ pub struct Cli {
     )]
     pub dir: PathBuf,
 
+    /// How problems are printed (on stderr).
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Snippets and fixes, coloured on a terminal unless NO_COLOR is set.
+    Human,
+    /// One JSON object per problem, one per line.
+    Json,
+    /// GitHub Actions workflow annotations.
+    Github,
 }
 
 #[derive(Debug, Subcommand)]

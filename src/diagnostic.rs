@@ -5,12 +5,15 @@
 //! names the input file and position the user must change, never a location in
 //! generated output alone.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Stable diagnostic codes. Scripts match on these; never reuse or rename one.
 pub mod codes {
     pub const IO: &str = "kmetal::io";
     pub const PROJECT_NOT_FOUND: &str = "kmetal::project::not-found";
+    pub const PROJECT_NOT_A_FILE: &str = "kmetal::project::not-a-file";
     pub const YAML_SYNTAX: &str = "kmetal::yaml::syntax";
     pub const SPEC_SCHEMA: &str = "kmetal::spec::schema";
     pub const SPEC_API_VERSION: &str = "kmetal::spec::api-version";
@@ -30,6 +33,7 @@ pub mod codes {
     pub const ALL: &[&str] = &[
         IO,
         PROJECT_NOT_FOUND,
+        PROJECT_NOT_A_FILE,
         YAML_SYNTAX,
         SPEC_SCHEMA,
         SPEC_API_VERSION,
@@ -45,6 +49,29 @@ pub mod codes {
         OUTPUT_SCHEMA,
         OUTPUT_CONFLICT,
     ];
+}
+
+/// Help for a name that is not one of `valid`: the closest one when it is
+/// close (edit distance), else the list when it is short.
+pub fn did_you_mean(value: &str, what: &str, valid: &[&str]) -> String {
+    let closest = valid
+        .iter()
+        .map(|v| (strsim::levenshtein(value, v), *v))
+        .filter(|(distance, v)| *distance <= 2.max(v.len() / 3))
+        .min();
+    match (closest, valid.len()) {
+        (Some((_, v)), _) => format!("did you mean {v:?}?"),
+        (None, 0) => format!("there is no {what} to refer to yet"),
+        (None, n) if n <= 8 => format!(
+            "valid values: {}",
+            valid
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, n) => format!("there are {n} valid values; none is close"),
+    }
 }
 
 /// How bad a diagnostic is. Only errors make a run fail.
@@ -154,13 +181,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The problems of one run, in the order they are reported.
+/// The problems of one run, and the text of the files they point into (for snippets).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Diagnostics(Vec<Diagnostic>);
+pub struct Diagnostics(Vec<Diagnostic>, BTreeMap<String, Arc<str>>);
 
 impl Diagnostics {
     pub fn new() -> Self {
-        Diagnostics(Vec::new())
+        Diagnostics::default()
+    }
+
+    /// Remember the text of `file`, so that reports can show snippets of it.
+    pub fn add_source(&mut self, file: impl Into<String>, text: Arc<str>) {
+        self.1.insert(file.into(), text);
+    }
+
+    /// The text of `file`, if it was added.
+    pub fn source(&self, file: &str) -> Option<&Arc<str>> {
+        self.1.get(file)
     }
 
     pub fn push(&mut self, diagnostic: Diagnostic) {
@@ -169,6 +206,7 @@ impl Diagnostics {
 
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
+        self.1.extend(other.1);
     }
 
     pub fn has_errors(&self) -> bool {
@@ -206,22 +244,20 @@ impl Diagnostics {
 
 impl From<Diagnostic> for Diagnostics {
     fn from(diagnostic: Diagnostic) -> Self {
-        Diagnostics(vec![diagnostic])
+        Diagnostics(vec![diagnostic], BTreeMap::new())
     }
 }
 
-impl fmt::Display for Diagnostics {
-    /// One block per diagnostic, sorted, then a summary line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sorted = self.clone().into_sorted();
-        for diagnostic in &sorted {
-            writeln!(f, "{diagnostic}")?;
-        }
-        let errors = sorted
+impl Diagnostics {
+    /// `error: 14 problems in 8 files`.
+    pub fn summary(&self) -> String {
+        let errors = self
+            .0
             .iter()
             .filter(|d| d.severity == Severity::Error)
             .count();
-        let mut files: Vec<&str> = sorted
+        let mut files: Vec<&str> = self
+            .0
             .iter()
             .filter_map(|d| d.location.as_ref().map(|l| l.file.as_str()))
             .collect();
@@ -234,12 +270,21 @@ impl fmt::Display for Diagnostics {
                 format!("{n} {word}s")
             }
         };
-        write!(
-            f,
+        format!(
             "error: {} in {}",
             plural(errors, "problem"),
             plural(files.len(), "file")
         )
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    /// One plain block per diagnostic, sorted, then the summary line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for diagnostic in self.clone().into_sorted() {
+            writeln!(f, "{diagnostic}")?;
+        }
+        write!(f, "{}", self.summary())
     }
 }
 

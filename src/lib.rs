@@ -19,6 +19,7 @@ pub mod network;
 pub mod output;
 pub mod project;
 pub mod render;
+pub mod report;
 pub mod resolve;
 pub mod spec;
 pub mod stack;
@@ -71,11 +72,12 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         .collect();
     let (documents, mut diagnostics) = renderer.render_all(&site, &stacks, &resolved);
     diagnostics.extend(verify::Schemas::embedded().verify(&documents));
-    if diagnostics.has_errors() {
+    let tree = OutputTree::from_documents(&documents).map_err(|d| diagnostics.extend(d));
+    let (Ok(tree), false) = (tree, diagnostics.has_errors()) else {
         return Err(diagnostics);
-    }
+    };
     Ok(Compiled {
-        tree: OutputTree::from_documents(&documents)?,
+        tree,
         documents,
         out_dir: project.out_dir(&site.output),
         tenants: tenants.len(),

@@ -3,14 +3,28 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use kmetal::diagnostic::{Diagnostics, codes};
 use kmetal::project::Project;
+use kmetal::report::{self, Format};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let format = match cli.format {
+        cli::OutputFormat::Human => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            Format::Human {
+                color: std::io::stderr().is_terminal() && !no_color,
+                width: 100,
+            }
+        }
+        cli::OutputFormat::Json => Format::Json,
+        cli::OutputFormat::Github => Format::Github,
+    };
+    let fail = |diagnostics: &Diagnostics| fail(diagnostics, format);
     let out = match &cli.command {
         cli::Command::Build { out } => out.clone(),
         cli::Command::Validate => None,
@@ -49,8 +63,8 @@ fn main() -> ExitCode {
 }
 
 /// Print the diagnostics; exit 2 when kmetal could not run, else 1.
-fn fail(diagnostics: &Diagnostics) -> ExitCode {
-    eprintln!("{diagnostics}");
+fn fail(diagnostics: &Diagnostics, format: Format) -> ExitCode {
+    eprint!("{}", report::render(diagnostics, format));
     let could_not_run = diagnostics
         .iter()
         .any(|d| d.code == codes::IO || d.code == codes::PROJECT_NOT_FOUND);

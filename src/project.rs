@@ -23,7 +23,7 @@ impl Project {
         if !dir.join(SITE_FILE).is_file() {
             return Err(Diagnostic::error(
                 codes::PROJECT_NOT_FOUND,
-                format!("{} has no {SITE_FILE}", dir.display()),
+                format!("no {SITE_FILE} in {}", dir.display()),
             )
             .help("run kmetal in a kmetal repository, or point at one with -C DIR"));
         }
@@ -74,15 +74,21 @@ impl Project {
             let file = self.relative(entry.path());
             if entry.path_is_symlink() {
                 diagnostics.push(
-                    Diagnostic::error(codes::IO, "tenant files may not be symlinks")
-                        .at(SourceLocation::file(file))
-                        .help("replace the link with the file itself"),
+                    Diagnostic::error(
+                        codes::PROJECT_NOT_A_FILE,
+                        "tenant files may not be symlinks",
+                    )
+                    .at(SourceLocation::file(file))
+                    .help("replace the link with the file itself"),
                 );
             } else if entry.file_type().is_dir() {
                 diagnostics.push(
-                    Diagnostic::error(codes::IO, "a directory is named like a tenant file")
-                        .at(SourceLocation::file(file))
-                        .help("rename the directory so that it does not end in .yaml or .yml"),
+                    Diagnostic::error(
+                        codes::PROJECT_NOT_A_FILE,
+                        "a directory is named like a tenant file",
+                    )
+                    .at(SourceLocation::file(file))
+                    .help("rename the directory so that it does not end in .yaml or .yml"),
                 );
             } else {
                 files.push(file);

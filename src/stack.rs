@@ -149,28 +149,16 @@ pub fn load(stacks_dir: &Path, diagnostics: &mut Diagnostics) -> Stacks {
     // Group files by stack directory, user directories replacing built-in ones,
     // except `platform/`, which is replaced file by file.
     let mut groups: BTreeMap<String, Files> = BTreeMap::new();
-    for (origin, files) in [("builtin", &builtin), ("user", &user)] {
+    for (from_user, files) in [(false, &builtin), (true, &user)] {
         for (path, text) in files {
+            let name = shown_name(path, from_user);
+            diagnostics.add_source(name.clone(), std::sync::Arc::from(text.as_str()));
             let dir = top(path);
-            let from_user = origin == "user";
-            if dir != PLATFORM && !from_user && user_stacks.contains(&dir) {
-                continue;
-            }
-            let name = if from_user {
-                format!("stacks/{path}")
-            } else {
-                format!("stacks/{path} (built-in)")
-            };
             if dir == PLATFORM {
                 let file = path.trim_start_matches("platform/").to_string();
-                stacks.platform.insert(
-                    file,
-                    Template {
-                        name,
-                        source: text.clone(),
-                    },
-                );
-            } else {
+                let source = text.clone();
+                stacks.platform.insert(file, Template { name, source });
+            } else if from_user || !user_stacks.contains(&dir) {
                 groups
                     .entry(dir)
                     .or_default()
@@ -201,13 +189,7 @@ fn check_stack(
     from_user: bool,
     diagnostics: &mut Diagnostics,
 ) -> Option<Stack> {
-    let display = |path: &str| {
-        if from_user {
-            format!("stacks/{path}")
-        } else {
-            format!("stacks/{path} (built-in)")
-        }
-    };
+    let display = |path: &str| shown_name(path, from_user);
     let stack_file = format!("{dir}/stack.yaml");
     let Some(text) = files.get(&stack_file) else {
         diagnostics.push(
@@ -311,6 +293,15 @@ fn check_stack(
         worker_classes,
         templates,
     })
+}
+
+/// How a stack file is named in messages: its path, marked when built in.
+fn shown_name(path: &str, from_user: bool) -> String {
+    if from_user {
+        format!("stacks/{path}")
+    } else {
+        format!("stacks/{path} (built-in)")
+    }
 }
 
 /// A Kubernetes release as CAPI wants it: `v<major>.<minor>.<patch>`.

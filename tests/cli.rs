@@ -109,7 +109,8 @@ fn invalid_input_exits_1_and_writes_nothing() {
             stderr(&output)
         );
         let text = stderr(&output);
-        assert!(text.contains("tenants/acme.yaml:7:14: error[kmetal::spec::unknown-reference]: unknown machine size \"huge\""), "{text}");
+        assert!(text.contains("[tenants/acme.yaml:7:14]"), "{text}");
+        assert!(text.contains("unknown machine size \"huge\""), "{text}");
         assert!(text.ends_with("error: 1 problem in 1 file\n"), "{text}");
     }
     assert_eq!(before, common::read_tree(&deploy));
@@ -129,7 +130,7 @@ fn a_directory_without_kmetal_yaml_exits_2() {
     let output = kmetal(empty.path(), &["validate"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("has no kmetal.yaml"),
+        stderr(&output).contains("no kmetal.yaml in"),
         "{}",
         stderr(&output)
     );

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use super::model::Host;
 use super::names::{Label, Subdomain, suggest_label};
 use super::raw::S;
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes, did_you_mean};
 use crate::network::{self, AddressError};
 use crate::yaml::location_of;
 
@@ -161,29 +161,11 @@ impl FileChecker<'_> {
 
 /// "unknown X", with the closest valid name or the list of valid ones.
 pub fn unknown_reference(value: &str, what: &str, valid: &[&str]) -> Diagnostic {
-    let closest = valid
-        .iter()
-        .map(|v| (strsim::levenshtein(value, v), *v))
-        .filter(|(distance, v)| *distance <= 2.max(v.len() / 3))
-        .min();
-    let help = match (closest, valid.len()) {
-        (Some((_, v)), _) => format!("did you mean {v:?}?"),
-        (None, 0) => format!("there is no {what} to refer to yet"),
-        (None, n) if n <= 8 => format!(
-            "valid values: {}",
-            valid
-                .iter()
-                .map(|v| format!("{v:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        (None, n) => format!("there are {n} valid values; none is close"),
-    };
     Diagnostic::error(
         codes::SPEC_UNKNOWN_REFERENCE,
         format!("unknown {what} {value:?}"),
     )
-    .help(help)
+    .help(did_you_mean(value, what, valid))
 }
 
 /// A site default that is not valid for a tenant's stack, reported at the default.

@@ -16,6 +16,8 @@ pub use model::*;
 pub use site::check_site;
 pub use tenant::{TenantSource, check_tenants};
 
+use std::sync::Arc;
+
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::project::{self, Project};
 use crate::yaml;
@@ -44,7 +46,8 @@ pub fn read(
     (site, tenants)
 }
 
-fn read_text(project: &Project, file: &str, diagnostics: &mut Diagnostics) -> Option<String> {
+/// The text of `file`, also remembered in `diagnostics` for snippets.
+fn read_text(project: &Project, file: &str, diagnostics: &mut Diagnostics) -> Option<Arc<str>> {
     let bytes = match std::fs::read(project.root.join(file)) {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -56,7 +59,11 @@ fn read_text(project: &Project, file: &str, diagnostics: &mut Diagnostics) -> Op
         }
     };
     match String::from_utf8(bytes) {
-        Ok(text) => Some(text),
+        Ok(text) => {
+            let text: Arc<str> = Arc::from(text);
+            diagnostics.add_source(file, text.clone());
+            Some(text)
+        }
         Err(error) => {
             diagnostics.push(
                 Diagnostic::error(

@@ -11,7 +11,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_saphyr::{Error, Location};
 
-use crate::diagnostic::{Diagnostic, SourceLocation, codes};
+mod locate;
+
+pub use locate::{Located, locate};
+
+use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
 
 pub use serde_saphyr::Spanned;
 
@@ -105,9 +109,11 @@ fn diagnostic_for(file: &str, error: &Error) -> Diagnostic {
         Some(location) => to_source_location(file, location),
         None => SourceLocation::file(file),
     });
-    if let Error::SerdeUnknownField { .. } = inner {
-        diagnostic = diagnostic
-            .help("remove the field or fix its spelling; the fields allowed here are listed above");
+    if let Error::SerdeUnknownField {
+        field, expected, ..
+    } = inner
+    {
+        diagnostic = diagnostic.help(did_you_mean(field, "field", expected));
     }
     diagnostic
 }
