@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Compile tenant specs into a Flux-ready tree of Kubernetes manifests.
 #[derive(Debug, Parser)]
@@ -38,12 +38,30 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check everything, then write the output directory.
+    /// Check everything, then write the output directory and kmetal.lock.
     Build {
         /// Write here instead of the site's `output` directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        removal: Removal,
     },
     /// Check everything and write nothing (for pre-commit hooks).
-    Validate,
+    Validate {
+        #[command(flatten)]
+        removal: Removal,
+    },
+    /// Print a new tenant file with the site's defaults written out.
+    New {
+        /// The tenant's name (a DNS-1123 label).
+        name: String,
+    },
+}
+
+/// Consent to delete tenants that kmetal.lock knows and no tenant file defines.
+#[derive(Debug, Args)]
+pub struct Removal {
+    /// Remove this tenant: its manifests go, and Flux deletes its cluster (repeatable).
+    #[arg(long = "allow-removal", value_name = "NAME")]
+    pub allow_removal: Vec<String>,
 }

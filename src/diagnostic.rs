@@ -22,8 +22,16 @@ pub mod codes {
     pub const SPEC_UNKNOWN_REFERENCE: &str = "kmetal::spec::unknown-reference";
     pub const SPEC_INVALID_VALUE: &str = "kmetal::spec::invalid-value";
     pub const NETWORK_INVALID_ADDRESS: &str = "kmetal::network::invalid-address";
-    pub const NETWORK_VIP_MISSING: &str = "kmetal::network::vip-missing";
     pub const NETWORK_VIP_OUTSIDE_POOL: &str = "kmetal::network::vip-outside-pool";
+    pub const NETWORK_DUPLICATE_VIP: &str = "kmetal::network::duplicate-vip";
+    pub const NETWORK_DUPLICATE_CERT_SAN: &str = "kmetal::network::duplicate-cert-san";
+    pub const NETWORK_OVERLAP: &str = "kmetal::network::overlap";
+    pub const NETWORK_NO_POOL: &str = "kmetal::network::no-pool";
+    pub const NETWORK_POOL_FULL: &str = "kmetal::network::pool-full";
+    pub const LOCK_INVALID: &str = "kmetal::lock::invalid";
+    pub const LOCK_CONFLICT: &str = "kmetal::lock::conflict";
+    pub const LOCK_STALE: &str = "kmetal::lock::stale";
+    pub const LOCK_REMOVAL: &str = "kmetal::lock::removal";
     pub const STACK_INVALID: &str = "kmetal::stack::invalid";
     pub const TEMPLATE_ERROR: &str = "kmetal::stack::template";
     pub const OUTPUT_SCHEMA: &str = "kmetal::output::schema";
@@ -42,8 +50,16 @@ pub mod codes {
         SPEC_UNKNOWN_REFERENCE,
         SPEC_INVALID_VALUE,
         NETWORK_INVALID_ADDRESS,
-        NETWORK_VIP_MISSING,
         NETWORK_VIP_OUTSIDE_POOL,
+        NETWORK_DUPLICATE_VIP,
+        NETWORK_DUPLICATE_CERT_SAN,
+        NETWORK_OVERLAP,
+        NETWORK_NO_POOL,
+        NETWORK_POOL_FULL,
+        LOCK_INVALID,
+        LOCK_CONFLICT,
+        LOCK_STALE,
+        LOCK_REMOVAL,
         STACK_INVALID,
         TEMPLATE_ERROR,
         OUTPUT_SCHEMA,

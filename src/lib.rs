@@ -15,12 +15,14 @@
 
 pub mod diagnostic;
 mod embedded;
+pub mod lock;
 pub mod network;
 pub mod output;
 pub mod project;
 pub mod render;
 pub mod report;
 pub mod resolve;
+pub mod scaffold;
 pub mod spec;
 pub mod stack;
 pub mod verify;
@@ -32,7 +34,7 @@ use diagnostic::Diagnostics;
 use output::{OutputTree, WriteReport};
 use project::Project;
 
-/// A successful compilation: the whole output, in memory.
+/// A successful compilation: the whole output and the new lock, in memory.
 #[derive(Debug)]
 pub struct Compiled {
     /// Every rendered object, verified, in output-path order.
@@ -40,29 +42,45 @@ pub struct Compiled {
     pub tree: OutputTree,
     /// Where the output belongs.
     pub out_dir: PathBuf,
+    /// `kmetal.lock` as it must be after this build.
+    pub lock: lock::Lock,
+    /// Tenants removed with `--allow-removal`, and what they held.
+    pub removed: Vec<(spec::names::Label, lock::Held)>,
     pub tenants: usize,
 }
 
-/// Read, check, render and verify everything; write nothing.
+/// Read, check, allocate, render and verify everything; write nothing.
 pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let mut diagnostics = Diagnostics::new();
     let stacks = stack::load(&project.stacks_dir(), &mut diagnostics);
     let (raw_site, raw_tenants) = spec::read(project, &mut diagnostics);
+    let all_tenant_files_read = !diagnostics.has_errors();
+    let old_lock = lock::Lock::read(project, &mut diagnostics);
     let site = raw_site
         .as_ref()
         .and_then(|raw| spec::check_site(project::SITE_FILE, raw, &stacks, &mut diagnostics));
-    let Some(site) = site else {
+    let (Some(site), Some(old_lock)) = (site, old_lock) else {
         return Err(diagnostics);
     };
     let tenants = spec::check_tenants(&raw_tenants, &site, &stacks, &mut diagnostics);
-    let assignments = network::assign(&tenants, &site.pools, &mut diagnostics);
+    network::checks::check(&site, &tenants, &mut diagnostics);
+    let removals = network::allocate::Removals {
+        allowed: &project.allow_removal,
+        declared: raw_tenants
+            .iter()
+            .map(|t| t.raw.name.value.as_str())
+            .collect(),
+        all_tenant_files_read,
+    };
+    let allocation =
+        network::allocate(&tenants, &site.pools, &old_lock, removals, &mut diagnostics);
     let renderer = render::Renderer::new(&stacks).map_err(|d| diagnostics.extend(d));
     let (Ok(renderer), false) = (renderer, diagnostics.has_errors()) else {
         return Err(diagnostics);
     };
     let resolved: Vec<_> = tenants
         .iter()
-        .zip(&assignments)
+        .zip(&allocation.assignments)
         .map(|(tenant, assignment)| {
             let assignment = assignment
                 .as_ref()
@@ -70,7 +88,8 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             resolve::resolve(tenant, assignment, &stacks.tenant[tenant.stack.as_str()])
         })
         .collect();
-    let (documents, mut diagnostics) = renderer.render_all(&site, &stacks, &resolved);
+    let (documents, problems) = renderer.render_all(&site, &stacks, &resolved);
+    diagnostics.extend(problems);
     diagnostics.extend(verify::Schemas::embedded().verify(&documents));
     let tree = OutputTree::from_documents(&documents).map_err(|d| diagnostics.extend(d));
     let (Ok(tree), false) = (tree, diagnostics.has_errors()) else {
@@ -80,13 +99,19 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         tree,
         documents,
         out_dir: project.out_dir(&site.output),
+        lock: allocation.lock,
+        removed: allocation.removed,
         tenants: tenants.len(),
     })
 }
 
-/// Compile, then write the output directory.
+/// Compile, then write the output directory and the lock.
 pub fn build(project: &Project) -> Result<(Compiled, WriteReport), Diagnostics> {
     let compiled = compile(project)?;
     let report = compiled.tree.write(&compiled.out_dir)?;
+    output::write_file(
+        &project.root.join(lock::LOCK_FILE),
+        &compiled.lock.to_text(),
+    )?;
     Ok((compiled, report))
 }

@@ -25,40 +25,52 @@ fn main() -> ExitCode {
         cli::OutputFormat::Github => Format::Github,
     };
     let fail = |diagnostics: &Diagnostics| fail(diagnostics, format);
-    let out = match &cli.command {
-        cli::Command::Build { out } => out.clone(),
-        cli::Command::Validate => None,
+    let (out, allow_removal) = match &cli.command {
+        cli::Command::Build { out, removal } => (out.clone(), removal.allow_removal.clone()),
+        cli::Command::Validate { removal } => (None, removal.allow_removal.clone()),
+        cli::Command::New { .. } => (None, Vec::new()),
     };
-    let project = match Project::open(&cli.dir, out) {
+    let mut project = match Project::open(&cli.dir, out) {
         Ok(project) => project,
         Err(diagnostic) => return fail(&Diagnostics::from(diagnostic)),
     };
-    match cli.command {
-        cli::Command::Build { .. } => match kmetal::build(&project) {
-            Ok((compiled, report)) => {
-                eprintln!(
-                    "kmetal: {} tenants, {} files in {} ({} written, {} unchanged)",
-                    compiled.tenants,
-                    compiled.tree.files().len(),
-                    compiled.out_dir.display(),
-                    report.written,
-                    report.unchanged
-                );
-                ExitCode::SUCCESS
-            }
-            Err(diagnostics) => fail(&diagnostics),
-        },
-        cli::Command::Validate => match kmetal::compile(&project) {
-            Ok(compiled) => {
-                eprintln!(
-                    "kmetal: {} tenants, {} files: valid",
-                    compiled.tenants,
-                    compiled.tree.files().len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(diagnostics) => fail(&diagnostics),
-        },
+    project.allow_removal = allow_removal.into_iter().collect();
+    let result = match &cli.command {
+        cli::Command::Build { .. } => kmetal::build(&project).map(|(compiled, report)| {
+            announce_removals(&compiled);
+            eprintln!(
+                "kmetal: {} tenants, {} files in {} ({} written, {} unchanged)",
+                compiled.tenants,
+                compiled.tree.files().len(),
+                compiled.out_dir.display(),
+                report.written,
+                report.unchanged
+            );
+        }),
+        cli::Command::Validate { .. } => kmetal::compile(&project).map(|compiled| {
+            announce_removals(&compiled);
+            eprintln!(
+                "kmetal: {} tenants, {} files: valid",
+                compiled.tenants,
+                compiled.tree.files().len()
+            );
+        }),
+        cli::Command::New { name } => {
+            kmetal::scaffold::new_tenant(&project, name).map(|text| print!("{text}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(diagnostics) => fail(&diagnostics),
+    }
+}
+
+fn announce_removals(compiled: &kmetal::Compiled) {
+    for (name, held) in &compiled.removed {
+        eprintln!(
+            "kmetal: removing tenant {name}: its manifests go, Flux deletes its cluster, and VIP {} returns to pool {}",
+            held.vip, held.pool
+        );
     }
 }
 

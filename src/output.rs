@@ -74,36 +74,43 @@ impl OutputTree {
     }
 
     /// Write every file whose content differs; leave identical files untouched.
-    /// Each file is written to a temporary name and renamed into place.
     pub fn write(&self, out_dir: &Path) -> Result<WriteReport, Diagnostic> {
-        let io_error = |path: &Path, error: io::Error| {
-            Diagnostic::error(
-                codes::IO,
-                format!("cannot write {}: {error}", path.display()),
-            )
-        };
         let mut report = WriteReport::default();
         for (relative, text) in &self.files {
-            let path = out_dir.join(relative);
-            if fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            if write_file(&out_dir.join(relative), text)? {
+                report.written += 1;
+            } else {
                 report.unchanged += 1;
-                continue;
             }
-            let parent = path
-                .parent()
-                .expect("an output file has a parent directory");
-            fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-            let file_name = path
-                .file_name()
-                .expect("an output file has a name")
-                .to_string_lossy();
-            let temporary = parent.join(format!(".{file_name}.kmetal-tmp"));
-            fs::write(&temporary, text).map_err(|e| io_error(&temporary, e))?;
-            fs::rename(&temporary, &path).map_err(|e| io_error(&path, e))?;
-            report.written += 1;
         }
         Ok(report)
     }
+}
+
+/// Write `text` to `path` unless it already holds exactly that: to a temporary
+/// name beside it, then renamed into place. `true` if it wrote.
+pub fn write_file(path: &Path, text: &str) -> Result<bool, Diagnostic> {
+    let io_error = |path: &Path, error: io::Error| {
+        Diagnostic::error(
+            codes::IO,
+            format!("cannot write {}: {error}", path.display()),
+        )
+    };
+    if fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(false);
+    }
+    let parent = path
+        .parent()
+        .expect("an output file has a parent directory");
+    fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+    let file_name = path
+        .file_name()
+        .expect("an output file has a name")
+        .to_string_lossy();
+    let temporary = parent.join(format!(".{file_name}.kmetal-tmp"));
+    fs::write(&temporary, text).map_err(|e| io_error(&temporary, e))?;
+    fs::rename(&temporary, path).map_err(|e| io_error(path, e))?;
+    Ok(true)
 }
 
 fn is_plain_relative(path: &str) -> bool {

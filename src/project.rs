@@ -1,5 +1,6 @@
 //! A directory → where everything of a kmetal repository is, decided once.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
@@ -15,6 +16,8 @@ pub struct Project {
     pub root: PathBuf,
     /// `--out`, when given: replaces the site's `output`.
     pub out_override: Option<PathBuf>,
+    /// Tenants the user agreed to remove (`--allow-removal`).
+    pub allow_removal: BTreeSet<String>,
 }
 
 impl Project {
@@ -30,6 +33,7 @@ impl Project {
         Ok(Project {
             root: dir.to_path_buf(),
             out_override,
+            allow_removal: BTreeSet::new(),
         })
     }
 

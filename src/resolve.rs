@@ -56,17 +56,21 @@ pub fn resolve(tenant: &Tenant, assignment: &Assignment, stack: &Stack) -> Resol
         cluster_class: stack.cluster_class.clone(),
         kubernetes_version: tenant.kubernetes_version.clone(),
         machine_size: tenant.machine_size.clone(),
-        bootstrap_server: tenant.bootstrap_server.clone(),
+        bootstrap_server: tenant.bootstrap_server.value.clone(),
         control_plane: ResolvedControlPlane {
             replicas: tenant.replicas,
             vip: assignment.vip,
             pool: assignment.pool.clone(),
-            cert_sans: tenant.cert_sans.clone(),
+            cert_sans: tenant
+                .cert_sans
+                .iter()
+                .map(|(san, _)| san.clone())
+                .collect(),
             data_store: tenant.data_store.clone(),
         },
         network: ResolvedNetwork {
-            pods: tenant.pods.to_string(),
-            services: tenant.services.to_string(),
+            pods: tenant.pods.value.to_string(),
+            services: tenant.services.value.to_string(),
             subnet: tenant.subnet.clone(),
         },
         workers: tenant.workers.clone(),

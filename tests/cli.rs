@@ -109,7 +109,7 @@ fn invalid_input_exits_1_and_writes_nothing() {
             stderr(&output)
         );
         let text = stderr(&output);
-        assert!(text.contains("[tenants/acme.yaml:7:14]"), "{text}");
+        assert!(text.contains("[tenants/acme.yaml:6:14]"), "{text}");
         assert!(text.contains("unknown machine size \"huge\""), "{text}");
         assert!(text.ends_with("error: 1 problem in 1 file\n"), "{text}");
     }
@@ -143,4 +143,69 @@ fn bad_usage_exits_2() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn new_prints_a_tenant_that_validates_and_gets_the_announced_vip() {
+    let repo = example();
+    let output = kmetal(repo.path(), &["new", "zeta"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with(
+            "# kmetal build would give this tenant VIP 192.168.1.102 from pool default-pool"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("name: zeta\n") && text.contains("kubernetesVersion: v1.34.1\n"),
+        "{text}"
+    );
+    fs::write(repo.path().join("tenants/zeta.yaml"), &text).unwrap();
+    let build = kmetal(repo.path(), &["build"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    let lock = fs::read_to_string(repo.path().join("kmetal.lock")).unwrap();
+    assert!(
+        lock.contains("  zeta:\n    pool: default-pool\n    vip: \"192.168.1.102\"\n"),
+        "{lock}"
+    );
+    let again = kmetal(repo.path(), &["new", "zeta"]);
+    assert_eq!(again.status.code(), Some(1));
+    let bad = kmetal(repo.path(), &["new", "Zeta"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn removing_a_tenant_needs_consent_and_releases_its_vip() {
+    let repo = example();
+    assert_eq!(kmetal(repo.path(), &["build"]).status.code(), Some(0));
+    fs::remove_file(repo.path().join("tenants/acme.yaml")).unwrap();
+    let refused = kmetal(repo.path(), &["build"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("--allow-removal acme"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        repo.path()
+            .join("deploy/tenants/acme/cluster.yaml")
+            .exists()
+    );
+    let allowed = kmetal(repo.path(), &["build", "--allow-removal", "acme"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(
+        stderr(&allowed).contains("removing tenant acme"),
+        "{}",
+        stderr(&allowed)
+    );
+    let lock = fs::read_to_string(repo.path().join("kmetal.lock")).unwrap();
+    assert!(
+        lock.contains(
+            "released:\n- pool: default-pool\n  vip: \"192.168.1.100\"\n  tenant: acme\n"
+        ),
+        "{lock}"
+    );
+    let unknown = kmetal(repo.path(), &["validate", "--allow-removal", "nobody"]);
+    assert_eq!(unknown.status.code(), Some(1));
 }

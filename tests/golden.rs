@@ -1,7 +1,9 @@
 //! Golden tests: every `golden/<case>/input/` is compiled and compared with
-//! `golden/<case>/expected/` (the whole output tree) or
-//! `golden/<case>/expected.stderr` (the diagnostics). `UPDATE_GOLDEN=1`
-//! rewrites the expectations; review them with `git diff golden/`.
+//! `golden/<case>/expected/` (the whole output tree) and `expected.lock` (the
+//! kmetal.lock a build would write), or with `golden/<case>/expected.stderr`
+//! (the diagnostics). `golden/<case>/allow-removal`, if present, lists the
+//! tenants the run may remove, one per line. `UPDATE_GOLDEN=1` rewrites the
+//! expectations; review them with `git diff golden/`.
 
 mod common;
 
@@ -17,13 +19,24 @@ fn update() -> bool {
     std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1")
 }
 
-/// What a case produces: the output tree, or the printed diagnostics.
+/// What a case produces: the output tree with the lock, or the printed diagnostics.
 enum Outcome {
     Tree(BTreeMap<String, String>),
     Stderr(String),
 }
 
-fn run(input: &Path) -> Outcome {
+/// The pseudo-path under which the lock joins the compared tree.
+const LOCK: &str = "../expected.lock";
+
+fn run_case(case_dir: &Path) -> Outcome {
+    let allow = fs::read_to_string(case_dir.join("allow-removal")).unwrap_or_default();
+    run(
+        &case_dir.join("input"),
+        allow.lines().map(str::to_string).collect(),
+    )
+}
+
+fn run(input: &Path, allow_removal: std::collections::BTreeSet<String>) -> Outcome {
     let human = |diagnostics: &Diagnostics| {
         let text = report::render(
             diagnostics,
@@ -34,8 +47,16 @@ fn run(input: &Path) -> Outcome {
         );
         Outcome::Stderr(text.replace(&input.display().to_string(), "<input>"))
     };
-    match Project::open(input, None).map(|project| kmetal::compile(&project)) {
-        Ok(Ok(compiled)) => Outcome::Tree(compiled.tree.files().clone()),
+    let project = Project::open(input, None).map(|mut project| {
+        project.allow_removal = allow_removal;
+        project
+    });
+    match project.map(|project| kmetal::compile(&project)) {
+        Ok(Ok(compiled)) => {
+            let mut files = compiled.tree.files().clone();
+            files.insert(LOCK.to_string(), compiled.lock.to_text());
+            Outcome::Tree(files)
+        }
         Ok(Err(diagnostics)) => human(&diagnostics),
         Err(diagnostic) => human(&Diagnostics::from(diagnostic)),
     }
@@ -68,6 +89,7 @@ fn bless(case_dir: &Path, outcome: &Outcome) {
     let stderr_file = case_dir.join("expected.stderr");
     let _ = fs::remove_dir_all(&expected_dir);
     let _ = fs::remove_file(&stderr_file);
+    let _ = fs::remove_file(case_dir.join("expected.lock"));
     match outcome {
         Outcome::Tree(files) => {
             for (path, text) in files {
@@ -87,7 +109,7 @@ fn golden_cases_match() {
     assert!(!cases.is_empty(), "no golden cases found");
     for case_dir in cases {
         let case = case_dir.file_name().unwrap().to_string_lossy().to_string();
-        let outcome = run(&case_dir.join("input"));
+        let outcome = run_case(&case_dir);
         if update() {
             bless(&case_dir, &outcome);
             continue;
@@ -95,7 +117,10 @@ fn golden_cases_match() {
         let stderr_file = case_dir.join("expected.stderr");
         match (&outcome, stderr_file.is_file()) {
             (Outcome::Tree(files), false) => {
-                let expected = common::read_tree(&case_dir.join("expected"));
+                let mut expected = common::read_tree(&case_dir.join("expected"));
+                if let Ok(lock) = fs::read_to_string(case_dir.join("expected.lock")) {
+                    expected.insert(LOCK.to_string(), lock);
+                }
                 failures += &compare_trees(&case, &expected, files);
             }
             (Outcome::Stderr(text), true) => {
@@ -147,7 +172,7 @@ fn every_diagnostic_code_has_a_golden_case() {
 fn output_does_not_depend_on_file_system_order() {
     for case_dir in common::golden_cases() {
         let input = case_dir.join("input");
-        let Outcome::Tree(first) = run(&input) else {
+        let Outcome::Tree(first) = run_case(&case_dir) else {
             continue;
         };
         let copy = tempfile::tempdir().unwrap();
@@ -158,7 +183,9 @@ fn output_does_not_depend_on_file_system_order() {
             fs::create_dir_all(target.parent().unwrap()).unwrap();
             fs::write(target, text).unwrap();
         }
-        let Outcome::Tree(second) = run(copy.path()) else {
+        let allow = fs::read_to_string(case_dir.join("allow-removal")).unwrap_or_default();
+        let Outcome::Tree(second) = run(copy.path(), allow.lines().map(str::to_string).collect())
+        else {
             panic!("copy of {} failed", case_dir.display())
         };
         assert_eq!(first, second, "{}", case_dir.display());

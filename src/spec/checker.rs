@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::model::Host;
+use super::model::{Defaulted, Host};
 use super::names::{Label, Subdomain, suggest_label};
 use super::raw::S;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes, did_you_mean};
@@ -25,6 +25,16 @@ pub struct FileChecker<'a> {
 impl FileChecker<'_> {
     pub fn location<T>(&self, value: &S<T>) -> SourceLocation {
         location_of(self.file, value)
+    }
+
+    /// `check`'s result, placed where `value` was written.
+    pub fn placed<T, U>(
+        &mut self,
+        value: &S<U>,
+        check: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<Defaulted<T>> {
+        let location = Some(self.location(value));
+        check(self).map(|value| Defaulted { value, location })
     }
 
     pub fn error<T>(

@@ -37,7 +37,8 @@ pub struct Site {
     pub flux: Flux,
 }
 
-/// A value a tenant inherits, and where the site wrote it (`None`: built in).
+/// A value and where it was written: in the tenant, or in the site for an
+/// inherited default (`None`: a built-in default).
 #[derive(Clone, Debug)]
 pub struct Defaulted<T> {
     pub value: T,
@@ -51,10 +52,10 @@ pub struct Defaults {
     pub kubernetes_version: Option<Defaulted<String>>,
     pub machine_size: Defaulted<String>,
     pub data_store: Defaulted<String>,
-    pub bootstrap_server: Option<Host>,
+    pub bootstrap_server: Option<Defaulted<Host>>,
     pub replicas: u32,
-    pub pods: IpNet,
-    pub services: IpNet,
+    pub pods: Defaulted<IpNet>,
+    pub services: Defaulted<IpNet>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -143,16 +144,17 @@ pub struct Tenant {
     pub stack: Label,
     pub kubernetes_version: String,
     pub machine_size: String,
-    pub bootstrap_server: Host,
+    pub bootstrap_server: Defaulted<Host>,
     pub replicas: u32,
     /// The explicit VIP and where it was written; `None` asks for allocation.
     pub vip: Option<(IpAddr, SourceLocation)>,
     /// The explicit pool and where it was written.
     pub pool: Option<(Label, SourceLocation)>,
-    pub cert_sans: Vec<String>,
+    /// Each certSAN (normalised) and where it was written.
+    pub cert_sans: Vec<(String, SourceLocation)>,
     pub data_store: Subdomain,
-    pub pods: IpNet,
-    pub services: IpNet,
+    pub pods: Defaulted<IpNet>,
+    pub services: Defaulted<IpNet>,
     pub subnet: Subdomain,
     pub workers: Vec<Worker>,
 }

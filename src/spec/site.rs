@@ -159,16 +159,22 @@ fn check_defaults(c: &mut FileChecker<'_>, raw: &RawSite, stacks: &Stacks) -> Op
         }
     }
     let network = d.and_then(|d| d.network.as_ref());
+    let builtin = |cidr: &str| {
+        Some(Defaulted {
+            value: cidr.parse().expect("valid built-in CIDR"),
+            location: None,
+        })
+    };
     let pods = match network.and_then(|n| n.pods.as_ref()) {
-        Some(p) => c.cidr(p, "default pod network"),
-        None => Some("10.200.0.0/16".parse().expect("valid built-in CIDR")),
+        Some(p) => c.placed(p, |c| c.cidr(p, "default pod network")),
+        None => builtin("10.200.0.0/16"),
     };
     let services = match network.and_then(|n| n.services.as_ref()) {
-        Some(s) => c.cidr(s, "default service network"),
-        None => Some("10.201.0.0/16".parse().expect("valid built-in CIDR")),
+        Some(s) => c.placed(s, |c| c.cidr(s, "default service network")),
+        None => builtin("10.201.0.0/16"),
     };
     let bootstrap_server = match &raw.bootstrap_server {
-        Some(b) => Some(c.host(b, "bootstrap server")?),
+        Some(b) => Some(c.placed(b, |c| c.host(b, "bootstrap server"))?),
         None => None,
     };
     let replicas = d.and_then(|d| d.control_plane_replicas.as_ref());
@@ -205,7 +211,7 @@ fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
         let mut blocks = Vec::new();
         for entry in &p.addresses.value {
             match AddressBlock::parse(&entry.value) {
-                Ok(block) => blocks.push(block),
+                Ok(block) => blocks.push((block, c.location(entry))),
                 Err(e) => c.error(
                     codes::NETWORK_INVALID_ADDRESS,
                     entry,

@@ -105,7 +105,7 @@ fn check_tenant(
         None => (None, None),
     };
     let bootstrap_server = match &raw.bootstrap_server {
-        Some(b) => c.host(b, "bootstrap server"),
+        Some(b) => c.placed(b, |c| c.host(b, "bootstrap server")),
         None if d.bootstrap_server.is_some() => d.bootstrap_server.clone(),
         None => {
             c.diagnostics.push(
@@ -152,7 +152,7 @@ fn check_tenant(
     let cert_sans = cp
         .map_or(&[][..], |cp| &cp.cert_sans)
         .iter()
-        .filter_map(|s| cert_san(c, s))
+        .filter_map(|s| Some((cert_san(c, s)?, c.location(s))))
         .collect::<Vec<_>>();
     let data_store = match cp.and_then(|cp| cp.data_store.as_ref()) {
         Some(ds) => data_store(c, ds, site),
@@ -161,10 +161,14 @@ fn check_tenant(
     let network = raw.network.as_ref();
     let pods = network
         .and_then(|n| n.pods.as_ref())
-        .map_or(Some(d.pods), |p| c.cidr(p, "pod network"));
+        .map_or(Some(d.pods.clone()), |p| {
+            c.placed(p, |c| c.cidr(p, "pod network"))
+        });
     let services = network
         .and_then(|n| n.services.as_ref())
-        .map_or(Some(d.services), |s| c.cidr(s, "service network"));
+        .map_or(Some(d.services.clone()), |s| {
+            c.placed(s, |c| c.cidr(s, "service network"))
+        });
     let subnet = match network.and_then(|n| n.subnet.as_ref()) {
         Some(s) => c.subdomain(s, "subnet"),
         None => c.subdomain(

@@ -1,0 +1,406 @@
+//! Tenants + pools + the old lock → every tenant's VIP, and the new lock.
+//!
+//! Invariants: an address in the lock never moves unless its tenant's spec
+//! moves it (an explicit VIP or another pool); an explicit VIP never takes an
+//! address another tenant holds; new addresses are the lowest free usable
+//! ones, tenants taken in name order; a removed tenant's address is reused
+//! only when no never-used address is left; a tenant leaves the lock only with
+//! the user's consent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::Pool;
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::lock::{Held, LOCK_FILE, Lock, Released};
+use crate::spec::Tenant;
+use crate::spec::names::Label;
+
+/// The VIP a tenant's control plane gets, and the pool it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub vip: IpAddr,
+    pub pool: Label,
+}
+
+/// The result of allocation: one assignment per tenant (in tenant order), the
+/// lock to write, and the tenants removed with consent.
+#[derive(Clone, Debug, Default)]
+pub struct Allocation {
+    pub assignments: Vec<Option<Assignment>>,
+    pub lock: Lock,
+    pub removed: Vec<(Label, Held)>,
+}
+
+/// Who may remove which tenants. A tenant counts as present when a tenant file
+/// declares its name, valid or not; when some file could not be read at all, a
+/// tenant missing from the specs may only be unreadable, so none counts as removed.
+pub struct Removals<'a> {
+    pub allowed: &'a BTreeSet<String>,
+    pub declared: BTreeSet<&'a str>,
+    pub all_tenant_files_read: bool,
+}
+
+/// Allocate. `tenants` are in name order.
+pub fn allocate(
+    tenants: &[Tenant],
+    pools: &[Pool],
+    old: &Lock,
+    removals: Removals<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Allocation {
+    let present: BTreeSet<&Label> = tenants.iter().map(|t| &t.name).collect();
+    let mut allocation = Allocation::default();
+    let mut released: BTreeSet<Released> = old.released.iter().cloned().collect();
+    remove_absent(
+        old,
+        &present,
+        &removals,
+        &mut allocation,
+        &mut released,
+        diagnostics,
+    );
+
+    // Every address some other party holds: explicit VIPs, then lock entries kept.
+    let mut holders: BTreeMap<IpAddr, (&Label, Option<SourceLocation>)> = BTreeMap::new();
+    let mut chosen: Vec<Option<(Label, IpAddr)>> = vec![None; tenants.len()];
+    let mut pending: Vec<(usize, &Pool)> = Vec::new();
+    for (i, tenant) in tenants.iter().enumerate() {
+        if let Some((vip, vip_at)) = &tenant.vip {
+            let Some(pool) = pool_of_explicit(tenant, *vip, vip_at, pools, diagnostics) else {
+                continue;
+            };
+            if let Some(other) = lock_holder(old, *vip, &tenant.name, &present) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        codes::LOCK_CONFLICT,
+                        format!("VIP {vip} is held by tenant {other} (kmetal.lock)"),
+                    )
+                    .at(vip_at.clone())
+                    .related(
+                        old.tenants[other]
+                            .at
+                            .clone()
+                            .unwrap_or_else(|| SourceLocation::file(LOCK_FILE)),
+                        "held here",
+                    )
+                    .help(
+                        "an explicit VIP never takes another tenant's address: choose a free one",
+                    ),
+                );
+                continue;
+            }
+            if let Some((first, first_at)) = holders.get(vip) {
+                let mut d = Diagnostic::error(
+                    codes::NETWORK_DUPLICATE_VIP,
+                    format!("VIP {vip} is also tenant {first}'s VIP"),
+                )
+                .at(vip_at.clone())
+                .help("every tenant needs its own VIP");
+                if let Some(at) = first_at {
+                    d = d.related(at.clone(), "also written here");
+                }
+                diagnostics.push(d);
+                continue;
+            }
+            holders.insert(*vip, (&tenant.name, Some(vip_at.clone())));
+            chosen[i] = Some((pool.name.clone(), *vip));
+        } else {
+            let Some(pool) = pool_for_allocation(tenant, pools, diagnostics) else {
+                continue;
+            };
+            pending.push((i, pool));
+        }
+        if let Some(held) = old.tenants.get(&tenant.name) {
+            let moved = chosen[i].as_ref().is_some_and(|(_, vip)| *vip != held.vip);
+            let other_pool = pending
+                .last()
+                .is_some_and(|(j, pool)| *j == i && pool.name != held.pool);
+            if moved || other_pool {
+                released.insert(Released {
+                    pool: held.pool.clone(),
+                    vip: held.vip,
+                    tenant: tenant.name.clone(),
+                });
+            }
+        }
+    }
+    // Lock entries of tenants without an explicit VIP stay where they are.
+    let mut fresh = Vec::new();
+    for (i, pool) in pending {
+        let tenant = &tenants[i];
+        match old
+            .tenants
+            .get(&tenant.name)
+            .filter(|held| held.pool == pool.name)
+        {
+            Some(held) if !pool.usable(held.vip) => diagnostics.push(stale(tenant, held, pool)),
+            Some(held) if holders.contains_key(&held.vip) => {} // reported at the explicit VIP
+            Some(held) => {
+                holders.insert(held.vip, (&tenant.name, None));
+                chosen[i] = Some((pool.name.clone(), held.vip));
+            }
+            None => fresh.push((i, pool)),
+        }
+    }
+    // New addresses only grow within a pool, so each search starts after the last one.
+    let mut cursor: BTreeMap<&Label, IpAddr> = BTreeMap::new();
+    let released_ips: BTreeSet<IpAddr> = released.iter().map(|r| r.vip).collect();
+    for (i, pool) in fresh {
+        let tenant = &tenants[i];
+        let in_pool = |r: &&Released| {
+            r.pool == pool.name && pool.usable(r.vip) && !holders.contains_key(&r.vip)
+        };
+        let after = cursor.get(&pool.name).copied();
+        let never_used = pool.lowest_free(after, |ip| {
+            holders.contains_key(&ip) || released_ips.contains(&ip)
+        });
+        if let Some(vip) = never_used {
+            cursor.insert(&pool.name, vip);
+        }
+        let vip = never_used.or_else(|| released.iter().find(in_pool).map(|r| r.vip));
+        match vip {
+            Some(vip) => {
+                released.retain(|r| r.vip != vip);
+                holders.insert(vip, (&tenant.name, None));
+                chosen[i] = Some((pool.name.clone(), vip));
+            }
+            None => diagnostics.push(pool_full(tenant, pool, &holders)),
+        }
+    }
+    for (tenant, choice) in tenants.iter().zip(&chosen) {
+        let assignment = choice.as_ref().map(|(pool, vip)| Assignment {
+            vip: *vip,
+            pool: pool.clone(),
+        });
+        if let Some(a) = &assignment {
+            let at = old.tenants.get(&tenant.name).and_then(|h| h.at.clone());
+            allocation.lock.tenants.insert(
+                tenant.name.clone(),
+                Held {
+                    pool: a.pool.clone(),
+                    vip: a.vip,
+                    at,
+                },
+            );
+        }
+        allocation.assignments.push(assignment);
+    }
+    let held: BTreeSet<IpAddr> = allocation.lock.tenants.values().map(|h| h.vip).collect();
+    allocation.lock.released = released
+        .into_iter()
+        .filter(|r| !held.contains(&r.vip))
+        .collect();
+    allocation
+}
+
+/// Tenants in the lock but not in the specs: released with consent, else an error.
+fn remove_absent(
+    old: &Lock,
+    present: &BTreeSet<&Label>,
+    removals: &Removals<'_>,
+    allocation: &mut Allocation,
+    released: &mut BTreeSet<Released>,
+    diagnostics: &mut Diagnostics,
+) {
+    let absent: Vec<(&Label, &Held)> = old
+        .tenants
+        .iter()
+        .filter(|(name, _)| !present.contains(name) && !removals.declared.contains(name.as_str()))
+        .collect();
+    for (name, held) in &absent {
+        if removals.allowed.contains(name.as_str()) {
+            released.insert(Released {
+                pool: held.pool.clone(),
+                vip: held.vip,
+                tenant: (*name).clone(),
+            });
+            allocation.removed.push(((*name).clone(), (*held).clone()));
+        } else if removals.all_tenant_files_read {
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::LOCK_REMOVAL,
+                    format!(
+                        "tenant {name} is in kmetal.lock but no tenant file defines it: building would delete its manifests, and Flux would delete the cluster"
+                    ),
+                )
+                .at(held.at.clone().unwrap_or_else(|| SourceLocation::file(LOCK_FILE)))
+                .help(format!("restore its tenant file (or its `name:`), or run with --allow-removal {name} to delete it")),
+            );
+        }
+    }
+    for allowed in removals.allowed {
+        if !absent.iter().any(|(name, _)| name.as_str() == allowed) {
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::LOCK_REMOVAL,
+                    format!("--allow-removal {allowed}: no tenant {allowed} is being removed"),
+                )
+                .help("drop the flag, or check the name against kmetal.lock"),
+            );
+        }
+    }
+}
+
+/// Another present tenant holding `vip` in the lock.
+fn lock_holder<'a>(
+    old: &'a Lock,
+    vip: IpAddr,
+    me: &Label,
+    present: &BTreeSet<&Label>,
+) -> Option<&'a Label> {
+    old.tenants
+        .iter()
+        .find(|(name, held)| held.vip == vip && *name != me && present.contains(name))
+        .map(|(name, _)| name)
+}
+
+/// The pool of an explicit VIP: the tenant's `pool`, else the one containing it.
+fn pool_of_explicit<'p>(
+    tenant: &Tenant,
+    vip: IpAddr,
+    vip_at: &SourceLocation,
+    pools: &'p [Pool],
+    diagnostics: &mut Diagnostics,
+) -> Option<&'p Pool> {
+    let pool = match &tenant.pool {
+        Some((name, _)) => pools.iter().find(|p| &p.name == name),
+        None => pools.iter().find(|p| p.contains(vip)),
+    };
+    let Some(pool) = pool else {
+        let help = if pools.is_empty() {
+            "declare a pool under metallb.pools in kmetal.yaml".to_string()
+        } else {
+            format!("choose an address of one of the pools: {}", names(pools))
+        };
+        diagnostics.push(
+            Diagnostic::error(
+                codes::NETWORK_VIP_OUTSIDE_POOL,
+                format!("VIP {vip} is in no MetalLB pool, so MetalLB would never announce it"),
+            )
+            .at(vip_at.clone())
+            .help(help),
+        );
+        return None;
+    };
+    if !pool.usable(vip) {
+        let why = if pool.contains(vip) {
+            "is the network or broadcast address of"
+        } else {
+            "lies outside"
+        };
+        let mut d = Diagnostic::error(
+            codes::NETWORK_VIP_OUTSIDE_POOL,
+            format!("VIP {vip} {why} pool {}", pool.name),
+        )
+        .at(vip_at.clone())
+        .help(format!(
+            "choose an address of {} ({})",
+            pool.name,
+            pool.addresses.join(", ")
+        ))
+        .related(pool.location.clone(), "the pool is declared here");
+        if let Some((_, pool_at)) = &tenant.pool {
+            d = d.related(pool_at.clone(), "the tenant names the pool here");
+        }
+        diagnostics.push(d);
+        return None;
+    }
+    Some(pool)
+}
+
+/// The pool a VIP is allocated from: the tenant's `pool`, else the first with autoAssign.
+fn pool_for_allocation<'p>(
+    tenant: &Tenant,
+    pools: &'p [Pool],
+    diagnostics: &mut Diagnostics,
+) -> Option<&'p Pool> {
+    let pool = match &tenant.pool {
+        Some((name, _)) => pools.iter().find(|p| &p.name == name),
+        None => pools.iter().find(|p| p.auto_assign),
+    };
+    if pool.is_none() {
+        let help = if pools.is_empty() {
+            "declare a pool under metallb.pools in kmetal.yaml, or set controlPlane.vip".to_string()
+        } else {
+            format!(
+                "set controlPlane.pool to one of {}, or autoAssign: true on a pool",
+                names(pools)
+            )
+        };
+        diagnostics.push(
+            Diagnostic::error(
+                codes::NETWORK_NO_POOL,
+                format!(
+                    "tenant {} has no VIP and no pool to take one from",
+                    tenant.name
+                ),
+            )
+            .at(tenant.name_location.clone())
+            .help(help),
+        );
+    }
+    pool
+}
+
+fn names(pools: &[Pool]) -> String {
+    pools
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn stale(tenant: &Tenant, held: &Held, pool: &Pool) -> Diagnostic {
+    Diagnostic::error(
+        codes::LOCK_STALE,
+        format!(
+            "tenant {} holds VIP {} (kmetal.lock), which pool {} no longer offers",
+            tenant.name, held.vip, pool.name
+        ),
+    )
+    .at(held
+        .at
+        .clone()
+        .unwrap_or_else(|| SourceLocation::file(LOCK_FILE)))
+    .related(pool.location.clone(), "the pool is declared here")
+    .help(format!(
+        "put {} back into the pool, or give the tenant an explicit controlPlane.vip to move it",
+        held.vip
+    ))
+}
+
+fn pool_full(
+    tenant: &Tenant,
+    pool: &Pool,
+    holders: &BTreeMap<IpAddr, (&Label, Option<SourceLocation>)>,
+) -> Diagnostic {
+    let mut in_pool: Vec<String> = holders
+        .iter()
+        .filter(|(ip, _)| pool.contains(**ip))
+        .map(|(ip, (t, _))| format!("{t} ({ip})"))
+        .collect();
+    let total = in_pool.len();
+    in_pool.truncate(10);
+    let more = if total > 10 {
+        format!(" and {} more", total - 10)
+    } else {
+        String::new()
+    };
+    let size = match pool.usable_size() {
+        1 => "its only usable address is".to_string(),
+        n => format!("all {n} of its usable addresses are"),
+    };
+    Diagnostic::error(
+        codes::NETWORK_POOL_FULL,
+        format!(
+            "pool {} is full: {size} held by {}{more}; tenant {} gets none",
+            pool.name,
+            in_pool.join(", "),
+            tenant.name
+        ),
+    )
+    .at(tenant.name_location.clone())
+    .related(pool.location.clone(), "the pool is declared here")
+    .help("add addresses to the pool, or give this tenant another pool with controlPlane.pool")
+}
