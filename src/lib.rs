@@ -13,6 +13,7 @@
 //! Every stage collects all of its problems as [`diagnostic::Diagnostics`];
 //! nothing is written unless the whole run is clean. The library never prints.
 
+pub mod cel;
 pub mod diagnostic;
 mod embedded;
 pub mod lock;
