@@ -51,11 +51,31 @@ pub enum Command {
         #[command(flatten)]
         removal: Removal,
     },
+    /// Compare what build would write with the output directory and kmetal.lock; exit 1 on drift.
+    Check {
+        /// Only list the files that would change, with line counts.
+        #[arg(long)]
+        stat: bool,
+    },
     /// Print a new tenant file with the site's defaults written out.
     New {
         /// The tenant's name (a DNS-1123 label).
         name: String,
     },
+    #[command(flatten)]
+    Tool(Tool),
+}
+
+/// Commands that do not read a kmetal repository.
+#[derive(Debug, Subcommand)]
+pub enum Tool {
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 /// Consent to delete tenants that kmetal.lock knows and no tenant file defines.

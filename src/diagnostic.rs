@@ -36,6 +36,7 @@ pub mod codes {
     pub const TEMPLATE_ERROR: &str = "kmetal::stack::template";
     pub const OUTPUT_SCHEMA: &str = "kmetal::output::schema";
     pub const OUTPUT_CONFLICT: &str = "kmetal::output::conflict";
+    pub const OUTPUT_UNSAFE: &str = "kmetal::output::unsafe-directory";
 
     /// Every code, for the uniqueness test and for documentation.
     pub const ALL: &[&str] = &[
@@ -64,6 +65,7 @@ pub mod codes {
         TEMPLATE_ERROR,
         OUTPUT_SCHEMA,
         OUTPUT_CONFLICT,
+        OUTPUT_UNSAFE,
     ];
 }
 

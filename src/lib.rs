@@ -67,6 +67,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     network::checks::check(&site, &tenants, &mut diagnostics);
     let removals = network::allocate::Removals {
         allowed: &project.allow_removal,
+        allow_all: project.allow_all_removals,
         declared: raw_tenants
             .iter()
             .map(|t| t.raw.name.value.as_str())
@@ -106,13 +107,38 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     })
 }
 
-/// Compile, then write the output directory and the lock.
+/// Compile, then put the new output directory and lock in place (nothing
+/// changes on any error, and nothing is touched when nothing changed).
 pub fn build(project: &Project) -> Result<(Compiled, WriteReport), Diagnostics> {
     let compiled = compile(project)?;
-    let report = compiled.tree.write(&compiled.out_dir)?;
-    output::write_file(
-        &project.root.join(lock::LOCK_FILE),
-        &compiled.lock.to_text(),
-    )?;
+    project.check_out_dir(&compiled.out_dir)?;
+    let report = output::install(&compiled.tree, &compiled.out_dir)?;
+    output::write_file(&project.root.join(lock::LOCK_FILE), &compiled.lock.to_text())?;
     Ok((compiled, report))
+}
+
+/// What `build` would change, without changing it.
+#[derive(Debug)]
+pub struct Drift {
+    pub compiled: Compiled,
+    /// Every file that would be added, changed or deleted, the lock included.
+    pub changes: Vec<output::drift::FileChange>,
+}
+
+/// Compile in memory and compare with the output directory and the lock.
+/// Tenants that would be removed are allowed here, and listed in `removed`.
+pub fn check(project: &Project) -> Result<Drift, Diagnostics> {
+    let reporting = Project { allow_all_removals: true, ..project.clone() };
+    let compiled = compile(&reporting)?;
+    project.check_out_dir(&compiled.out_dir)?;
+    let old = output::install::OldTree::read(&compiled.out_dir)?;
+    let conflicts = output::install::conflicts(&compiled.tree, &old, &compiled.out_dir);
+    if conflicts.has_errors() {
+        return Err(conflicts);
+    }
+    let shown = project.shown(&compiled.out_dir);
+    let mut changes = output::drift::changes(&compiled.tree, &old, &compiled.out_dir, &shown);
+    let old_lock = std::fs::read_to_string(project.root.join(lock::LOCK_FILE)).ok();
+    changes.extend(output::drift::file_change(lock::LOCK_FILE, old_lock, &compiled.lock.to_text()));
+    Ok(Drift { compiled, changes })
 }

@@ -6,72 +6,108 @@ mod cli;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use kmetal::diagnostic::{Diagnostics, codes};
 use kmetal::project::Project;
 use kmetal::report::{self, Format};
 
+/// Colour on a terminal, unless NO_COLOR is set.
+fn color(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let format = match cli.format {
-        cli::OutputFormat::Human => {
-            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-            Format::Human {
-                color: std::io::stderr().is_terminal() && !no_color,
-                width: 100,
-            }
-        }
+        cli::OutputFormat::Human => Format::Human { color: color(std::io::stderr().is_terminal()), width: 100 },
         cli::OutputFormat::Json => Format::Json,
         cli::OutputFormat::Github => Format::Github,
     };
-    let fail = |diagnostics: &Diagnostics| fail(diagnostics, format);
+    if let cli::Command::Tool(tool) = &cli.command {
+        run_tool(tool);
+        return ExitCode::SUCCESS;
+    }
     let (out, allow_removal) = match &cli.command {
         cli::Command::Build { out, removal } => (out.clone(), removal.allow_removal.clone()),
         cli::Command::Validate { removal } => (None, removal.allow_removal.clone()),
-        cli::Command::New { .. } => (None, Vec::new()),
+        _ => (None, Vec::new()),
     };
     let mut project = match Project::open(&cli.dir, out) {
         Ok(project) => project,
-        Err(diagnostic) => return fail(&Diagnostics::from(diagnostic)),
+        Err(diagnostic) => return fail(&Diagnostics::from(diagnostic), format),
     };
     project.allow_removal = allow_removal.into_iter().collect();
     let result = match &cli.command {
         cli::Command::Build { .. } => kmetal::build(&project).map(|(compiled, report)| {
-            announce_removals(&compiled);
+            announce_removals(&compiled, "removing");
             eprintln!(
-                "kmetal: {} tenants, {} files in {} ({} written, {} unchanged)",
+                "kmetal: {} tenants, {} files in {}: {} written, {} unchanged, {} deleted",
                 compiled.tenants,
                 compiled.tree.files().len(),
                 compiled.out_dir.display(),
                 report.written,
-                report.unchanged
+                report.unchanged,
+                report.removed
             );
+            ExitCode::SUCCESS
         }),
         cli::Command::Validate { .. } => kmetal::compile(&project).map(|compiled| {
-            announce_removals(&compiled);
-            eprintln!(
-                "kmetal: {} tenants, {} files: valid",
-                compiled.tenants,
-                compiled.tree.files().len()
-            );
+            announce_removals(&compiled, "removing");
+            eprintln!("kmetal: {} tenants, {} files: valid", compiled.tenants, compiled.tree.files().len());
+            ExitCode::SUCCESS
         }),
-        cli::Command::New { name } => {
-            kmetal::scaffold::new_tenant(&project, name).map(|text| print!("{text}"))
-        }
+        cli::Command::Check { stat } => kmetal::check(&project).map(|drift| report_drift(&drift, *stat)),
+        cli::Command::New { name } => kmetal::scaffold::new_tenant(&project, name).map(|text| {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }),
+        cli::Command::Tool(_) => unreachable!("tools ran above"),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(diagnostics) => fail(&diagnostics),
+    result.unwrap_or_else(|diagnostics| fail(&diagnostics, format))
+}
+
+fn run_tool(tool: &cli::Tool) {
+    let mut command = cli::Cli::command();
+    match tool {
+        cli::Tool::Completions { shell } => {
+            clap_complete::generate(*shell, &mut command, "kmetal", &mut std::io::stdout());
+        }
+        cli::Tool::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page).expect("rendering into memory does not fail");
+            print!("{}", String::from_utf8_lossy(&page));
+        }
     }
 }
 
-fn announce_removals(compiled: &kmetal::Compiled) {
+fn announce_removals(compiled: &kmetal::Compiled, verb: &str) {
     for (name, held) in &compiled.removed {
         eprintln!(
-            "kmetal: removing tenant {name}: its manifests go, Flux deletes its cluster, and VIP {} returns to pool {}",
+            "kmetal: {verb} tenant {name}: its manifests go, Flux deletes its cluster, and VIP {} returns to pool {}",
             held.vip, held.pool
         );
     }
+}
+
+/// Print the drift (removals in words first); exit 1 if anything would change.
+fn report_drift(drift: &kmetal::Drift, stat: bool) -> ExitCode {
+    for (name, held) in &drift.compiled.removed {
+        println!(
+            "tenant {name} is gone from tenants/: building (with --allow-removal {name}) deletes its manifests, Flux deletes its cluster, and VIP {} returns to pool {}",
+            held.vip, held.pool
+        );
+    }
+    if drift.changes.is_empty() {
+        eprintln!("kmetal: up to date");
+        return ExitCode::SUCCESS;
+    }
+    if stat {
+        print!("{}", kmetal::output::drift::stat(&drift.changes));
+    } else {
+        print!("{}", kmetal::output::drift::unified(&drift.changes, color(std::io::stdout().is_terminal())));
+    }
+    eprintln!("kmetal: {} files differ from what `kmetal build` would write", drift.changes.len());
+    ExitCode::from(1)
 }
 
 /// Print the diagnostics; exit 2 when kmetal could not run, else 1.

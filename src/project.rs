@@ -5,6 +5,21 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 
+/// `a/./b/../c` → `a/c`, without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 pub const SITE_FILE: &str = "kmetal.yaml";
 pub const TENANTS_DIR: &str = "tenants";
 pub const STACKS_DIR: &str = "stacks";
@@ -18,6 +33,8 @@ pub struct Project {
     pub out_override: Option<PathBuf>,
     /// Tenants the user agreed to remove (`--allow-removal`).
     pub allow_removal: BTreeSet<String>,
+    /// Let every removal through, to report it (`check`) rather than refuse it.
+    pub allow_all_removals: bool,
 }
 
 impl Project {
@@ -34,6 +51,7 @@ impl Project {
             root: dir.to_path_buf(),
             out_override,
             allow_removal: BTreeSet::new(),
+            allow_all_removals: false,
         })
     }
 
@@ -99,6 +117,54 @@ impl Project {
             }
         }
         files
+    }
+
+    /// Refuse an output directory that `build` must not replace: `/`, the home
+    /// directory, the repository itself or a directory holding it, and (unless
+    /// `--out` named it) anything outside the repository.
+    pub fn check_out_dir(&self, out_dir: &Path) -> Result<(), Diagnostic> {
+        let absolute = |p: &Path| {
+            std::path::absolute(p)
+                .map(|p| lexical(&p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        let (out, root) = (absolute(out_dir), absolute(&self.root));
+        let home = std::env::var_os("HOME").map(|h| absolute(Path::new(&h)));
+        let why = if out.parent().is_none() {
+            Some("it is the file system root")
+        } else if home.as_deref() == Some(out.as_path()) {
+            Some("it is the home directory")
+        } else if root.starts_with(&out) {
+            Some("it holds the kmetal repository itself")
+        } else if !out.starts_with(&root) && self.out_override.is_none() {
+            Some("it is outside the repository (name it with --out to allow that)")
+        } else {
+            None
+        };
+        match why {
+            None => Ok(()),
+            Some(why) => Err(Diagnostic::error(
+                codes::OUTPUT_UNSAFE,
+                format!(
+                    "kmetal will not write its output to {}: {why}",
+                    out_dir.display()
+                ),
+            )
+            .help("choose a directory of its own, such as deploy/ beside kmetal.yaml")),
+        }
+    }
+
+    /// `path` relative to the root when it is below it, with `/`.
+    pub fn shown(&self, path: &Path) -> String {
+        let absolute = |p: &Path| {
+            std::path::absolute(p)
+                .map(|p| lexical(&p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        match absolute(path).strip_prefix(absolute(&self.root)) {
+            Ok(relative) => self.relative(&self.root.join(relative)),
+            Err(_) => path.display().to_string(),
+        }
     }
 
     fn relative(&self, path: &Path) -> String {

@@ -66,7 +66,7 @@ fn build_writes_the_tree_and_a_second_build_touches_nothing() {
     let second = kmetal(repo.path(), &["build"]);
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     assert!(
-        stderr(&second).contains("(0 written, 25 unchanged)"),
+        stderr(&second).contains(": 0 written, 26 unchanged, 0 deleted"),
         "{}",
         stderr(&second)
     );

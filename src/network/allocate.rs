@@ -37,6 +37,8 @@ pub struct Allocation {
 /// tenant missing from the specs may only be unreadable, so none counts as removed.
 pub struct Removals<'a> {
     pub allowed: &'a BTreeSet<String>,
+    /// Treat every absent tenant as removed with consent (for `check`, which reports them).
+    pub allow_all: bool,
     pub declared: BTreeSet<&'a str>,
     pub all_tenant_files_read: bool,
 }
@@ -209,7 +211,7 @@ fn remove_absent(
         .filter(|(name, _)| !present.contains(name) && !removals.declared.contains(name.as_str()))
         .collect();
     for (name, held) in &absent {
-        if removals.allowed.contains(name.as_str()) {
+        if removals.allow_all || removals.allowed.contains(name.as_str()) {
             released.insert(Released {
                 pool: held.pool.clone(),
                 vip: held.vip,

@@ -1,9 +1,15 @@
 //! Documents → [`OutputTree`] (sorted relative path → file text, with a
-//! `kustomization.yaml` in every directory) → files on disk.
+//! `kustomization.yaml` in every directory and the `.kmetal-manifest` of what
+//! kmetal writes) → files on disk ([`install`]) or a diff against them ([`drift`]).
 //!
 //! Every path is made of fixed words and checked labels; it is verified once
 //! more here to be a plain relative path, so nothing can be written outside
 //! the output directory.
+
+pub mod drift;
+pub mod install;
+
+pub use install::{WriteReport, install};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -17,19 +23,14 @@ use crate::render::Document;
 use crate::yaml;
 
 pub const KUSTOMIZATION: &str = "kustomization.yaml";
+/// The list of files kmetal wrote, in the output directory: what the next build may delete.
+pub const MANIFEST: &str = ".kmetal-manifest";
 const DO_NOT_EDIT: &str = "# Do not edit: change the input and run `kmetal build`.\n";
 
 /// The whole output, as it should be on disk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutputTree {
     files: BTreeMap<String, String>,
-}
-
-/// What a write did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteReport {
-    pub written: usize,
-    pub unchanged: usize,
 }
 
 impl OutputTree {
@@ -65,25 +66,21 @@ impl OutputTree {
         }
         let kustomizations = kustomizations(files.keys());
         files.extend(kustomizations);
+        let mut manifest = String::from(
+            "# Files written by kmetal build: it deletes those it no longer produces, and never touches others.\n",
+        );
+        let listed: BTreeSet<&str> = files.keys().map(String::as_str).chain([MANIFEST]).collect();
+        for path in listed {
+            manifest += path;
+            manifest.push('\n');
+        }
+        files.insert(MANIFEST.to_string(), manifest);
         diagnostics.into_result(OutputTree { files })
     }
 
     /// Relative path → text, sorted.
     pub fn files(&self) -> &BTreeMap<String, String> {
         &self.files
-    }
-
-    /// Write every file whose content differs; leave identical files untouched.
-    pub fn write(&self, out_dir: &Path) -> Result<WriteReport, Diagnostic> {
-        let mut report = WriteReport::default();
-        for (relative, text) in &self.files {
-            if write_file(&out_dir.join(relative), text)? {
-                report.written += 1;
-            } else {
-                report.unchanged += 1;
-            }
-        }
-        Ok(report)
     }
 }
 
@@ -113,7 +110,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<bool, Diagnostic> {
     Ok(true)
 }
 
-fn is_plain_relative(path: &str) -> bool {
+pub(crate) fn is_plain_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\\')
         && Path::new(path)

@@ -1,0 +1,298 @@
+//! [`OutputTree`] + the output directory on disk → the new tree in its place,
+//! all at once.
+//!
+//! The new tree is staged beside the old one (files kmetal did not write are
+//! carried over, unchanged files are hard-linked so their mtimes stay), then
+//! swapped in with one atomic `renameat2(RENAME_EXCHANGE)`: a crash at any
+//! moment leaves the old tree or the new one, never a mix. Files listed in the
+//! old `.kmetal-manifest` and no longer produced are gone with the old tree;
+//! files kmetal did not write are never deleted or overwritten. A build that
+//! changes nothing touches nothing. A non-empty directory without a manifest
+//! is refused: kmetal never takes over a directory it did not create.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{MANIFEST, OutputTree};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+
+/// Test-only fault injection: a relative output path whose write fails.
+const FAULT_ENV: &str = "KMETAL_FAULT_INJECT_WRITE";
+
+/// What an install did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Files kmetal wrote (new or changed).
+    pub written: usize,
+    pub unchanged: usize,
+    /// Files kmetal had written before and no longer produces.
+    pub removed: usize,
+}
+
+/// What one entry of the old tree is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Other,
+}
+
+/// The output directory as it is now.
+#[derive(Debug, Default)]
+pub struct OldTree {
+    /// Relative path (with `/`) → kind, every entry below the root.
+    pub entries: BTreeMap<String, Kind>,
+    /// What the old manifest says kmetal wrote.
+    pub owned: BTreeSet<String>,
+}
+
+fn io_error(path: &Path, error: io::Error) -> Diagnostic {
+    Diagnostic::error(codes::IO, format!("{}: {error}", path.display()))
+}
+
+impl OldTree {
+    /// Read the output directory; an empty tree if it does not exist. A
+    /// symlink (or anything but a directory) in its place is refused.
+    pub fn read(out_dir: &Path) -> Result<OldTree, Diagnostic> {
+        let meta = match fs::symlink_metadata(out_dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(OldTree::default()),
+            Err(e) => return Err(io_error(out_dir, e)),
+        };
+        if !meta.is_dir() {
+            return Err(Diagnostic::error(
+                codes::OUTPUT_UNSAFE,
+                format!(
+                    "the output directory {} is a symlink or a file",
+                    out_dir.display()
+                ),
+            )
+            .help(
+                "kmetal does not write through links: point output (or --out) at a real directory",
+            ));
+        }
+        let mut tree = OldTree::default();
+        for entry in walkdir::WalkDir::new(out_dir)
+            .min_depth(1)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(|e| {
+                Diagnostic::error(codes::IO, format!("cannot read the output directory: {e}"))
+            })?;
+            let relative = relative(out_dir, entry.path());
+            let kind = match entry.file_type() {
+                t if t.is_dir() => Kind::Dir,
+                t if t.is_file() => Kind::File,
+                _ => Kind::Other,
+            };
+            tree.entries.insert(relative, kind);
+        }
+        if tree.entries.get(MANIFEST) == Some(&Kind::File) {
+            let text = fs::read_to_string(out_dir.join(MANIFEST))
+                .map_err(|e| io_error(&out_dir.join(MANIFEST), e))?;
+            tree.owned = text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty() && super::is_plain_relative(l))
+                .map(str::to_string)
+                .collect();
+            tree.owned.insert(MANIFEST.to_string());
+        } else if !tree.entries.is_empty() {
+            return Err(Diagnostic::error(
+                codes::OUTPUT_UNSAFE,
+                format!(
+                    "{} is not empty and was not written by kmetal (it has no {MANIFEST})",
+                    out_dir.display()
+                ),
+            )
+            .help(
+                "kmetal replaces its output directory as a whole: give it a new or empty directory",
+            ));
+        }
+        Ok(tree)
+    }
+
+    /// Directories that hold an owned file: kmetal made them.
+    fn owned_dirs(&self) -> BTreeSet<String> {
+        self.owned.iter().flat_map(|f| ancestors(f)).collect()
+    }
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let relative = path
+        .strip_prefix(root)
+        .expect("walkdir yields paths below its root");
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `a/b/c.yaml` → `a`, `a/b`.
+fn ancestors(path: &str) -> impl Iterator<Item = String> + '_ {
+    path.match_indices('/').map(|(i, _)| path[..i].to_string())
+}
+
+/// Files kmetal did not write, standing where it wants to write.
+pub fn conflicts(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> Diagnostics {
+    let mut diagnostics = Diagnostics::new();
+    for path in tree.files().keys() {
+        let blocked = std::iter::once(path.clone())
+            .chain(
+                ancestors(path).filter(|dir| old.entries.get(dir).is_some_and(|k| *k != Kind::Dir)),
+            )
+            .find(|p| {
+                let kind = old.entries.get(p);
+                let in_the_way = if p == path { kind.is_some() } else { true };
+                in_the_way
+                    && !old.owned.contains(p)
+                    && !(p == path && same_content(&out_dir.join(p), &tree.files()[path]))
+            });
+        if let Some(blocked) = blocked {
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::OUTPUT_CONFLICT,
+                    format!("{} was not written by kmetal, and kmetal wants to write {path}", out_dir.join(&blocked).display()),
+                )
+                .at(SourceLocation::file(out_dir.join(&blocked).display().to_string()))
+                .help("move the file away (kmetal never overwrites files it did not write), then build again"),
+            );
+        }
+    }
+    diagnostics
+}
+
+fn same_content(path: &Path, text: &str) -> bool {
+    fs::read(path).is_ok_and(|old| old == text.as_bytes())
+}
+
+/// Whether installing `tree` would change anything on disk.
+pub fn up_to_date(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> bool {
+    let stale = old.owned.iter().any(|p| !tree.files().contains_key(p));
+    !stale
+        && tree
+            .files()
+            .iter()
+            .all(|(p, text)| same_content(&out_dir.join(p), text))
+}
+
+/// Put `tree` in place of `out_dir`. Refuses (changing nothing) on conflicts.
+pub fn install(tree: &OutputTree, out_dir: &Path) -> Result<WriteReport, Diagnostics> {
+    let old = OldTree::read(out_dir)?;
+    let problems = conflicts(tree, &old, out_dir);
+    if problems.has_errors() {
+        return Err(problems);
+    }
+    let mut report = WriteReport::default();
+    if up_to_date(tree, &old, out_dir) {
+        report.unchanged = tree.files().len();
+        return Ok(report);
+    }
+    let staging = sibling(out_dir, "kmetal-staging");
+    let result =
+        stage(tree, &old, out_dir, &staging, &mut report).and_then(|()| swap(&staging, out_dir));
+    let _ = fs::remove_dir_all(&staging);
+    result.map_err(Diagnostics::from)?;
+    report.removed = old
+        .owned
+        .iter()
+        .filter(|p| !tree.files().contains_key(*p))
+        .count();
+    Ok(report)
+}
+
+/// `deploy` → `.deploy.<suffix>` in the same parent directory.
+fn sibling(out_dir: &Path, suffix: &str) -> PathBuf {
+    let name = out_dir
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    out_dir.with_file_name(format!(".{name}.{suffix}"))
+}
+
+fn stage(
+    tree: &OutputTree,
+    old: &OldTree,
+    out_dir: &Path,
+    staging: &Path,
+    report: &mut WriteReport,
+) -> Result<(), Diagnostic> {
+    if fs::symlink_metadata(staging).is_ok() {
+        fs::remove_dir_all(staging)
+            .or_else(|_| fs::remove_file(staging))
+            .map_err(|e| io_error(staging, e))?;
+    }
+    fs::create_dir_all(staging).map_err(|e| io_error(staging, e))?;
+    // Everything kmetal did not write comes along unchanged.
+    let owned_dirs = old.owned_dirs();
+    for (path, kind) in &old.entries {
+        let (from, to) = (out_dir.join(path), staging.join(path));
+        match kind {
+            _ if old.owned.contains(path) || tree.files().contains_key(path) => {}
+            Kind::Dir if owned_dirs.contains(path) => {}
+            Kind::Dir => fs::create_dir_all(&to).map_err(|e| io_error(&to, e))?,
+            Kind::File | Kind::Other => carry(&from, &to)?,
+        }
+    }
+    let fault = std::env::var(FAULT_ENV).ok();
+    for (path, text) in tree.files() {
+        let (from, to) = (out_dir.join(path), staging.join(path));
+        let parent = to.parent().expect("a staged file has a parent");
+        fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+        if fault.as_deref() == Some(path) {
+            return Err(io_error(&to, io::Error::other("injected fault")));
+        }
+        if same_content(&from, text) && fs::hard_link(&from, &to).is_ok() {
+            report.unchanged += 1;
+        } else {
+            fs::write(&to, text).map_err(|e| io_error(&to, e))?;
+            report.written += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Bring an entry kmetal did not write into the staged tree: a hard link for
+/// files (same inode, same mtime), the link itself for symlinks.
+fn carry(from: &Path, to: &Path) -> Result<(), Diagnostic> {
+    let parent = to.parent().expect("a staged entry has a parent");
+    fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+    let meta = fs::symlink_metadata(from).map_err(|e| io_error(from, e))?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(from).map_err(|e| io_error(from, e))?;
+        return std::os::unix::fs::symlink(target, to).map_err(|e| io_error(to, e));
+    }
+    fs::hard_link(from, to)
+        .or_else(|_| fs::copy(from, to).map(|_| ()))
+        .map_err(|e| io_error(from, e))
+}
+
+/// Put the staged tree where the output is: one atomic exchange where the
+/// file system supports it, else two renames.
+fn swap(staging: &Path, out_dir: &Path) -> Result<(), Diagnostic> {
+    if fs::symlink_metadata(out_dir).is_err() {
+        if let Some(parent) = out_dir.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+        }
+        return fs::rename(staging, out_dir).map_err(|e| io_error(out_dir, e));
+    }
+    let exchanged = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        staging,
+        rustix::fs::CWD,
+        out_dir,
+        rustix::fs::RenameFlags::EXCHANGE,
+    );
+    if exchanged.is_ok() {
+        return Ok(());
+    }
+    let old = sibling(out_dir, "kmetal-old");
+    let _ = fs::remove_dir_all(&old);
+    fs::rename(out_dir, &old).map_err(|e| io_error(out_dir, e))?;
+    if let Err(e) = fs::rename(staging, out_dir) {
+        let _ = fs::rename(&old, out_dir);
+        return Err(io_error(out_dir, e));
+    }
+    fs::remove_dir_all(&old).map_err(|e| io_error(&old, e))
+}
