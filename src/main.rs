@@ -19,7 +19,10 @@ fn color(terminal: bool) -> bool {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let format = match cli.format {
-        cli::OutputFormat::Human => Format::Human { color: color(std::io::stderr().is_terminal()), width: 100 },
+        cli::OutputFormat::Human => Format::Human {
+            color: color(std::io::stderr().is_terminal()),
+            width: 100,
+        },
         cli::OutputFormat::Json => Format::Json,
         cli::OutputFormat::Github => Format::Github,
     };
@@ -53,10 +56,16 @@ fn main() -> ExitCode {
         }),
         cli::Command::Validate { .. } => kmetal::compile(&project).map(|compiled| {
             announce_removals(&compiled, "removing");
-            eprintln!("kmetal: {} tenants, {} files: valid", compiled.tenants, compiled.tree.files().len());
+            eprintln!(
+                "kmetal: {} tenants, {} files: valid",
+                compiled.tenants,
+                compiled.tree.files().len()
+            );
             ExitCode::SUCCESS
         }),
-        cli::Command::Check { stat } => kmetal::check(&project).map(|drift| report_drift(&drift, *stat)),
+        cli::Command::Check { stat } => {
+            kmetal::check(&project).map(|drift| report_drift(&drift, *stat))
+        }
         cli::Command::New { name } => kmetal::scaffold::new_tenant(&project, name).map(|text| {
             print!("{text}");
             ExitCode::SUCCESS
@@ -74,7 +83,9 @@ fn run_tool(tool: &cli::Tool) {
         }
         cli::Tool::Man => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(command).render(&mut page).expect("rendering into memory does not fail");
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .expect("rendering into memory does not fail");
             print!("{}", String::from_utf8_lossy(&page));
         }
     }
@@ -104,9 +115,15 @@ fn report_drift(drift: &kmetal::Drift, stat: bool) -> ExitCode {
     if stat {
         print!("{}", kmetal::output::drift::stat(&drift.changes));
     } else {
-        print!("{}", kmetal::output::drift::unified(&drift.changes, color(std::io::stdout().is_terminal())));
+        print!(
+            "{}",
+            kmetal::output::drift::unified(&drift.changes, color(std::io::stdout().is_terminal()))
+        );
     }
-    eprintln!("kmetal: {} files differ from what `kmetal build` would write", drift.changes.len());
+    eprintln!(
+        "kmetal: {} files differ from what `kmetal build` would write",
+        drift.changes.len()
+    );
     ExitCode::from(1)
 }
 
