@@ -113,7 +113,10 @@ pub fn build(project: &Project) -> Result<(Compiled, WriteReport), Diagnostics> 
     let compiled = compile(project)?;
     project.check_out_dir(&compiled.out_dir)?;
     let report = output::install(&compiled.tree, &compiled.out_dir)?;
-    output::write_file(&project.root.join(lock::LOCK_FILE), &compiled.lock.to_text())?;
+    output::write_file(
+        &project.root.join(lock::LOCK_FILE),
+        &compiled.lock.to_text(),
+    )?;
     Ok((compiled, report))
 }
 
@@ -128,7 +131,10 @@ pub struct Drift {
 /// Compile in memory and compare with the output directory and the lock.
 /// Tenants that would be removed are allowed here, and listed in `removed`.
 pub fn check(project: &Project) -> Result<Drift, Diagnostics> {
-    let reporting = Project { allow_all_removals: true, ..project.clone() };
+    let reporting = Project {
+        allow_all_removals: true,
+        ..project.clone()
+    };
     let compiled = compile(&reporting)?;
     project.check_out_dir(&compiled.out_dir)?;
     let old = output::install::OldTree::read(&compiled.out_dir)?;
@@ -139,6 +145,10 @@ pub fn check(project: &Project) -> Result<Drift, Diagnostics> {
     let shown = project.shown(&compiled.out_dir);
     let mut changes = output::drift::changes(&compiled.tree, &old, &compiled.out_dir, &shown);
     let old_lock = std::fs::read_to_string(project.root.join(lock::LOCK_FILE)).ok();
-    changes.extend(output::drift::file_change(lock::LOCK_FILE, old_lock, &compiled.lock.to_text()));
+    changes.extend(output::drift::file_change(
+        lock::LOCK_FILE,
+        old_lock,
+        &compiled.lock.to_text(),
+    ));
     Ok(Drift { compiled, changes })
 }
