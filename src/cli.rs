@@ -76,6 +76,20 @@ pub enum Tool {
     },
     /// Print the man page (roff).
     Man,
+    /// Print the JSON Schema (draft-07) of an input file, for editors.
+    Schema {
+        #[arg(value_enum)]
+        file: SchemaFile,
+    },
+}
+
+/// Which input file a schema describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchemaFile {
+    /// A tenant file (tenants/**/*.yaml).
+    Tenant,
+    /// The site (kmetal.yaml).
+    Site,
 }
 
 /// Consent to delete tenants that kmetal.lock knows and no tenant file defines.

@@ -24,6 +24,7 @@ pub mod render;
 pub mod report;
 pub mod resolve;
 pub mod scaffold;
+pub mod schema;
 pub mod spec;
 pub mod stack;
 pub mod verify;

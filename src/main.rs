@@ -81,6 +81,13 @@ fn run_tool(tool: &cli::Tool) {
         cli::Tool::Completions { shell } => {
             clap_complete::generate(*shell, &mut command, "kmetal", &mut std::io::stdout());
         }
+        cli::Tool::Schema { file } => {
+            let kind = match file {
+                cli::SchemaFile::Tenant => kmetal::schema::InputKind::Tenant,
+                cli::SchemaFile::Site => kmetal::schema::InputKind::Site,
+            };
+            print!("{}", kmetal::schema::input_schema(kind));
+        }
         cli::Tool::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(command)

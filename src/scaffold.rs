@@ -10,6 +10,10 @@ use crate::spec::names::Label;
 use crate::spec::{self, Host};
 use crate::{lock, stack, yaml};
 
+/// Editors with yaml-language-server validate the file against the schema that
+/// `kmetal schema tenant > .kmetal/schema/tenant.json` writes (path relative to `tenants/`).
+pub const MODELINE: &str = "# yaml-language-server: $schema=../.kmetal/schema/tenant.json\n";
+
 /// The tenant file for `name`, with the VIP it would get now in its header
 /// (not reserved: the VIP is allocated and locked by `kmetal build`).
 pub fn new_tenant(project: &Project, name: &str) -> Result<String, Diagnostics> {

@@ -253,3 +253,15 @@ fn completions_and_man_page() {
         text(&man.stdout)
     );
 }
+
+#[test]
+fn schema_command_prints_the_input_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, title) in [("tenant", "kmetal tenant"), ("site", "kmetal site")] {
+        let out = kmetal(dir.path(), &["schema", file], &[]);
+        assert_eq!(out.status.code(), Some(0));
+        let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(schema["title"], title);
+        assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    }
+}

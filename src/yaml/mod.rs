@@ -17,10 +17,11 @@ pub use locate::{Located, locate};
 
 use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
 
-pub use serde_saphyr::Spanned;
+/// A value and where it was written: the spanned type of every input file.
+pub use crate::spec::raw::S as Spanned;
 
 /// Where a spanned value was written, as a diagnostic location.
-pub fn location_of<T>(file: &str, spanned: &Spanned<T>) -> SourceLocation {
+pub fn location_of<T>(file: &str, spanned: &crate::spec::raw::S<T>) -> SourceLocation {
     to_source_location(file, &spanned.referenced)
 }
 
