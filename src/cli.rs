@@ -18,6 +18,11 @@ pub struct Cli {
     )]
     pub dir: PathBuf,
 
+    /// Validate against these CustomResourceDefinitions (a file or a directory,
+    /// e.g. from `kubectl get crd -o yaml`) instead of kmetal's schemas, for the kinds they define.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub crds: Option<PathBuf>,
+
     /// How problems are printed (on stderr).
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,

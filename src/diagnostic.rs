@@ -37,6 +37,11 @@ pub mod codes {
     pub const OUTPUT_SCHEMA: &str = "kmetal::output::schema";
     pub const OUTPUT_CONFLICT: &str = "kmetal::output::conflict";
     pub const OUTPUT_UNSAFE: &str = "kmetal::output::unsafe-directory";
+    pub const OUTPUT_CEL: &str = "kmetal::output::cel";
+    pub const CRD_INVALID: &str = "kmetal::crds::invalid";
+    pub const VARIABLE_UNKNOWN: &str = "kmetal::variables::unknown";
+    pub const VARIABLE_MISSING: &str = "kmetal::variables::missing";
+    pub const VARIABLE_INVALID: &str = "kmetal::variables::invalid";
 
     /// Every code, for the uniqueness test and for documentation.
     pub const ALL: &[&str] = &[
@@ -66,6 +71,11 @@ pub mod codes {
         OUTPUT_SCHEMA,
         OUTPUT_CONFLICT,
         OUTPUT_UNSAFE,
+        OUTPUT_CEL,
+        CRD_INVALID,
+        VARIABLE_UNKNOWN,
+        VARIABLE_MISSING,
+        VARIABLE_INVALID,
     ];
 }
 

@@ -14,10 +14,12 @@
 //! nothing is written unless the whole run is clean. The library never prints.
 
 pub mod cel;
+pub mod crds;
 pub mod diagnostic;
 mod embedded;
 pub mod lock;
 pub mod network;
+pub mod openapi;
 pub mod output;
 pub mod project;
 pub mod render;
@@ -27,6 +29,7 @@ pub mod scaffold;
 pub mod schema;
 pub mod spec;
 pub mod stack;
+pub mod variables;
 pub mod verify;
 pub mod yaml;
 
@@ -93,7 +96,14 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         .collect();
     let (documents, problems) = renderer.render_all(&site, &stacks, &resolved);
     diagnostics.extend(problems);
-    diagnostics.extend(verify::Schemas::embedded().verify(&documents));
+    let mut schemas = verify::Schemas::embedded();
+    if let Some(crds) = &project.crds {
+        schemas = schemas.with_crds(crds, &mut diagnostics);
+    }
+    diagnostics.extend(schemas.verify(&documents));
+    let source = |file: &str| diagnostics.source(file).cloned();
+    let variable_problems = variables::check(&documents, &resolved, &stacks, source);
+    diagnostics.extend(variable_problems);
     let tree = OutputTree::from_documents(&documents).map_err(|d| diagnostics.extend(d));
     let (Ok(tree), false) = (tree, diagnostics.has_errors()) else {
         return Err(diagnostics);

@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Err(diagnostic) => return fail(&Diagnostics::from(diagnostic), format),
     };
     project.allow_removal = allow_removal.into_iter().collect();
+    project.crds = cli.crds.clone();
     let result = match &cli.command {
         cli::Command::Build { .. } => kmetal::build(&project).map(|(compiled, report)| {
             announce_removals(&compiled, "removing");

@@ -35,6 +35,8 @@ pub struct Project {
     pub allow_removal: BTreeSet<String>,
     /// Let every removal through, to report it (`check`) rather than refuse it.
     pub allow_all_removals: bool,
+    /// `--crds`: CRDs whose schemas replace the embedded ones of their kinds.
+    pub crds: Option<PathBuf>,
 }
 
 impl Project {
@@ -52,6 +54,7 @@ impl Project {
             out_override,
             allow_removal: BTreeSet::new(),
             allow_all_removals: false,
+            crds: None,
         })
     }
 

@@ -56,6 +56,8 @@ pub struct Stack {
     pub kubernetes_versions: Vec<String>,
     pub machine_sizes: Vec<String>,
     pub worker_classes: Vec<String>,
+    /// The ClusterClass's variables; a Cluster's topology is checked against them.
+    pub variables: Vec<Variable>,
     /// Output file stem (`cluster`) → template, sorted by stem.
     pub templates: BTreeMap<Label, Template>,
 }
@@ -78,6 +80,33 @@ struct RawStack {
     kubernetes_versions: S<Vec<S<String>>>,
     machine_sizes: S<Vec<S<String>>>,
     worker_classes: S<Vec<S<String>>>,
+    #[serde(default)]
+    variables: Vec<S<RawVariable>>,
+}
+
+/// A ClusterClass variable, declared as CAPI declares it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawVariable {
+    name: String,
+    required: bool,
+    schema: RawVariableSchema,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariableSchema {
+    #[serde(rename = "openAPIV3Schema")]
+    open_api_v3_schema: serde_json::Value,
+}
+
+/// A ClusterClass variable: its name, whether a Cluster must set it, and its
+/// schema converted to strict JSON Schema (CEL rules kept).
+#[derive(Clone, Debug)]
+pub struct Variable {
+    pub name: String,
+    pub required: bool,
+    pub schema: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,6 +279,7 @@ fn check_stack(
         Subdomain::parse(s).map(|_| ())
     });
 
+    let variables = check_variables(&mut c, &raw.variables);
     let mut templates = BTreeMap::new();
     let prefix = format!("{dir}/templates/");
     for (path, source) in files {
@@ -291,8 +321,27 @@ fn check_stack(
         kubernetes_versions,
         machine_sizes,
         worker_classes,
+        variables,
         templates,
     })
+}
+
+fn check_variables(c: &mut FileChecker<'_>, raw: &[S<RawVariable>]) -> Vec<Variable> {
+    let mut unique = UniqueNames::new("variable", "in this stack");
+    let mut variables = Vec::new();
+    for variable in raw {
+        let schema = crate::openapi::to_json_schema(&variable.value.schema.open_api_v3_schema);
+        let compiles = jsonschema::draft7::new(&schema)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+            .and_then(|()| crate::cel::CelRules::compile(&schema).map(|_| ()));
+        if let Err(e) = compiles {
+            c.error(codes::STACK_INVALID, variable, format!("variable {}: its schema does not compile: {e}", variable.value.name), None);
+        } else if unique.insert(&variable.value.name, c.location(variable), c.diagnostics) {
+            variables.push(Variable { name: variable.value.name.clone(), required: variable.value.required, schema });
+        }
+    }
+    variables
 }
 
 /// How a stack file is named in messages: its path, marked when built in.

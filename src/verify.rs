@@ -1,34 +1,51 @@
-//! Rendered documents → schema violations, against the embedded `schemas/`.
+//! Rendered documents → schema and CEL violations, against the embedded
+//! `schemas/` or the user's own CRDs (`--crds`).
 //!
 //! Our schemas are written for what we emit and are strict (unknown fields are
 //! errors); they are narrower than the upstream CRDs, never looser (a test
-//! checks every golden output against the upstream ones too). They are
-//! compiled once. A violation is a bug in a stack template: the diagnostic
-//! names the template, the output file, the input file and the JSON path.
+//! checks every golden output against the upstream ones too). Each is compiled
+//! once, with its `x-kubernetes-validations` CEL rules. A violation is a bug in
+//! a stack template: the diagnostic names the template, the output file, the
+//! input file and the JSON path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use jsonschema::Validator;
 use serde_json::Value;
 
+use crate::cel::CelRules;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::render::Document;
-use crate::yaml;
+use crate::{openapi, yaml};
+
+/// One kind's compiled checks, and where they came from.
+struct KindSchema {
+    validator: Validator,
+    rules: CelRules,
+    origin: String,
+}
 
 /// Compiled output schemas, by `(apiVersion, kind)`.
 pub struct Schemas {
-    by_kind: BTreeMap<(String, String), Validator>,
+    by_kind: BTreeMap<(String, String), KindSchema>,
+    /// `(group, kind)` of every kind a user CRD replaced → the versions it serves and its file.
+    from_crds: BTreeMap<(String, String), (BTreeSet<String>, String)>,
 }
 
 /// The single `enum` value of `properties.<field>` in a schema.
 fn fixed(schema: &Value, field: &str) -> Option<String> {
-    let values = schema
-        .pointer(&format!("/properties/{field}/enum"))?
-        .as_array()?;
+    let values = schema.pointer(&format!("/properties/{field}/enum"))?.as_array()?;
     match values.as_slice() {
         [Value::String(only)] => Some(only.clone()),
         _ => None,
     }
+}
+
+fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
+    let validator = jsonschema::draft7::new(schema).map_err(|e| format!("{origin}: {e}"))?;
+    let rules = CelRules::compile(schema).map_err(|e| format!("{origin}: {e}"))?;
+    Ok(KindSchema { validator, rules, origin: origin.to_string() })
 }
 
 impl Schemas {
@@ -36,20 +53,44 @@ impl Schemas {
     pub fn embedded() -> Self {
         let mut by_kind = BTreeMap::new();
         for (name, text) in crate::embedded::schema_files() {
-            let mut docs = yaml::parse_values(text)
-                .unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
+            let mut docs = yaml::parse_values(text).unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
             assert_eq!(docs.len(), 1, "schemas/{name} holds one schema");
             let schema = docs.remove(0);
             let key = (
-                fixed(&schema, "apiVersion")
-                    .unwrap_or_else(|| panic!("schemas/{name} fixes apiVersion")),
+                fixed(&schema, "apiVersion").unwrap_or_else(|| panic!("schemas/{name} fixes apiVersion")),
                 fixed(&schema, "kind").unwrap_or_else(|| panic!("schemas/{name} fixes kind")),
             );
-            let validator = jsonschema::draft7::new(&schema)
-                .unwrap_or_else(|e| panic!("schemas/{name} does not compile: {e}"));
-            by_kind.insert(key, validator);
+            let compiled = compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
+            by_kind.insert(key, compiled);
         }
-        Schemas { by_kind }
+        Schemas { by_kind, from_crds: BTreeMap::new() }
+    }
+
+    /// Replace the schema of every kind the CRDs at `path` (a file or a
+    /// directory of YAML) define, with the versions they serve.
+    pub fn with_crds(mut self, path: &Path, diagnostics: &mut Diagnostics) -> Self {
+        for (file, crd) in crate::crds::read(path, diagnostics) {
+            let key = (crd.group.clone(), crd.kind.clone());
+            let served: BTreeSet<String> = crd.versions.iter().map(|(v, _)| v.clone()).collect();
+            self.by_kind.retain(|(api_version, kind), _| {
+                !(kind == &crd.kind && api_version.rsplit_once('/').is_some_and(|(g, _)| g == crd.group))
+            });
+            for (version, open_api) in &crd.versions {
+                let api_version = format!("{}/{version}", crd.group);
+                let schema = openapi::object_schema(&api_version, &crd.kind, crd.namespaced, open_api);
+                match compile(&schema, &file) {
+                    Ok(compiled) => {
+                        self.by_kind.insert((api_version, crd.kind.clone()), compiled);
+                    }
+                    Err(e) => diagnostics.push(
+                        Diagnostic::error(codes::CRD_INVALID, format!("the schema of {api_version} {} does not compile: {e}", crd.kind))
+                            .at(SourceLocation::file(&file)),
+                    ),
+                }
+            }
+            self.from_crds.insert(key, (served, file));
+        }
+        self
     }
 
     /// The kinds there is a schema for, as `apiVersion/kind`.
@@ -61,56 +102,47 @@ impl Schemas {
     pub fn verify(&self, documents: &[Document]) -> Diagnostics {
         let mut diagnostics = Diagnostics::new();
         for document in documents {
-            for (pointer, message) in self.violations(&document.value) {
-                let at = if pointer.is_empty() {
-                    "/".to_string()
-                } else {
-                    pointer
-                };
+            for (code, pointer, message) in self.violations(&document.value) {
+                let at = if pointer.is_empty() { "/".to_string() } else { pointer };
                 diagnostics.push(
-                    Diagnostic::error(
-                        codes::OUTPUT_SCHEMA,
-                        format!(
-                            "output {} (from {}) is invalid at {at}: {message}",
-                            document.path, document.source
-                        ),
-                    )
-                    .at(SourceLocation::file(&document.template))
-                    .help("this is a bug in the stack template: fix the template so that it emits what the CRD accepts"),
+                    Diagnostic::error(code, format!("output {} (from {}) is invalid at {at}: {message}", document.path, document.source))
+                        .at(SourceLocation::file(&document.template))
+                        .related(SourceLocation::file(&document.source), "the input it was rendered from")
+                        .help("fix the stack template (or the input) so that the object is what the CRD accepts"),
                 );
             }
         }
         diagnostics
     }
 
-    /// `(JSON pointer, message)` for each violation of one object.
-    pub fn violations(&self, value: &Value) -> Vec<(String, String)> {
-        let field = |f: &str| {
-            value
-                .get(f)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+    /// `(code, JSON pointer, message)` for each violation of one object.
+    pub fn violations(&self, value: &Value) -> Vec<(&'static str, String, String)> {
+        let field = |f: &str| value.get(f).and_then(Value::as_str).unwrap_or_default().to_string();
         let key = (field("apiVersion"), field("kind"));
-        let Some(validator) = self.by_kind.get(&key) else {
-            let known: Vec<String> = self.kinds().collect();
-            return vec![(
-                String::new(),
-                format!(
-                    "kmetal has no schema for {}/{}; it emits only {}",
-                    key.0,
-                    key.1,
-                    known.join(", ")
-                ),
-            )];
+        let Some(schema) = self.by_kind.get(&key) else {
+            return vec![(codes::OUTPUT_SCHEMA, String::new(), self.unknown_kind(&key))];
         };
-        let mut found: Vec<(String, String)> = validator
+        let mut found: Vec<(&'static str, String, String)> = schema
+            .validator
             .iter_errors(value)
-            .map(|e| (e.instance_path().to_string(), e.to_string()))
+            .map(|e| (codes::OUTPUT_SCHEMA, e.instance_path().to_string(), e.to_string()))
             .collect();
         found.sort();
+        for violation in schema.rules.evaluate(value) {
+            let message = format!("{} (rule `{}` of {})", violation.message, violation.rule, schema.origin);
+            found.push((codes::OUTPUT_CEL, violation.path, message));
+        }
         found
+    }
+
+    fn unknown_kind(&self, (api_version, kind): &(String, String)) -> String {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if let Some((served, file)) = self.from_crds.get(&(group.to_string(), kind.clone())) {
+            let served: Vec<&str> = served.iter().map(String::as_str).collect();
+            return format!("{file} does not serve {api_version} for {kind} (it serves {})", served.join(", "));
+        }
+        let known: Vec<String> = self.kinds().collect();
+        format!("kmetal has no schema for {api_version}/{kind}; it emits only {}", known.join(", "))
     }
 }
 
@@ -124,10 +156,21 @@ mod tests {
         let schemas = Schemas::embedded();
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-a"}});
         assert!(schemas.violations(&ns).is_empty());
-        let extra =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}, "spec": {}});
+        let extra = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}, "spec": {}});
         assert!(!schemas.violations(&extra).is_empty());
         let unknown = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}});
-        assert!(schemas.violations(&unknown)[0].1.contains("no schema"));
+        assert!(schemas.violations(&unknown)[0].2.contains("no schema"));
+    }
+
+    #[test]
+    fn datastore_cel_rules_run() {
+        let schemas = Schemas::embedded();
+        let secret = |key: &str| json!({"secretReference": {"name": "s", "namespace": "n", "keyPath": key}});
+        let etcd = json!({
+            "apiVersion": "kamaji.clastix.io/v1alpha1", "kind": "DataStore", "metadata": {"name": "d"},
+            "spec": {"driver": "etcd", "endpoints": ["e:2379"], "tlsConfig": {"certificateAuthority": {"certificate": secret("tls.crt"), "privateKey": secret("tls.key")}}},
+        });
+        let found = schemas.violations(&etcd);
+        assert!(found.iter().any(|(code, _, m)| *code == codes::OUTPUT_CEL && m.contains("clientCertificate must have secretReference or content when driver is etcd")), "{found:?}");
     }
 }

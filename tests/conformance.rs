@@ -141,3 +141,118 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|dir| Path::new(dir).join(program))
         .find(|p| p.is_file())
 }
+
+/// `--crds ../shared/crds/upstream`: every golden case that builds still
+/// builds when the real CRDs replace kmetal's schemas.
+#[test]
+fn golden_inputs_build_against_the_upstream_crds() {
+    let upstream = common::shared_crds().join("upstream");
+    for case in common::golden_cases().into_iter().filter(|c| c.join("expected").is_dir()) {
+        let mut project = kmetal::project::Project::open(&case.join("input"), None).unwrap();
+        project.allow_removal = std::fs::read_to_string(case.join("allow-removal"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        project.crds = Some(upstream.clone());
+        if let Err(diagnostics) = kmetal::compile(&project) {
+            panic!("{}:\n{diagnostics}", case.display());
+        }
+    }
+}
+
+/// Every way of breaking one golden object (dropping a field, emptying a
+/// string, adding an unknown field) that the upstream CRD (schema and CEL)
+/// rejects, kmetal's embedded schema rejects too: ours is never looser.
+#[test]
+fn embedded_schemas_are_never_looser_than_upstream() {
+    let schemas = upstream_schemas();
+    let rules: BTreeMap<(String, String), kmetal::cel::CelRules> = upstream_rule_sets();
+    let ours = kmetal::verify::Schemas::embedded();
+    let mut looser = Vec::new();
+    let mut tried = 0;
+    for (case, files) in expected_trees() {
+        for (path, text) in files.iter().filter(|(p, _)| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml")) {
+            let doc = kmetal::yaml::parse_values(text).unwrap().remove(0);
+            let key = (doc["apiVersion"].as_str().unwrap().to_string(), doc["kind"].as_str().unwrap().to_string());
+            let Some(validator) = schemas.get(&key) else { continue };
+            for (what, mutant) in mutations(&doc) {
+                tried += 1;
+                let upstream_ok = validator.is_valid(&mutant) && rules[&key].evaluate(&mutant).is_empty();
+                if !upstream_ok && ours.violations(&mutant).is_empty() {
+                    looser.push(format!("{case}/{path}: {what}"));
+                }
+            }
+        }
+    }
+    assert!(tried > 1000, "only {tried} mutations");
+    assert!(looser.is_empty(), "kmetal accepts what the CRD rejects:\n{}", looser.join("\n"));
+}
+
+fn upstream_rule_sets() -> BTreeMap<(String, String), kmetal::cel::CelRules> {
+    let crds = common::shared_crds();
+    let index: Value = serde_json::from_str(&std::fs::read_to_string(crds.join("jsonschema/index.json")).unwrap()).unwrap();
+    index
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let text = std::fs::read_to_string(crds.join("jsonschema").join(entry["file"].as_str().unwrap())).unwrap();
+            let rules = kmetal::cel::CelRules::compile(&serde_json::from_str(&text).unwrap()).unwrap();
+            let key = (entry["apiVersion"].as_str().unwrap().to_string(), entry["kind"].as_str().unwrap().to_string());
+            (key, rules)
+        })
+        .collect()
+}
+
+/// Variations of `doc`, each with a description.
+fn mutations(doc: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut pointers = Vec::new();
+    collect_pointers(doc, String::new(), &mut pointers);
+    for pointer in pointers {
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let mut dropped = doc.clone();
+        match dropped.pointer_mut(if parent.is_empty() { "" } else { parent }) {
+            Some(Value::Object(map)) => {
+                map.remove(key);
+            }
+            Some(Value::Array(list)) => {
+                list.remove(key.parse::<usize>().unwrap());
+            }
+            _ => continue,
+        }
+        out.push((format!("without {pointer}"), dropped));
+        if doc.pointer(&pointer).is_some_and(Value::is_string) {
+            let mut emptied = doc.clone();
+            *emptied.pointer_mut(&pointer).unwrap() = Value::String(String::new());
+            out.push((format!("{pointer} empty"), emptied));
+        }
+        if doc.pointer(&pointer).is_some_and(Value::is_object) {
+            let mut extended = doc.clone();
+            extended.pointer_mut(&pointer).unwrap()["zzUnknownField"] = Value::from(1);
+            out.push((format!("unknown field in {pointer}"), extended));
+        }
+    }
+    out
+}
+
+fn collect_pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let pointer = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                out.push(pointer.clone());
+                collect_pointers(v, pointer, out);
+            }
+        }
+        Value::Array(list) => {
+            for (i, v) in list.iter().enumerate() {
+                let pointer = format!("{at}/{i}");
+                out.push(pointer.clone());
+                collect_pointers(v, pointer, out);
+            }
+        }
+        _ => {}
+    }
+}

@@ -2,7 +2,8 @@
 //! `golden/<case>/expected/` (the whole output tree) and `expected.lock` (the
 //! kmetal.lock a build would write), or with `golden/<case>/expected.stderr`
 //! (the diagnostics). `golden/<case>/allow-removal`, if present, lists the
-//! tenants the run may remove, one per line. `UPDATE_GOLDEN=1` rewrites the
+//! tenants the run may remove, one per line; `golden/<case>/crds/`, if present,
+//! is passed as `--crds`. `UPDATE_GOLDEN=1` rewrites the
 //! expectations; review them with `git diff golden/`.
 
 mod common;
@@ -29,14 +30,13 @@ enum Outcome {
 const LOCK: &str = "../expected.lock";
 
 fn run_case(case_dir: &Path) -> Outcome {
-    let allow = fs::read_to_string(case_dir.join("allow-removal")).unwrap_or_default();
-    run(
-        &case_dir.join("input"),
-        allow.lines().map(str::to_string).collect(),
-    )
+    run(&case_dir.join("input"), case_dir)
 }
 
-fn run(input: &Path, allow_removal: std::collections::BTreeSet<String>) -> Outcome {
+/// Compile `input` with the options of the case in `case_dir`.
+fn run(input: &Path, case_dir: &Path) -> Outcome {
+    let allow = fs::read_to_string(case_dir.join("allow-removal")).unwrap_or_default();
+    let crds = case_dir.join("crds");
     let human = |diagnostics: &Diagnostics| {
         let text = report::render(
             diagnostics,
@@ -45,10 +45,12 @@ fn run(input: &Path, allow_removal: std::collections::BTreeSet<String>) -> Outco
                 width: 100,
             },
         );
-        Outcome::Stderr(text.replace(&input.display().to_string(), "<input>"))
+        let text = text.replace(&input.display().to_string(), "<input>");
+        Outcome::Stderr(text.replace(&case_dir.display().to_string(), "<case>"))
     };
     let project = Project::open(input, None).map(|mut project| {
-        project.allow_removal = allow_removal;
+        project.allow_removal = allow.lines().map(str::to_string).collect();
+        project.crds = crds.is_dir().then_some(crds);
         project
     });
     match project.map(|project| kmetal::compile(&project)) {
@@ -184,9 +186,7 @@ fn output_does_not_depend_on_file_system_order() {
             fs::create_dir_all(target.parent().unwrap()).unwrap();
             fs::write(target, text).unwrap();
         }
-        let allow = fs::read_to_string(case_dir.join("allow-removal")).unwrap_or_default();
-        let Outcome::Tree(second) = run(copy.path(), allow.lines().map(str::to_string).collect())
-        else {
+        let Outcome::Tree(second) = run(copy.path(), &case_dir) else {
             panic!("copy of {} failed", case_dir.display())
         };
         assert_eq!(first, second, "{}", case_dir.display());

@@ -123,6 +123,41 @@ pub fn locate(file: &str, text: &str, pointer: &str) -> Option<Located> {
     None
 }
 
+/// Every place in `text` where a scalar value (not a key) equals `value`.
+/// Used to point at the input that produced a value found wrong in the output.
+pub fn find_scalar(file: &str, text: &str, value: &str) -> Vec<SourceLocation> {
+    let mut found = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut path = Vec::new();
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else { break };
+        match event {
+            Event::MappingStart(..) => stack.push(Frame::Mapping(None)),
+            Event::SequenceStart(..) => stack.push(Frame::Sequence(0)),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                finish_node(&mut stack, &mut path);
+            }
+            Event::Scalar(scalar, ..) => {
+                if let Some(Frame::Mapping(pending @ None)) = stack.last_mut() {
+                    path.push(String::new());
+                    *pending = Some((scalar.to_string(), span));
+                    continue;
+                }
+                if let Some(Frame::Sequence(_)) = stack.last() {
+                    path.push(String::new());
+                }
+                if scalar == value {
+                    found.push(location(file, text, &span, None));
+                }
+                finish_node(&mut stack, &mut path);
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 /// A node ended: step the parent past it.
 fn finish_node(stack: &mut [Frame], path: &mut Vec<String>) {
     match stack.last_mut() {
@@ -191,6 +226,15 @@ mod tests {
         assert_eq!((found.value.line, found.value.column), (3, 7));
         let found = locate("f.yaml", "a: 1\r\nb: two\r\n", "/b").unwrap();
         assert_eq!((found.value.line, found.value.column), (2, 4));
+    }
+
+    #[test]
+    fn scalars_are_found_as_values_not_keys() {
+        let text = "name: acme\nacme: 1\nlist: [acme, b]\nmore:\n  x: acme\n";
+        let found = find_scalar("f.yaml", text, "acme");
+        let lines: Vec<u64> = found.iter().map(|l| l.line).collect();
+        assert_eq!(lines, [1, 3, 5]);
+        assert_eq!(find_scalar("f.yaml", text, "zzz"), vec![]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_saphyr::{Error, Location};
 
 mod locate;
 
-pub use locate::{Located, locate};
+pub use locate::{Located, find_scalar, locate};
 
 use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
 

@@ -1,0 +1,160 @@
+//! Rendered Clusters + their stack's ClusterClass variables → what CAPI's
+//! webhook would reject: unknown variables, missing required ones, values
+//! that break a variable's schema or CEL rules (after CAPI's defaulting).
+//!
+//! CAPI skips this check when the ClusterClass is not reconciled yet, which is
+//! exactly when Flux applies both together; kmetal does it before anything is
+//! applied. A problem points at the tenant value that produced it when that
+//! value can be found in the tenant file.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::cel::CelRules;
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::render::Document;
+use crate::resolve::ResolvedTenant;
+use crate::stack::{Stacks, Variable};
+use crate::yaml;
+
+/// A variable's compiled checks.
+struct Compiled<'a> {
+    variable: &'a Variable,
+    validator: jsonschema::Validator,
+    rules: CelRules,
+}
+
+/// Check the Cluster of every tenant whose stack declares variables.
+pub fn check(
+    documents: &[Document],
+    tenants: &[ResolvedTenant],
+    stacks: &Stacks,
+    source: impl Fn(&str) -> Option<Arc<str>>,
+) -> Diagnostics {
+    let mut diagnostics = Diagnostics::new();
+    let mut compiled: BTreeMap<&str, Vec<Compiled<'_>>> = BTreeMap::new();
+    for (name, stack) in stacks.tenant.iter().filter(|(_, s)| !s.variables.is_empty()) {
+        let list = stack
+            .variables
+            .iter()
+            .map(|v| Compiled {
+                variable: v,
+                validator: jsonschema::draft7::new(&v.schema).expect("variable schemas were compiled when the stack was loaded"),
+                rules: CelRules::compile(&v.schema).expect("variable rules were compiled when the stack was loaded"),
+            })
+            .collect();
+        compiled.insert(name, list);
+    }
+    for tenant in tenants {
+        let Some(variables) = compiled.get(tenant.stack.as_str()) else { continue };
+        let prefix = format!("tenants/{}/", tenant.name);
+        let clusters = documents
+            .iter()
+            .filter(|d| d.path.starts_with(&prefix) && d.value.get("kind") == Some(&Value::from("Cluster")));
+        for document in clusters {
+            let text = source(&document.source);
+            let mut report = |code, message: String, value: Option<&Value>| {
+                let at = locate(&document.source, text.as_deref(), value);
+                diagnostics.push(
+                    Diagnostic::error(code, format!("{message} (in {})", document.path))
+                        .at(at)
+                        .related(SourceLocation::file(&document.template), "rendered by this template")
+                        .help("CAPI's webhook would reject this Cluster: fix the tenant value, or the stack's template or variables"),
+                );
+            };
+            check_cluster(&document.value, variables, &mut report);
+        }
+    }
+    diagnostics
+}
+
+/// Where a wrong value came from: the one place the tenant file has it, else the file.
+fn locate(file: &str, text: Option<&str>, value: Option<&Value>) -> SourceLocation {
+    let scalar = match value {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        _ => None,
+    };
+    let found = match (text, scalar) {
+        (Some(text), Some(scalar)) => yaml::find_scalar(file, text, &scalar),
+        _ => Vec::new(),
+    };
+    match found.as_slice() {
+        [one] => one.clone(),
+        _ => SourceLocation::file(file),
+    }
+}
+
+fn check_cluster(cluster: &Value, variables: &[Compiled<'_>], report: &mut impl FnMut(&'static str, String, Option<&Value>)) {
+    let empty = Vec::new();
+    let topology = &cluster["spec"]["topology"];
+    let given = topology["variables"].as_array().unwrap_or(&empty);
+    check_list(given, variables, true, "topology.variables", report);
+    for md in topology["workers"]["machineDeployments"].as_array().unwrap_or(&empty) {
+        let overrides = md["variables"]["overrides"].as_array().unwrap_or(&empty);
+        let place = format!("the overrides of machineDeployment {}", md["name"].as_str().unwrap_or("?"));
+        check_list(overrides, variables, false, &place, report);
+    }
+}
+
+fn check_list(
+    given: &[Value],
+    variables: &[Compiled<'_>],
+    top_level: bool,
+    place: &str,
+    report: &mut impl FnMut(&'static str, String, Option<&Value>),
+) {
+    for entry in given {
+        let name = entry["name"].as_str().unwrap_or_default();
+        let Some(compiled) = variables.iter().find(|c| c.variable.name == name) else {
+            let known: Vec<&str> = variables.iter().map(|c| c.variable.name.as_str()).collect();
+            let help = crate::diagnostic::did_you_mean(name, "variable", &known);
+            report(codes::VARIABLE_UNKNOWN, format!("variable {name:?} in {place} is not a variable of the ClusterClass ({help})"), None);
+            continue;
+        };
+        let mut value = entry["value"].clone();
+        apply_defaults(&compiled.variable.schema, &mut value);
+        for error in compiled.validator.iter_errors(&value) {
+            let at = value.pointer(&error.instance_path().to_string()).cloned();
+            let message = format!("variable {name} at {}: {error}", display_path(&error.instance_path().to_string()));
+            report(codes::VARIABLE_INVALID, message, at.as_ref());
+        }
+        for violation in compiled.rules.evaluate(&value) {
+            let at = value.pointer(&violation.path).cloned();
+            let message = format!("variable {name} at {}: {}", display_path(&violation.path), violation.message);
+            report(codes::VARIABLE_INVALID, message, at.as_ref());
+        }
+    }
+    if top_level {
+        for compiled in variables.iter().filter(|c| c.variable.required) {
+            let present = given.iter().any(|e| e["name"] == compiled.variable.name.as_str());
+            if !present && compiled.variable.schema.get("default").is_none() {
+                report(codes::VARIABLE_MISSING, format!("required variable {} is missing from {place}", compiled.variable.name), None);
+            }
+        }
+    }
+}
+
+fn display_path(pointer: &str) -> String {
+    if pointer.is_empty() { "its root".into() } else { pointer.to_string() }
+}
+
+/// Fill in `default`s of missing object properties, as the API server does.
+fn apply_defaults(schema: &Value, value: &mut Value) {
+    let (Some(properties), Value::Object(map)) = (schema.get("properties").and_then(Value::as_object), value) else {
+        return;
+    };
+    for (key, property) in properties {
+        if !map.contains_key(key) {
+            if let Some(default) = property.get("default") {
+                map.insert(key.clone(), default.clone());
+            }
+        }
+        if let Some(child) = map.get_mut(key) {
+            apply_defaults(property, child);
+        }
+    }
+}
