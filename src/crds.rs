@@ -26,7 +26,10 @@ pub fn read(path: &Path, diagnostics: &mut Diagnostics) -> Vec<(String, Crd)> {
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        })
         .collect();
     files.sort();
     if files.is_empty() {
@@ -38,18 +41,30 @@ pub fn read(path: &Path, diagnostics: &mut Diagnostics) -> Vec<(String, Crd)> {
     let mut crds = Vec::new();
     for file in files {
         let name = file.display().to_string();
-        let parsed = std::fs::read_to_string(&file).map_err(|e| e.to_string()).and_then(|t| yaml::parse_values(&t));
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| yaml::parse_values(&t));
         let docs = match parsed {
             Ok(docs) => docs,
             Err(e) => {
-                diagnostics.push(Diagnostic::error(codes::CRD_INVALID, format!("cannot read CRDs: {e}")).at(SourceLocation::file(&name)));
+                diagnostics.push(
+                    Diagnostic::error(codes::CRD_INVALID, format!("cannot read CRDs: {e}"))
+                        .at(SourceLocation::file(&name)),
+                );
                 continue;
             }
         };
-        for doc in docs.iter().flat_map(|d| match d.get("kind").and_then(Value::as_str) {
-            Some("List") => d.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
-            _ => vec![d.clone()],
-        }) {
+        for doc in docs
+            .iter()
+            .flat_map(|d| match d.get("kind").and_then(Value::as_str) {
+                Some("List") => d
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => vec![d.clone()],
+            })
+        {
             match crd(&doc) {
                 Some(crd) => crds.push((name.clone(), crd)),
                 None => diagnostics.push(

@@ -17,9 +17,12 @@ pub fn to_json_schema(node: &Value) -> Value {
     for (key, value) in map {
         let converted = match key.as_str() {
             "properties" | "patternProperties" | "definitions" => match value {
-                Value::Object(children) => {
-                    Value::Object(children.iter().map(|(k, v)| (k.clone(), to_json_schema(v))).collect())
-                }
+                Value::Object(children) => Value::Object(
+                    children
+                        .iter()
+                        .map(|(k, v)| (k.clone(), to_json_schema(v)))
+                        .collect(),
+                ),
                 other => other.clone(),
             },
             "items" | "additionalProperties" | "not" => to_json_schema(value),
@@ -38,7 +41,10 @@ pub fn to_json_schema(node: &Value) -> Value {
     }
     if out.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
         out.remove("type");
-        out.insert("anyOf".into(), json!([{"type": "integer"}, {"type": "string"}]));
+        out.insert(
+            "anyOf".into(),
+            json!([{"type": "integer"}, {"type": "string"}]),
+        );
     }
     let is_object = out.get("type") == Some(&json!("object")) || out.contains_key("properties");
     let open = out.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
@@ -66,8 +72,13 @@ pub fn object_schema(api_version: &str, kind: &str, namespaced: bool, open_api: 
     if namespaced {
         metadata["properties"]["namespace"] = json!({"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"});
     }
-    let map = schema.as_object_mut().expect("an openAPIV3Schema is an object");
-    map.insert("$schema".into(), json!("http://json-schema.org/draft-07/schema#"));
+    let map = schema
+        .as_object_mut()
+        .expect("an openAPIV3Schema is an object");
+    map.insert(
+        "$schema".into(),
+        json!("http://json-schema.org/draft-07/schema#"),
+    );
     let properties = map.entry("properties").or_insert_with(|| json!({}));
     properties["apiVersion"] = json!({"enum": [api_version]});
     properties["kind"] = json!({"enum": [kind]});
@@ -94,20 +105,37 @@ mod tests {
         });
         let schema = to_json_schema(&crd);
         let validator = jsonschema::draft7::new(&schema).unwrap();
-        for ok in [json!({"a": null}), json!({"port": 80}), json!({"port": "http"}), json!({"free": {"any": 1}}), json!({"list": [{"x": 1}]})] {
+        for ok in [
+            json!({"a": null}),
+            json!({"port": 80}),
+            json!({"port": "http"}),
+            json!({"free": {"any": 1}}),
+            json!({"list": [{"x": 1}]}),
+        ] {
             assert!(validator.is_valid(&ok), "{ok}");
         }
-        for bad in [json!({"b": 1}), json!({"list": [{"y": 1}]}), json!({"port": true})] {
+        for bad in [
+            json!({"b": 1}),
+            json!({"list": [{"y": 1}]}),
+            json!({"port": true}),
+        ] {
             assert!(!validator.is_valid(&bad), "{bad}");
         }
     }
 
     #[test]
     fn whole_objects_fix_api_version_kind_and_metadata() {
-        let schema = object_schema("example.io/v1", "Thing", false, &json!({"type": "object", "properties": {"spec": {"type": "object"}}}));
+        let schema = object_schema(
+            "example.io/v1",
+            "Thing",
+            false,
+            &json!({"type": "object", "properties": {"spec": {"type": "object"}}}),
+        );
         let validator = jsonschema::draft7::new(&schema).unwrap();
         assert!(validator.is_valid(&json!({"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": "a"}, "spec": {}})));
-        assert!(!validator.is_valid(&json!({"apiVersion": "example.io/v2", "kind": "Thing", "metadata": {"name": "a"}})));
+        assert!(!validator.is_valid(
+            &json!({"apiVersion": "example.io/v2", "kind": "Thing", "metadata": {"name": "a"}})
+        ));
         assert!(!validator.is_valid(&json!({"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": "a", "namespace": "x"}})));
     }
 }

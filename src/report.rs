@@ -92,7 +92,11 @@ impl<'a> View<'a> {
                 ));
             } else {
                 let mut related = View::at(diagnostic, Some(location), note, all);
-                related.note = Some(if related.source.is_some() { note.clone() } else { format!("{note}: {location}") });
+                related.note = Some(if related.source.is_some() {
+                    note.clone()
+                } else {
+                    format!("{note}: {location}")
+                });
                 view.related.push(related);
             }
         }

@@ -336,9 +336,21 @@ fn check_variables(c: &mut FileChecker<'_>, raw: &[S<RawVariable>]) -> Vec<Varia
             .map_err(|e| e.to_string())
             .and_then(|()| crate::cel::CelRules::compile(&schema).map(|_| ()));
         if let Err(e) = compiles {
-            c.error(codes::STACK_INVALID, variable, format!("variable {}: its schema does not compile: {e}", variable.value.name), None);
+            c.error(
+                codes::STACK_INVALID,
+                variable,
+                format!(
+                    "variable {}: its schema does not compile: {e}",
+                    variable.value.name
+                ),
+                None,
+            );
         } else if unique.insert(&variable.value.name, c.location(variable), c.diagnostics) {
-            variables.push(Variable { name: variable.value.name.clone(), required: variable.value.required, schema });
+            variables.push(Variable {
+                name: variable.value.name.clone(),
+                required: variable.value.required,
+                schema,
+            });
         }
     }
     variables

@@ -35,24 +35,32 @@ pub fn check(
 ) -> Diagnostics {
     let mut diagnostics = Diagnostics::new();
     let mut compiled: BTreeMap<&str, Vec<Compiled<'_>>> = BTreeMap::new();
-    for (name, stack) in stacks.tenant.iter().filter(|(_, s)| !s.variables.is_empty()) {
+    for (name, stack) in stacks
+        .tenant
+        .iter()
+        .filter(|(_, s)| !s.variables.is_empty())
+    {
         let list = stack
             .variables
             .iter()
             .map(|v| Compiled {
                 variable: v,
-                validator: jsonschema::draft7::new(&v.schema).expect("variable schemas were compiled when the stack was loaded"),
-                rules: CelRules::compile(&v.schema).expect("variable rules were compiled when the stack was loaded"),
+                validator: jsonschema::draft7::new(&v.schema)
+                    .expect("variable schemas were compiled when the stack was loaded"),
+                rules: CelRules::compile(&v.schema)
+                    .expect("variable rules were compiled when the stack was loaded"),
             })
             .collect();
         compiled.insert(name, list);
     }
     for tenant in tenants {
-        let Some(variables) = compiled.get(tenant.stack.as_str()) else { continue };
+        let Some(variables) = compiled.get(tenant.stack.as_str()) else {
+            continue;
+        };
         let prefix = format!("tenants/{}/", tenant.name);
-        let clusters = documents
-            .iter()
-            .filter(|d| d.path.starts_with(&prefix) && d.value.get("kind") == Some(&Value::from("Cluster")));
+        let clusters = documents.iter().filter(|d| {
+            d.path.starts_with(&prefix) && d.value.get("kind") == Some(&Value::from("Cluster"))
+        });
         for document in clusters {
             let text = source(&document.source);
             let mut report = |code, message: String, value: Option<&Value>| {
@@ -88,14 +96,24 @@ fn locate(file: &str, text: Option<&str>, value: Option<&Value>) -> SourceLocati
     }
 }
 
-fn check_cluster(cluster: &Value, variables: &[Compiled<'_>], report: &mut impl FnMut(&'static str, String, Option<&Value>)) {
+fn check_cluster(
+    cluster: &Value,
+    variables: &[Compiled<'_>],
+    report: &mut impl FnMut(&'static str, String, Option<&Value>),
+) {
     let empty = Vec::new();
     let topology = &cluster["spec"]["topology"];
     let given = topology["variables"].as_array().unwrap_or(&empty);
     check_list(given, variables, true, "topology.variables", report);
-    for md in topology["workers"]["machineDeployments"].as_array().unwrap_or(&empty) {
+    for md in topology["workers"]["machineDeployments"]
+        .as_array()
+        .unwrap_or(&empty)
+    {
         let overrides = md["variables"]["overrides"].as_array().unwrap_or(&empty);
-        let place = format!("the overrides of machineDeployment {}", md["name"].as_str().unwrap_or("?"));
+        let place = format!(
+            "the overrides of machineDeployment {}",
+            md["name"].as_str().unwrap_or("?")
+        );
         check_list(overrides, variables, false, &place, report);
     }
 }
@@ -112,39 +130,67 @@ fn check_list(
         let Some(compiled) = variables.iter().find(|c| c.variable.name == name) else {
             let known: Vec<&str> = variables.iter().map(|c| c.variable.name.as_str()).collect();
             let help = crate::diagnostic::did_you_mean(name, "variable", &known);
-            report(codes::VARIABLE_UNKNOWN, format!("variable {name:?} in {place} is not a variable of the ClusterClass ({help})"), None);
+            report(
+                codes::VARIABLE_UNKNOWN,
+                format!(
+                    "variable {name:?} in {place} is not a variable of the ClusterClass ({help})"
+                ),
+                None,
+            );
             continue;
         };
         let mut value = entry["value"].clone();
         apply_defaults(&compiled.variable.schema, &mut value);
         for error in compiled.validator.iter_errors(&value) {
             let at = value.pointer(&error.instance_path().to_string()).cloned();
-            let message = format!("variable {name} at {}: {error}", display_path(&error.instance_path().to_string()));
+            let message = format!(
+                "variable {name} at {}: {error}",
+                display_path(&error.instance_path().to_string())
+            );
             report(codes::VARIABLE_INVALID, message, at.as_ref());
         }
         for violation in compiled.rules.evaluate(&value) {
             let at = value.pointer(&violation.path).cloned();
-            let message = format!("variable {name} at {}: {}", display_path(&violation.path), violation.message);
+            let message = format!(
+                "variable {name} at {}: {}",
+                display_path(&violation.path),
+                violation.message
+            );
             report(codes::VARIABLE_INVALID, message, at.as_ref());
         }
     }
     if top_level {
         for compiled in variables.iter().filter(|c| c.variable.required) {
-            let present = given.iter().any(|e| e["name"] == compiled.variable.name.as_str());
+            let present = given
+                .iter()
+                .any(|e| e["name"] == compiled.variable.name.as_str());
             if !present && compiled.variable.schema.get("default").is_none() {
-                report(codes::VARIABLE_MISSING, format!("required variable {} is missing from {place}", compiled.variable.name), None);
+                report(
+                    codes::VARIABLE_MISSING,
+                    format!(
+                        "required variable {} is missing from {place}",
+                        compiled.variable.name
+                    ),
+                    None,
+                );
             }
         }
     }
 }
 
 fn display_path(pointer: &str) -> String {
-    if pointer.is_empty() { "its root".into() } else { pointer.to_string() }
+    if pointer.is_empty() {
+        "its root".into()
+    } else {
+        pointer.to_string()
+    }
 }
 
 /// Fill in `default`s of missing object properties, as the API server does.
 fn apply_defaults(schema: &Value, value: &mut Value) {
-    let (Some(properties), Value::Object(map)) = (schema.get("properties").and_then(Value::as_object), value) else {
+    let (Some(properties), Value::Object(map)) =
+        (schema.get("properties").and_then(Value::as_object), value)
+    else {
         return;
     };
     for (key, property) in properties {

@@ -35,7 +35,9 @@ pub struct Schemas {
 
 /// The single `enum` value of `properties.<field>` in a schema.
 fn fixed(schema: &Value, field: &str) -> Option<String> {
-    let values = schema.pointer(&format!("/properties/{field}/enum"))?.as_array()?;
+    let values = schema
+        .pointer(&format!("/properties/{field}/enum"))?
+        .as_array()?;
     match values.as_slice() {
         [Value::String(only)] => Some(only.clone()),
         _ => None,
@@ -45,7 +47,11 @@ fn fixed(schema: &Value, field: &str) -> Option<String> {
 fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
     let validator = jsonschema::draft7::new(schema).map_err(|e| format!("{origin}: {e}"))?;
     let rules = CelRules::compile(schema).map_err(|e| format!("{origin}: {e}"))?;
-    Ok(KindSchema { validator, rules, origin: origin.to_string() })
+    Ok(KindSchema {
+        validator,
+        rules,
+        origin: origin.to_string(),
+    })
 }
 
 impl Schemas {
@@ -53,17 +59,23 @@ impl Schemas {
     pub fn embedded() -> Self {
         let mut by_kind = BTreeMap::new();
         for (name, text) in crate::embedded::schema_files() {
-            let mut docs = yaml::parse_values(text).unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
+            let mut docs = yaml::parse_values(text)
+                .unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
             assert_eq!(docs.len(), 1, "schemas/{name} holds one schema");
             let schema = docs.remove(0);
             let key = (
-                fixed(&schema, "apiVersion").unwrap_or_else(|| panic!("schemas/{name} fixes apiVersion")),
+                fixed(&schema, "apiVersion")
+                    .unwrap_or_else(|| panic!("schemas/{name} fixes apiVersion")),
                 fixed(&schema, "kind").unwrap_or_else(|| panic!("schemas/{name} fixes kind")),
             );
-            let compiled = compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
+            let compiled =
+                compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
             by_kind.insert(key, compiled);
         }
-        Schemas { by_kind, from_crds: BTreeMap::new() }
+        Schemas {
+            by_kind,
+            from_crds: BTreeMap::new(),
+        }
     }
 
     /// Replace the schema of every kind the CRDs at `path` (a file or a
@@ -73,18 +85,29 @@ impl Schemas {
             let key = (crd.group.clone(), crd.kind.clone());
             let served: BTreeSet<String> = crd.versions.iter().map(|(v, _)| v.clone()).collect();
             self.by_kind.retain(|(api_version, kind), _| {
-                !(kind == &crd.kind && api_version.rsplit_once('/').is_some_and(|(g, _)| g == crd.group))
+                !(kind == &crd.kind
+                    && api_version
+                        .rsplit_once('/')
+                        .is_some_and(|(g, _)| g == crd.group))
             });
             for (version, open_api) in &crd.versions {
                 let api_version = format!("{}/{version}", crd.group);
-                let schema = openapi::object_schema(&api_version, &crd.kind, crd.namespaced, open_api);
+                let schema =
+                    openapi::object_schema(&api_version, &crd.kind, crd.namespaced, open_api);
                 match compile(&schema, &file) {
                     Ok(compiled) => {
-                        self.by_kind.insert((api_version, crd.kind.clone()), compiled);
+                        self.by_kind
+                            .insert((api_version, crd.kind.clone()), compiled);
                     }
                     Err(e) => diagnostics.push(
-                        Diagnostic::error(codes::CRD_INVALID, format!("the schema of {api_version} {} does not compile: {e}", crd.kind))
-                            .at(SourceLocation::file(&file)),
+                        Diagnostic::error(
+                            codes::CRD_INVALID,
+                            format!(
+                                "the schema of {api_version} {} does not compile: {e}",
+                                crd.kind
+                            ),
+                        )
+                        .at(SourceLocation::file(&file)),
                     ),
                 }
             }
@@ -103,7 +126,11 @@ impl Schemas {
         let mut diagnostics = Diagnostics::new();
         for document in documents {
             for (code, pointer, message) in self.violations(&document.value) {
-                let at = if pointer.is_empty() { "/".to_string() } else { pointer };
+                let at = if pointer.is_empty() {
+                    "/".to_string()
+                } else {
+                    pointer
+                };
                 diagnostics.push(
                     Diagnostic::error(code, format!("output {} (from {}) is invalid at {at}: {message}", document.path, document.source))
                         .at(SourceLocation::file(&document.template))
@@ -117,7 +144,13 @@ impl Schemas {
 
     /// `(code, JSON pointer, message)` for each violation of one object.
     pub fn violations(&self, value: &Value) -> Vec<(&'static str, String, String)> {
-        let field = |f: &str| value.get(f).and_then(Value::as_str).unwrap_or_default().to_string();
+        let field = |f: &str| {
+            value
+                .get(f)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let key = (field("apiVersion"), field("kind"));
         let Some(schema) = self.by_kind.get(&key) else {
             return vec![(codes::OUTPUT_SCHEMA, String::new(), self.unknown_kind(&key))];
@@ -125,11 +158,20 @@ impl Schemas {
         let mut found: Vec<(&'static str, String, String)> = schema
             .validator
             .iter_errors(value)
-            .map(|e| (codes::OUTPUT_SCHEMA, e.instance_path().to_string(), e.to_string()))
+            .map(|e| {
+                (
+                    codes::OUTPUT_SCHEMA,
+                    e.instance_path().to_string(),
+                    e.to_string(),
+                )
+            })
             .collect();
         found.sort();
         for violation in schema.rules.evaluate(value) {
-            let message = format!("{} (rule `{}` of {})", violation.message, violation.rule, schema.origin);
+            let message = format!(
+                "{} (rule `{}` of {})",
+                violation.message, violation.rule, schema.origin
+            );
             found.push((codes::OUTPUT_CEL, violation.path, message));
         }
         found
@@ -139,10 +181,16 @@ impl Schemas {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         if let Some((served, file)) = self.from_crds.get(&(group.to_string(), kind.clone())) {
             let served: Vec<&str> = served.iter().map(String::as_str).collect();
-            return format!("{file} does not serve {api_version} for {kind} (it serves {})", served.join(", "));
+            return format!(
+                "{file} does not serve {api_version} for {kind} (it serves {})",
+                served.join(", ")
+            );
         }
         let known: Vec<String> = self.kinds().collect();
-        format!("kmetal has no schema for {api_version}/{kind}; it emits only {}", known.join(", "))
+        format!(
+            "kmetal has no schema for {api_version}/{kind}; it emits only {}",
+            known.join(", ")
+        )
     }
 }
 
@@ -156,7 +204,8 @@ mod tests {
         let schemas = Schemas::embedded();
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-a"}});
         assert!(schemas.violations(&ns).is_empty());
-        let extra = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}, "spec": {}});
+        let extra =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}, "spec": {}});
         assert!(!schemas.violations(&extra).is_empty());
         let unknown = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}});
         assert!(schemas.violations(&unknown)[0].2.contains("no schema"));
@@ -165,12 +214,19 @@ mod tests {
     #[test]
     fn datastore_cel_rules_run() {
         let schemas = Schemas::embedded();
-        let secret = |key: &str| json!({"secretReference": {"name": "s", "namespace": "n", "keyPath": key}});
+        let secret =
+            |key: &str| json!({"secretReference": {"name": "s", "namespace": "n", "keyPath": key}});
         let etcd = json!({
             "apiVersion": "kamaji.clastix.io/v1alpha1", "kind": "DataStore", "metadata": {"name": "d"},
             "spec": {"driver": "etcd", "endpoints": ["e:2379"], "tlsConfig": {"certificateAuthority": {"certificate": secret("tls.crt"), "privateKey": secret("tls.key")}}},
         });
         let found = schemas.violations(&etcd);
-        assert!(found.iter().any(|(code, _, m)| *code == codes::OUTPUT_CEL && m.contains("clientCertificate must have secretReference or content when driver is etcd")), "{found:?}");
+        assert!(
+            found.iter().any(|(code, _, m)| *code == codes::OUTPUT_CEL
+                && m.contains(
+                    "clientCertificate must have secretReference or content when driver is etcd"
+                )),
+            "{found:?}"
+        );
     }
 }

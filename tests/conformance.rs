@@ -147,7 +147,10 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 #[test]
 fn golden_inputs_build_against_the_upstream_crds() {
     let upstream = common::shared_crds().join("upstream");
-    for case in common::golden_cases().into_iter().filter(|c| c.join("expected").is_dir()) {
+    for case in common::golden_cases()
+        .into_iter()
+        .filter(|c| c.join("expected").is_dir())
+    {
         let mut project = kmetal::project::Project::open(&case.join("input"), None).unwrap();
         project.allow_removal = std::fs::read_to_string(case.join("allow-removal"))
             .unwrap_or_default()
@@ -172,13 +175,22 @@ fn embedded_schemas_are_never_looser_than_upstream() {
     let mut looser = Vec::new();
     let mut tried = 0;
     for (case, files) in expected_trees() {
-        for (path, text) in files.iter().filter(|(p, _)| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml")) {
+        for (path, text) in files
+            .iter()
+            .filter(|(p, _)| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
+        {
             let doc = kmetal::yaml::parse_values(text).unwrap().remove(0);
-            let key = (doc["apiVersion"].as_str().unwrap().to_string(), doc["kind"].as_str().unwrap().to_string());
-            let Some(validator) = schemas.get(&key) else { continue };
+            let key = (
+                doc["apiVersion"].as_str().unwrap().to_string(),
+                doc["kind"].as_str().unwrap().to_string(),
+            );
+            let Some(validator) = schemas.get(&key) else {
+                continue;
+            };
             for (what, mutant) in mutations(&doc) {
                 tried += 1;
-                let upstream_ok = validator.is_valid(&mutant) && rules[&key].evaluate(&mutant).is_empty();
+                let upstream_ok =
+                    validator.is_valid(&mutant) && rules[&key].evaluate(&mutant).is_empty();
                 if !upstream_ok && ours.violations(&mutant).is_empty() {
                     looser.push(format!("{case}/{path}: {what}"));
                 }
@@ -186,20 +198,34 @@ fn embedded_schemas_are_never_looser_than_upstream() {
         }
     }
     assert!(tried > 1000, "only {tried} mutations");
-    assert!(looser.is_empty(), "kmetal accepts what the CRD rejects:\n{}", looser.join("\n"));
+    assert!(
+        looser.is_empty(),
+        "kmetal accepts what the CRD rejects:\n{}",
+        looser.join("\n")
+    );
 }
 
 fn upstream_rule_sets() -> BTreeMap<(String, String), kmetal::cel::CelRules> {
     let crds = common::shared_crds();
-    let index: Value = serde_json::from_str(&std::fs::read_to_string(crds.join("jsonschema/index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(crds.join("jsonschema/index.json")).unwrap())
+            .unwrap();
     index
         .as_array()
         .unwrap()
         .iter()
         .map(|entry| {
-            let text = std::fs::read_to_string(crds.join("jsonschema").join(entry["file"].as_str().unwrap())).unwrap();
-            let rules = kmetal::cel::CelRules::compile(&serde_json::from_str(&text).unwrap()).unwrap();
-            let key = (entry["apiVersion"].as_str().unwrap().to_string(), entry["kind"].as_str().unwrap().to_string());
+            let text = std::fs::read_to_string(
+                crds.join("jsonschema")
+                    .join(entry["file"].as_str().unwrap()),
+            )
+            .unwrap();
+            let rules =
+                kmetal::cel::CelRules::compile(&serde_json::from_str(&text).unwrap()).unwrap();
+            let key = (
+                entry["apiVersion"].as_str().unwrap().to_string(),
+                entry["kind"].as_str().unwrap().to_string(),
+            );
             (key, rules)
         })
         .collect()
