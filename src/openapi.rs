@@ -34,10 +34,10 @@ pub fn to_json_schema(node: &Value) -> Value {
         };
         out.insert(key.clone(), converted);
     }
-    if out.remove("nullable") == Some(Value::Bool(true)) {
-        if let Some(Value::String(t)) = out.get("type").cloned() {
-            out.insert("type".into(), json!([t, "null"]));
-        }
+    if out.remove("nullable") == Some(Value::Bool(true))
+        && let Some(Value::String(t)) = out.get("type").cloned()
+    {
+        out.insert("type".into(), json!([t, "null"]));
     }
     if out.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
         out.remove("type");

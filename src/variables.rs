@@ -194,10 +194,10 @@ fn apply_defaults(schema: &Value, value: &mut Value) {
         return;
     };
     for (key, property) in properties {
-        if !map.contains_key(key) {
-            if let Some(default) = property.get("default") {
-                map.insert(key.clone(), default.clone());
-            }
+        if !map.contains_key(key)
+            && let Some(default) = property.get("default")
+        {
+            map.insert(key.clone(), default.clone());
         }
         if let Some(child) = map.get_mut(key) {
             apply_defaults(property, child);
