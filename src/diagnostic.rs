@@ -15,6 +15,7 @@ pub mod codes {
     pub const PROJECT_NOT_FOUND: &str = "kmetal::project::not-found";
     pub const PROJECT_NOT_A_FILE: &str = "kmetal::project::not-a-file";
     pub const YAML_SYNTAX: &str = "kmetal::yaml::syntax";
+    pub const YAML_LIMIT: &str = "kmetal::yaml::limit";
     pub const SPEC_SCHEMA: &str = "kmetal::spec::schema";
     pub const SPEC_API_VERSION: &str = "kmetal::spec::api-version";
     pub const SPEC_INVALID_NAME: &str = "kmetal::spec::invalid-name";
@@ -49,6 +50,7 @@ pub mod codes {
         PROJECT_NOT_FOUND,
         PROJECT_NOT_A_FILE,
         YAML_SYNTAX,
+        YAML_LIMIT,
         SPEC_SCHEMA,
         SPEC_API_VERSION,
         SPEC_INVALID_NAME,

@@ -111,10 +111,13 @@ impl Lock {
             ));
         }
         let mut lock = Lock::default();
+        let mut keys: BTreeMap<String, SourceLocation> = yaml::keys_of(LOCK_FILE, text, "/tenants")
+            .into_iter()
+            .collect();
         for (name, held) in raw.tenants {
-            let pointer = format!("/tenants/{}", name.replace('~', "~0").replace('/', "~1"));
-            let key = yaml::locate(LOCK_FILE, text, &pointer).and_then(|l| l.key);
-            let at = key.unwrap_or_else(|| yaml::location_of(LOCK_FILE, &held));
+            let at = keys
+                .remove(&name)
+                .unwrap_or_else(|| yaml::location_of(LOCK_FILE, &held));
             match (Label::parse(&name), Label::parse(&held.value.pool)) {
                 (Ok(tenant), Ok(pool)) => {
                     lock.tenants.insert(

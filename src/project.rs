@@ -23,6 +23,8 @@ fn lexical(path: &Path) -> PathBuf {
 pub const SITE_FILE: &str = "kmetal.yaml";
 pub const TENANTS_DIR: &str = "tenants";
 pub const STACKS_DIR: &str = "stacks";
+/// [`Project::max_file_bytes`] unless changed: 1 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// A kmetal repository on disk.
 #[derive(Clone, Debug)]
@@ -35,6 +37,9 @@ pub struct Project {
     pub allow_removal: BTreeSet<String>,
     /// Let every removal through, to report it (`check`) rather than refuse it.
     pub allow_all_removals: bool,
+    /// Largest input file (`kmetal.yaml`, a tenant file) read, in bytes: a
+    /// tenant file is a few hundred bytes, anything near this is a mistake or an attack.
+    pub max_file_bytes: u64,
     /// `--crds`: CRDs whose schemas replace the embedded ones of their kinds.
     pub crds: Option<PathBuf>,
 }
@@ -54,6 +59,7 @@ impl Project {
             out_override,
             allow_removal: BTreeSet::new(),
             allow_all_removals: false,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             crds: None,
         })
     }

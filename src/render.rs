@@ -8,6 +8,7 @@
 //! value travels on, so template whitespace never reaches the output.
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -80,52 +81,42 @@ impl Renderer {
 
     /// Every object of the site and its tenants that rendered, in output-path
     /// order, and the problems of those that did not.
-    pub fn render_all(
-        &self,
-        site: &Site,
-        stacks: &Stacks,
-        tenants: &[ResolvedTenant],
+    pub fn render_all<'s>(
+        &'s self,
+        site: &'s Site,
+        stacks: &'s Stacks,
+        tenants: &'s [ResolvedTenant],
     ) -> (Vec<Document>, Diagnostics) {
-        let mut diagnostics = Diagnostics::new();
-        let mut documents = Vec::new();
         let site_ctx = SiteContext {
             name: site.name.as_str(),
             metallb_namespace: site.metallb_namespace.as_str(),
             flux: &site.flux,
         };
-        let mut emit = |path: String, source: &str, template: &Template, ctx: Value| match self
-            .render(template, ctx)
-        {
-            Ok(value) => documents.push(Document {
-                path,
-                source: source.to_string(),
-                template: template.name.clone(),
-                value,
-            }),
-            Err(d) => diagnostics.push(d),
-        };
+        let mut jobs: Vec<Job<'_>> = Vec::new();
+        let mut job =
+            |path: String, source: &'s str, template: &'s Template, ctx: minijinja::Value| {
+                jobs.push(Job {
+                    path,
+                    source,
+                    template,
+                    ctx,
+                })
+            };
         let platform = |file: &str| &stacks.platform[file];
         let file = site.file.as_str();
         for pool in &site.pools {
             let ctx = context(&site_ctx, "pool", &pool_context(pool));
-            emit(
-                format!("platform/metallb/ipaddresspool-{}.yaml", pool.name),
-                file,
-                platform("ipaddresspool.yaml.j2"),
-                ctx.clone(),
-            );
+            let path = format!("platform/metallb/ipaddresspool-{}.yaml", pool.name);
+            job(path, file, platform("ipaddresspool.yaml.j2"), ctx.clone());
             if pool.l2_advertisement {
-                emit(
-                    format!("platform/metallb/l2advertisement-{}.yaml", pool.name),
-                    file,
-                    platform("l2advertisement.yaml.j2"),
-                    ctx,
-                );
+                let path = format!("platform/metallb/l2advertisement-{}.yaml", pool.name);
+                job(path, file, platform("l2advertisement.yaml.j2"), ctx);
             }
         }
         for issuer in &site.issuers {
-            emit(
-                format!("platform/cert-manager/clusterissuer-{}.yaml", issuer.name),
+            let path = format!("platform/cert-manager/clusterissuer-{}.yaml", issuer.name);
+            job(
+                path,
                 file,
                 platform("clusterissuer.yaml.j2"),
                 context::<Issuer>(&site_ctx, "issuer", issuer),
@@ -136,7 +127,7 @@ impl Renderer {
                 "platform/cert-manager/certificate-{}-{}.yaml",
                 cert.namespace, cert.name
             );
-            emit(
+            job(
                 path,
                 file,
                 platform("certificate.yaml.j2"),
@@ -144,14 +135,15 @@ impl Renderer {
             );
         }
         for store in &site.data_stores {
-            emit(
-                format!("platform/datastores/datastore-{}.yaml", store.name),
+            let path = format!("platform/datastores/datastore-{}.yaml", store.name);
+            job(
+                path,
                 file,
                 platform("datastore.yaml.j2"),
                 context::<DataStore>(&site_ctx, "dataStore", store),
             );
         }
-        emit(
+        job(
             "flux/platform.yaml".into(),
             file,
             platform("flux-platform.yaml.j2"),
@@ -159,19 +151,41 @@ impl Renderer {
         );
         for tenant in tenants {
             let ctx = context(&site_ctx, "tenant", tenant);
-            emit(
+            let source = tenant.source_file.as_str();
+            job(
                 format!("flux/tenant-{}.yaml", tenant.name),
-                &tenant.source_file,
+                source,
                 platform("flux-tenant.yaml.j2"),
                 ctx.clone(),
             );
             for (stem, template) in &stacks.tenant[tenant.stack.as_str()].templates {
-                emit(
+                job(
                     format!("tenants/{}/{stem}.yaml", tenant.name),
-                    &tenant.source_file,
+                    source,
                     template,
                     ctx.clone(),
                 );
+            }
+        }
+        // Each template is rendered once per object; tenants render in
+        // parallel, and the results keep the jobs' order.
+        let results: Vec<Result<Document, Diagnostic>> = jobs
+            .into_par_iter()
+            .map(|job| {
+                self.render(job.template, &job.ctx).map(|value| Document {
+                    path: job.path,
+                    source: job.source.to_string(),
+                    template: job.template.name.clone(),
+                    value,
+                })
+            })
+            .collect();
+        let mut diagnostics = Diagnostics::new();
+        let mut documents = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Ok(document) => documents.push(document),
+                Err(d) => diagnostics.push(d),
             }
         }
         documents.sort_by(|a, b| a.path.cmp(&b.path));
@@ -179,13 +193,13 @@ impl Renderer {
     }
 
     /// Render one template and re-parse it into exactly one object.
-    fn render(&self, template: &Template, ctx: Value) -> Result<Value, Diagnostic> {
+    fn render(&self, template: &Template, ctx: &minijinja::Value) -> Result<Value, Diagnostic> {
         let compiled = self
             .env
             .get_template(&template.name)
             .expect("every template of the stacks was added in Renderer::new");
         let text = compiled
-            .render(minijinja::value::Serde(&ctx))
+            .render(ctx)
             .map_err(|e| template_diagnostic(&e, &template.name, "failed to render"))?;
         let mut values = yaml::parse_values(&text).map_err(|e| {
             Diagnostic::error(codes::TEMPLATE_ERROR, format!("rendered text is not valid YAML: {e}"))
@@ -215,8 +229,12 @@ fn pool_context(pool: &Pool) -> PoolContext<'_> {
     }
 }
 
-/// `{ site: …, <key>: value }` as a template context.
-fn context<T: Serialize + ?Sized>(site: &SiteContext<'_>, key: &str, value: &T) -> Value {
+/// `{ site: …, <key>: value }` as a template context, converted once.
+fn context<T: Serialize + ?Sized>(
+    site: &SiteContext<'_>,
+    key: &str,
+    value: &T,
+) -> minijinja::Value {
     let mut map = serde_json::Map::new();
     map.insert(
         "site".into(),
@@ -226,7 +244,15 @@ fn context<T: Serialize + ?Sized>(site: &SiteContext<'_>, key: &str, value: &T) 
         key.into(),
         serde_json::to_value(value).expect("template contexts serialize: string keys only"),
     );
-    Value::Object(map)
+    minijinja::Value::from(minijinja::value::Serde(Value::Object(map)))
+}
+
+/// One object to render: where it goes, what it comes from, with what.
+struct Job<'s> {
+    path: String,
+    source: &'s str,
+    template: &'s Template,
+    ctx: minijinja::Value,
 }
 
 fn template_diagnostic(error: &minijinja::Error, template: &str, what: &str) -> Diagnostic {

@@ -53,27 +53,35 @@ pub fn check(
             .collect();
         compiled.insert(name, list);
     }
-    for tenant in tenants {
-        let Some(variables) = compiled.get(tenant.stack.as_str()) else {
+    let stack_of: BTreeMap<&str, &str> = tenants
+        .iter()
+        .map(|t| (t.name.as_str(), t.stack.as_str()))
+        .collect();
+    for document in documents
+        .iter()
+        .filter(|d| d.value.get("kind") == Some(&Value::from("Cluster")))
+    {
+        let tenant = document
+            .path
+            .strip_prefix("tenants/")
+            .and_then(|rest| rest.split('/').next());
+        let Some(variables) = tenant
+            .and_then(|t| stack_of.get(t))
+            .and_then(|stack| compiled.get(stack))
+        else {
             continue;
         };
-        let prefix = format!("tenants/{}/", tenant.name);
-        let clusters = documents.iter().filter(|d| {
-            d.path.starts_with(&prefix) && d.value.get("kind") == Some(&Value::from("Cluster"))
-        });
-        for document in clusters {
-            let text = source(&document.source);
-            let mut report = |code, message: String, value: Option<&Value>| {
-                let at = locate(&document.source, text.as_deref(), value);
-                diagnostics.push(
-                    Diagnostic::error(code, format!("{message} (in {})", document.path))
-                        .at(at)
-                        .related(SourceLocation::file(&document.template), "rendered by this template")
-                        .help("CAPI's webhook would reject this Cluster: fix the tenant value, or the stack's template or variables"),
-                );
-            };
-            check_cluster(&document.value, variables, &mut report);
-        }
+        let text = source(&document.source);
+        let mut report = |code, message: String, value: Option<&Value>| {
+            let at = locate(&document.source, text.as_deref(), value);
+            diagnostics.push(
+                Diagnostic::error(code, format!("{message} (in {})", document.path))
+                    .at(at)
+                    .related(SourceLocation::file(&document.template), "rendered by this template")
+                    .help("CAPI's webhook would reject this Cluster: fix the tenant value, or the stack's template or variables"),
+            );
+        };
+        check_cluster(&document.value, variables, &mut report);
     }
     diagnostics
 }

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use jsonschema::Validator;
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::cel::CelRules;
@@ -124,8 +125,12 @@ impl Schemas {
     /// Check every document; all violations are reported.
     pub fn verify(&self, documents: &[Document]) -> Diagnostics {
         let mut diagnostics = Diagnostics::new();
-        for document in documents {
-            for (code, pointer, message) in self.violations(&document.value) {
+        let found: Vec<_> = documents
+            .par_iter()
+            .map(|d| self.violations(&d.value))
+            .collect();
+        for (document, violations) in documents.iter().zip(found) {
+            for (code, pointer, message) in violations {
                 let at = if pointer.is_empty() {
                     "/".to_string()
                 } else {

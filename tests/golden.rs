@@ -228,3 +228,21 @@ fn examples_compile() {
         }
     }
 }
+
+/// One thread or many: the same bytes.
+#[test]
+fn output_does_not_depend_on_thread_count() {
+    for case_dir in common::golden_cases() {
+        let in_pool = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            match pool.install(|| run_case(&case_dir)) {
+                Outcome::Tree(files) => files,
+                Outcome::Stderr(text) => BTreeMap::from([("stderr".to_string(), text)]),
+            }
+        };
+        assert_eq!(in_pool(1), in_pool(8), "{}", case_dir.display());
+    }
+}

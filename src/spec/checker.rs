@@ -15,6 +15,26 @@ use crate::network::{self, AddressError};
 use crate::yaml::location_of;
 
 pub const API_VERSION: &str = "kmetal.io/v1alpha1";
+/// Longest free-text value (a URL, a path), in bytes.
+pub const TEXT_MAX: usize = 1024;
+/// Longest host name, in bytes (DNS).
+pub const HOST_MAX: usize = 253;
+
+/// Characters no free-text value may hold: C0 (tab and newline included), DEL
+/// and C1 controls, zero-width and bidi formatting characters, the Unicode
+/// line and paragraph separators and the byte-order mark. They end lines,
+/// hide text or reorder it on screen, and no kmetal value needs them.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
 
 /// Checks values of one input file, collecting diagnostics.
 pub struct FileChecker<'a> {
@@ -72,10 +92,42 @@ impl FileChecker<'_> {
         }
     }
 
+    /// A free-text value (a URL, an email, a path): at most `max_len` bytes,
+    /// no [hidden](is_hidden) characters. Checked before any other check of
+    /// the value, so that messages never quote a huge or invisible value.
+    pub fn text(&mut self, value: &S<String>, what: &str, max_len: usize) -> Option<String> {
+        let text = &value.value;
+        let (message, help) = if text.len() > max_len {
+            (
+                format!(
+                    "{what} is {} bytes long; at most {max_len} are allowed",
+                    text.len()
+                ),
+                format!("shorten it to at most {max_len} bytes"),
+            )
+        } else if let Some((at, c)) = text.char_indices().find(|(_, c)| is_hidden(*c)) {
+            (
+                format!(
+                    "{what} holds the control or invisible character U+{:04X} at byte {at}",
+                    u32::from(c)
+                ),
+                "write it on one line, with visible characters only".to_string(),
+            )
+        } else {
+            return Some(text.clone());
+        };
+        self.error(codes::SPEC_INVALID_VALUE, value, message, Some(help));
+        None
+    }
+
     pub fn label(&mut self, value: &S<String>, what: &str) -> Option<Label> {
         Label::parse(&value.value)
             .map_err(|problem| {
-                let help = suggest_label(&value.value)
+                // Only ASCII can become a label (and `suggest_label` cuts at
+                // a byte index, which would split a wider character).
+                let help = (value.value.is_ascii())
+                    .then(|| suggest_label(&value.value))
+                    .flatten()
                     .map(|s| format!("use {s:?}"))
                     .or_else(|| Some("use lowercase letters, digits and '-', at most 63".into()));
                 self.error(
@@ -236,6 +288,55 @@ impl UniqueNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_refuses_hidden_characters_and_long_values() {
+        let value = |s: &str| S {
+            value: s.to_string(),
+            referenced: serde_saphyr::Location::UNKNOWN,
+            defined: serde_saphyr::Location::UNKNOWN,
+        };
+        let mut diagnostics = Diagnostics::new();
+        let mut c = FileChecker {
+            file: "t.yaml",
+            diagnostics: &mut diagnostics,
+        };
+        for good in ["admin@example.com", "./deploy", "ünïcödé ok", "a b"] {
+            assert_eq!(c.text(&value(good), "x", 64).as_deref(), Some(good));
+        }
+        let bad = [
+            "a\nb",
+            "a\tb",
+            "a\0b",
+            "a\rb",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{2028}",
+            "a\u{2029}",
+            "\u{feff}a",
+            "a\u{202e}b",
+            "a\u{200b}b",
+        ];
+        for bad in bad {
+            assert!(c.text(&value(bad), "x", 64).is_none(), "{bad:?}");
+        }
+        assert!(c.text(&value(&"a".repeat(65)), "x", 64).is_none());
+        assert!(c.text(&value(&"a".repeat(64)), "x", 64).is_some());
+        let messages: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
+        assert_eq!(
+            messages[0],
+            "x holds the control or invisible character U+000A at byte 1"
+        );
+        assert_eq!(
+            messages.last().unwrap(),
+            "x is 65 bytes long; at most 64 are allowed"
+        );
+        assert!(
+            diagnostics
+                .iter()
+                .all(|d| d.code == codes::SPEC_INVALID_VALUE)
+        );
+    }
 
     #[test]
     fn did_you_mean() {

@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path};
 
-use super::checker::{FileChecker, UniqueNames, site_default_error};
+use super::checker::{FileChecker, HOST_MAX, TEXT_MAX, UniqueNames, site_default_error};
 use super::model::*;
 use super::names::{Label, Subdomain};
 use super::raw::*;
@@ -13,6 +13,10 @@ use crate::stack::Stacks;
 const DEFAULT_STACK: &str = "kubevirt-kubeadm";
 const DEFAULT_OUTPUT: &str = "deploy";
 const DURATION_UNITS: &[&str] = &["ms", "s", "m", "h"];
+/// Longest `host:port`: a host name, or an IPv6 address in brackets, and a port.
+const ENDPOINT_MAX: usize = HOST_MAX + "[]:65535".len();
+/// Longest email address (RFC 5321).
+const EMAIL_MAX: usize = 254;
 
 /// Check the site. `None` when it has errors (they are in `diagnostics`).
 pub fn check_site(
@@ -92,6 +96,7 @@ fn label(s: &str) -> Label {
 
 /// A directory below the repository root: relative, no `..`.
 fn relative_dir(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
+    c.text(value, "output", TEXT_MAX)?;
     let path = Path::new(&value.value);
     let normal =
         !value.value.is_empty() && path.components().all(|p| matches!(p, Component::Normal(_)));
@@ -272,14 +277,13 @@ fn check_data_stores(c: &mut FileChecker<'_>, raw: &[RawDataStore]) -> Vec<DataS
         }
         let basic_auth = d.basic_auth.as_ref().map(|b| {
             let keys = b.value.keys.as_ref();
-            let key = |k: Option<&S<String>>, default: &str| {
-                k.map_or(default.to_string(), |k| k.value.clone())
-            };
+            let username_key = secret_key(c, keys.and_then(|k| k.username.as_ref()), "username");
+            let password_key = secret_key(c, keys.and_then(|k| k.password.as_ref()), "password");
             Some(BasicAuth {
                 secret: c.subdomain(&b.value.secret, "secret name")?,
                 namespace: c.label(&b.value.namespace, "secret namespace")?,
-                username_key: key(keys.and_then(|k| k.username.as_ref()), "username"),
-                password_key: key(keys.and_then(|k| k.password.as_ref()), "password"),
+                username_key: username_key?,
+                password_key: password_key?,
             })
         });
         let etcd = d.driver.value == Driver::Etcd;
@@ -343,7 +347,7 @@ fn present_and_valid<T>(part: Option<Option<T>>) -> Option<Option<T>> {
 
 /// A bare `host:port` endpoint, as Kamaji wants it (no scheme).
 fn endpoint(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
-    let text = &value.value;
+    let text = &c.text(value, "datastore endpoint", ENDPOINT_MAX)?;
     let port_ok = text
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
@@ -367,22 +371,40 @@ fn endpoint(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
 
 fn tls_secret(c: &mut FileChecker<'_>, raw: &RawTlsSecret, with_key: bool) -> Option<TlsSecret> {
     let keys = raw.keys.as_ref();
-    let certificate_key = keys
-        .and_then(|k| k.certificate.as_ref())
-        .map_or("tls.crt".into(), |k| k.value.clone());
-    let private_key = keys
-        .and_then(|k| k.private_key.as_ref())
-        .map(|k| k.value.clone());
+    let certificate_key = secret_key(c, keys.and_then(|k| k.certificate.as_ref()), "tls.crt");
+    let private_key = keys.and_then(|k| k.private_key.as_ref());
+    let private_key_key = match private_key {
+        Some(_) => Some(secret_key(c, private_key, "tls.key")?),
+        None => with_key.then(|| "tls.key".to_string()),
+    };
     Some(TlsSecret {
         secret: c.subdomain(&raw.secret, "secret name")?,
         namespace: c.label(&raw.namespace, "secret namespace")?,
-        certificate_key,
-        private_key_key: if with_key {
-            Some(private_key.unwrap_or_else(|| "tls.key".into()))
-        } else {
-            private_key
-        },
+        certificate_key: certificate_key?,
+        private_key_key,
     })
+}
+
+/// A key of a Secret, as Kubernetes allows it: 1–253 of `[-._a-zA-Z0-9]`,
+/// not `.` or `..`; `default` when none is written.
+fn secret_key(c: &mut FileChecker<'_>, value: Option<&S<String>>, default: &str) -> Option<String> {
+    let Some(value) = value else {
+        return Some(default.to_string());
+    };
+    let key = c.text(value, "Secret key", HOST_MAX)?;
+    let allowed = |ch: char| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_');
+    if key.is_empty() || key == "." || key.starts_with("..") || !key.chars().all(allowed) {
+        c.error(
+            codes::SPEC_INVALID_VALUE,
+            value,
+            format!("{key:?} is not a Secret key"),
+            Some(format!(
+                "write a key of the Secret: letters, digits, '-', '_' and '.', such as {default}"
+            )),
+        );
+        return None;
+    }
+    Some(key)
 }
 
 fn check_issuers(c: &mut FileChecker<'_>, raw: &[RawIssuer]) -> Vec<Issuer> {
@@ -391,6 +413,9 @@ fn check_issuers(c: &mut FileChecker<'_>, raw: &[RawIssuer]) -> Vec<Issuer> {
     for i in raw {
         let name = c.subdomain(&i.name, "ClusterIssuer name");
         let server = &i.acme.server;
+        if c.text(server, "ACME server", TEXT_MAX).is_none() {
+            continue;
+        }
         if !server.value.starts_with("https://")
             || server.value.chars().any(|ch| ch.is_whitespace())
         {
@@ -403,6 +428,9 @@ fn check_issuers(c: &mut FileChecker<'_>, raw: &[RawIssuer]) -> Vec<Issuer> {
             continue;
         }
         if let Some(email) = &i.acme.email {
+            if c.text(email, "ACME email", EMAIL_MAX).is_none() {
+                continue;
+            }
             let ok = email
                 .value
                 .split_once('@')
@@ -417,7 +445,7 @@ fn check_issuers(c: &mut FileChecker<'_>, raw: &[RawIssuer]) -> Vec<Issuer> {
                     codes::SPEC_INVALID_VALUE,
                     email,
                     format!("{:?} is not an email address", email.value),
-                    None,
+                    Some("write an address such as admin@example.com".into()),
                 );
                 continue;
             }
@@ -504,6 +532,7 @@ fn check_certificates(
 
 /// A DNS name, optionally with a leading `*.` wildcard.
 pub fn dns_name(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
+    c.text(value, "DNS name", HOST_MAX + "*.".len())?;
     let bare = value.value.strip_prefix("*.").unwrap_or(&value.value);
     match Subdomain::parse(bare) {
         Ok(_) => Some(value.value.clone()),
@@ -541,9 +570,8 @@ fn check_flux(c: &mut FileChecker<'_>, raw: &RawFlux, output: &str) -> Option<Fl
     };
     let path = match &raw.path {
         Some(p) => {
-            let bad = p.value.is_empty()
-                || p.value.split('/').any(|seg| seg == "..")
-                || p.value.chars().any(|ch| ch.is_control());
+            c.text(p, "Flux path", TEXT_MAX)?;
+            let bad = p.value.is_empty() || p.value.split('/').any(|seg| seg == "..");
             if bad {
                 c.error(
                     codes::SPEC_INVALID_VALUE,

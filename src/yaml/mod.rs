@@ -7,13 +7,15 @@
 //! lines, and is deterministic. serde-saphyr stands behind this module so that
 //! the choice of library can change in one file.
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
-use serde_saphyr::{Error, Location};
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::granit_parser::ErrorKind;
+use serde_saphyr::{Error, ExternalMessageSource, Location};
 
 mod locate;
 
-pub use locate::{Located, find_scalar, locate};
+pub use locate::{Located, find_scalar, keys_of, locate};
 
 use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
 
@@ -36,27 +38,173 @@ fn to_source_location(file: &str, location: &Location) -> SourceLocation {
     }
 }
 
+/// How deep an input file may nest: kmetal's files nest five levels at most.
+const SPEC_MAX_DEPTH: usize = 32;
+/// How many YAML documents an input file may hold before counting stops.
+const SPEC_MAX_DOCUMENTS: usize = 16;
+/// How many values aliases (`*name`) may expand to in one input file.
+const SPEC_MAX_REPLAYED: usize = 10_000;
+/// How many aliases, anchors and merge keys (each) an input file may hold.
+const SPEC_MAX_ALIASES: usize = 1_000;
+
+/// Input files (site, tenants, lock, stacks): limits far above any real file
+/// (a lock of ten thousand tenants fits) but tight on what amplifies a small
+/// file: aliases, nesting, documents. Sizes are capped before parsing as well
+/// ([`crate::project::Project::max_file_bytes`]).
 fn spec_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         with_snippet: false,
         strict_booleans: true,
+        budget: serde_saphyr::budget! {
+            max_depth: SPEC_MAX_DEPTH,
+            flow_nesting_limit: SPEC_MAX_DEPTH,
+            max_documents: SPEC_MAX_DOCUMENTS,
+            max_nodes: 100_000,
+            max_events: 250_000,
+            max_total_scalar_bytes: 4 << 20,
+            max_anchors: SPEC_MAX_ALIASES,
+            max_aliases: SPEC_MAX_ALIASES,
+            max_merge_keys: SPEC_MAX_ALIASES,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: SPEC_MAX_REPLAYED,
+            max_replay_stack_depth: 16,
+            max_alias_expansions_per_anchor: 1_000,
+        },
     }
 }
 
+/// Rendered templates, embedded schemas and user CRDs: CRDs are large and
+/// nest about 40 levels, so only aliases are held tighter than the defaults.
 fn value_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         with_snippet: false,
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            flow_nesting_limit: 64,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+            max_alias_expansions_per_anchor: 10_000,
+        },
     }
 }
 
-/// Parse one input file (site, tenant or stack) into its raw spec type.
-/// Unknown fields, wrong types, duplicate keys and syntax errors come back as a
-/// diagnostic at the offending position.
+/// Parse one input file (site, tenant, lock or stack) into its raw spec type.
+/// Unknown fields, wrong types, duplicate keys, syntax errors, tabs in
+/// indentation and exceeded limits come back as a diagnostic at the offending
+/// position; a file must hold exactly one document.
 pub fn parse_spec<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diagnostic> {
-    serde_saphyr::from_str_with_options(text, spec_options())
+    parse_one(file, text, "YAML document")
+}
+
+/// [`parse_spec`] for a file that holds one `what` ("tenant"), named so in
+/// the messages about an empty file or one with several documents.
+pub fn parse_one<T: DeserializeOwned>(file: &str, text: &str, what: &str) -> Result<T, Diagnostic> {
+    if let Some(diagnostic) = control_character(file, text).or_else(|| tab_indentation(file, text))
+    {
+        return Err(diagnostic);
+    }
+    match serde_saphyr::from_multiple_with_options::<T>(text, spec_options()) {
+        Ok(mut values) if values.len() <= 1 => values.pop().ok_or_else(|| {
+            Diagnostic::error(codes::SPEC_SCHEMA, format!("the file holds no {what}"))
+                .at(SourceLocation::file(file))
+                .help(format!("write one {what} in this file, or delete the file"))
+        }),
+        Ok(_) => Err(several_documents(file, text, what)),
+        // The typed parse stops at the first misfit; a limit anywhere in the
+        // file (an alias bomb under an unknown key) is the clearer message.
+        Err(error) => Err(documents(file, text)
+            .err()
+            .filter(|d| d.code == codes::YAML_LIMIT)
+            .unwrap_or_else(|| diagnostic_for(file, &error))),
+    }
+}
+
+/// Every document of `text`, read whatever its content: where each starts,
+/// or the first limit or syntax error in the whole file.
+fn documents(file: &str, text: &str) -> Result<Vec<serde_saphyr::Spanned<IgnoredAny>>, Diagnostic> {
+    serde_saphyr::from_multiple_with_options(text, spec_options())
         .map_err(|error| diagnostic_for(file, &error))
+}
+
+/// "one tenant per file", at the second document.
+fn several_documents(file: &str, text: &str, what: &str) -> Diagnostic {
+    let diagnostic = Diagnostic::error(
+        codes::SPEC_SCHEMA,
+        format!("one {what} per file: this is a second document"),
+    )
+    .help(format!("move each {what} into a file of its own"));
+    match documents(file, text) {
+        Ok(documents) => match documents.as_slice() {
+            [first, second, ..] => diagnostic
+                .at(to_source_location(file, &second.referenced))
+                .related(to_source_location(file, &first.referenced), "the first one"),
+            _ => diagnostic.at(SourceLocation::file(file)),
+        },
+        Err(diagnostic) => diagnostic,
+    }
+}
+
+/// A line indented with a tab: YAML forbids it, and parsers disagree on what
+/// it means, so it is refused before parsing.
+fn tab_indentation(file: &str, text: &str) -> Option<Diagnostic> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_start_matches([' ', '\t']);
+        let indent = &line[..line.len() - content.len()];
+        let content = content.trim_end();
+        if let Some(tab) = indent.find('\t')
+            && !content.is_empty()
+            && !content.starts_with('#')
+        {
+            return Some(
+                Diagnostic::error(codes::YAML_SYNTAX, "this line is indented with a tab")
+                    .at(location_at(file, text, offset + tab))
+                    .help("indent with spaces: YAML does not allow tabs in indentation"),
+            );
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// A character YAML does not allow in a file (NUL, other C0 and C1 controls,
+/// DEL): refused before parsing, at its place.
+fn control_character(file: &str, text: &str) -> Option<Diagnostic> {
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{85}')
+            || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
+    };
+    let (offset, c) = text.char_indices().find(|(_, c)| !printable(*c))?;
+    Some(
+        Diagnostic::error(
+            codes::YAML_SYNTAX,
+            format!(
+                "the control character U+{:04X} is not allowed in a YAML file",
+                u32::from(c)
+            ),
+        )
+        .at(location_at(file, text, offset))
+        .help("remove it, and save the file as plain UTF-8 text"),
+    )
+}
+
+/// The character at byte `offset` of `text`, as a location.
+fn location_at(file: &str, text: &str, offset: usize) -> SourceLocation {
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let len = text[offset..].chars().next().map_or(0, char::len_utf8);
+    SourceLocation {
+        file: file.to_string(),
+        line: before.matches('\n').count() as u64 + 1,
+        column: before[line_start..].chars().count() as u64 + 1,
+        byte_offset: offset as u64,
+        byte_len: len as u64,
+    }
 }
 
 /// Parse a stream of YAML documents into generic values (empty documents skipped).
@@ -78,7 +226,48 @@ pub fn emit(value: &Value) -> String {
 
 fn diagnostic_for(file: &str, error: &Error) -> Diagnostic {
     let inner = error.without_snippet();
-    let code = if matches!(
+    // An error met through an alias is wrapped with the alias's place.
+    let mut original = inner;
+    while let Error::AliasError { error, .. } | Error::WithSnippet { error, .. } = original {
+        original = error;
+    }
+    let location = error.location().filter(|l| l.line() > 0);
+    let place = |location: &Option<Location>| match location {
+        Some(location) => to_source_location(file, location),
+        None => SourceLocation::file(file),
+    };
+    if let Some((message, help)) = limit_exceeded(original) {
+        return Diagnostic::error(codes::YAML_LIMIT, message)
+            .at(place(&location))
+            .help(help);
+    }
+    let mut message = inner.to_string();
+    if let Some(location) = &location {
+        let suffix = format!(" at line {}, column {}", location.line(), location.column());
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_string();
+        }
+    }
+    let diagnostic = Diagnostic::error(code_of(original), message).at(place(&location));
+    match original {
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => diagnostic.help(did_you_mean(field, "field", expected)),
+        Error::DuplicateMappingKey { key, .. } => Diagnostic {
+            message: match key {
+                Some(key) => format!("duplicate mapping key: {key:?} is written twice here"),
+                None => "duplicate mapping key: this key is written twice here".into(),
+            },
+            ..diagnostic
+        }
+        .help("keep one of them: a later key never replaces an earlier one"),
+        _ => diagnostic,
+    }
+}
+
+/// Type and shape errors are the spec's; everything else is the YAML's.
+fn code_of(inner: &Error) -> &'static str {
+    if matches!(
         inner,
         Error::SerdeUnknownField { .. }
             | Error::SerdeMissingField { .. }
@@ -96,27 +285,67 @@ fn diagnostic_for(file: &str, error: &Error) -> Diagnostic {
         codes::SPEC_SCHEMA
     } else {
         codes::YAML_SYNTAX
+    }
+}
+
+/// The message and help of an error that is a resource limit of
+/// [`spec_options`], not a mistake in the YAML.
+fn limit_exceeded(error: &Error) -> Option<(String, String)> {
+    let too_deep = || {
+        (
+            format!("this is nested more than {SPEC_MAX_DEPTH} levels deep"),
+            "kmetal's files nest a few levels: write the structure `kmetal schema` describes"
+                .to_string(),
+        )
     };
-    let mut message = inner.to_string();
-    let location = error.location().filter(|l| l.line() > 0);
-    if let Some(location) = &location {
-        let suffix = format!(" at line {}, column {}", location.line(), location.column());
-        if let Some(stripped) = message.strip_suffix(&suffix) {
-            message = stripped.to_string();
-        }
+    let aliases = |message: String| {
+        let help = "write the values out instead of repeating aliases (*name)";
+        (message, help.to_string())
+    };
+    match error {
+        Error::Budget { breach, .. } => Some(match breach {
+            BudgetBreach::Depth { .. } => too_deep(),
+            BudgetBreach::Documents { .. } => (
+                format!("the file holds more than {SPEC_MAX_DOCUMENTS} YAML documents"),
+                "write one document per file".to_string(),
+            ),
+            BudgetBreach::Aliases { .. }
+            | BudgetBreach::Anchors { .. }
+            | BudgetBreach::MergeKeys { .. } => aliases(format!(
+                "the file holds more than {SPEC_MAX_ALIASES} aliases, anchors or merge keys"
+            )),
+            BudgetBreach::AliasAnchorRatio {
+                aliases: n,
+                anchors,
+            } => aliases(format!(
+                "the file repeats aliases too often ({n} aliases of {anchors} anchors)"
+            )),
+            BudgetBreach::RecordedAnchorEvents { .. }
+            | BudgetBreach::RecordedAnchorBytes { .. } => {
+                aliases("the anchors (&name) of the file hold too much".to_string())
+            }
+            other => (
+                format!("the file is too large to be a kmetal input ({other:?})"),
+                "a tenant file is a few dozen lines: split the content or check the file"
+                    .to_string(),
+            ),
+        }),
+        Error::AliasReplayLimitExceeded { .. }
+        | Error::AliasExpansionLimitExceeded { .. }
+        | Error::AliasReplayStackDepthExceeded { .. }
+        | Error::AliasReplayCounterOverflow { .. } => Some(aliases(format!(
+            "aliases (*name) here expand to more than {SPEC_MAX_REPLAYED} values"
+        ))),
+        Error::ExternalMessage { source, .. } => match &**source {
+            ExternalMessageSource::Parser(scan)
+                if matches!(scan.kind(), ErrorKind::RecursionLimitExceeded) =>
+            {
+                Some(too_deep())
+            }
+            _ => None,
+        },
+        _ => None,
     }
-    let mut diagnostic = Diagnostic::error(code, message);
-    diagnostic = diagnostic.at(match &location {
-        Some(location) => to_source_location(file, location),
-        None => SourceLocation::file(file),
-    });
-    if let Error::SerdeUnknownField {
-        field, expected, ..
-    } = inner
-    {
-        diagnostic = diagnostic.help(did_you_mean(field, "field", expected));
-    }
-    diagnostic
 }
 
 #[cfg(test)]
@@ -199,6 +428,121 @@ mod tests {
             assert_eq!(error.code, code, "{text:?}: {error}");
             assert!(error.message.contains(needle), "{text:?}: {error}");
             assert!(!error.message.contains(" at line "), "{error}");
+        }
+    }
+
+    /// A billion-laughs file: nine levels of nine aliases to the level below.
+    pub(crate) fn alias_bomb() -> String {
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..9 {
+            let below = format!("*a{}", level - 1);
+            let list = [below.as_str(); 9].join(", ");
+            text += &format!("a{level}: &a{level} [{list}]\n");
+        }
+        text + "name: x\n"
+    }
+
+    #[test]
+    fn broken_files_get_a_diagnostic_at_the_place() {
+        let deep_block: String = (0..40)
+            .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+            .collect();
+        let cases = [
+            ("", 0, codes::SPEC_SCHEMA, "the file holds no thing"),
+            (
+                "# only a comment\n\n",
+                0,
+                codes::SPEC_SCHEMA,
+                "the file holds no thing",
+            ),
+            (
+                "---\n...\n",
+                0,
+                codes::SPEC_SCHEMA,
+                "the file holds no thing",
+            ),
+            ("~\n", 0, codes::SPEC_SCHEMA, "the file holds no thing"),
+            (
+                "name: a\n---\nname: b\n",
+                3,
+                codes::SPEC_SCHEMA,
+                "one thing per file",
+            ),
+            (
+                "name: a\nname: b\n",
+                2,
+                codes::SPEC_SCHEMA,
+                "duplicate mapping key",
+            ),
+            (
+                "name: a\n\tcount: 1\n",
+                2,
+                codes::YAML_SYNTAX,
+                "indented with a tab",
+            ),
+            (
+                "name: a\n\ncount: 1\0\n",
+                3,
+                codes::YAML_SYNTAX,
+                "U+0000 is not allowed",
+            ),
+            (
+                "n\u{e9}: \u{e9}\u{7f}\n",
+                1,
+                codes::YAML_SYNTAX,
+                "U+007F is not allowed",
+            ),
+            (
+                &alias_bomb(),
+                5,
+                codes::YAML_LIMIT,
+                "aliases (*name) here expand",
+            ),
+            (
+                &format!("name: {}\n", "[".repeat(10_000)),
+                1,
+                codes::YAML_LIMIT,
+                "nested more",
+            ),
+            (&deep_block, 33, codes::YAML_LIMIT, "nested more than 32"),
+            (
+                &"x: 1\n---\n".repeat(20),
+                32,
+                codes::YAML_LIMIT,
+                "more than 16 YAML documents",
+            ),
+            (
+                &format!("name: a\ncount: [&x 1{}]\n", ", *x".repeat(1_001)),
+                2,
+                codes::YAML_LIMIT,
+                "aliases",
+            ),
+        ];
+        for (text, line, code, needle) in cases {
+            let error = parse_one::<Small>("t.yaml", text, "thing").unwrap_err();
+            let location = error.location.as_deref().cloned().unwrap();
+            let short = &text[..text.len().min(40)];
+            assert_eq!(location.file, "t.yaml");
+            assert_eq!(location.line, line, "{short:?}: {error}");
+            assert_eq!(error.code, code, "{short:?}: {error}");
+            assert!(error.message.contains(needle), "{short:?}: {error}");
+            if code != codes::SPEC_SCHEMA {
+                assert!(error.help.is_some(), "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn bom_crlf_and_a_final_document_marker_are_accepted() {
+        for text in [
+            "\u{feff}name: a\n",
+            "name: a\r\ncount: 1\r\n",
+            "---\nname: a\n---\n",
+            "name: a\n...\n",
+            "name: a\n  # \tcomment\n\t\n",
+        ] {
+            let parsed: Small = parse_one("t.yaml", text, "thing").unwrap();
+            assert_eq!(parsed.name.value, "a", "{text:?}");
         }
     }
 
