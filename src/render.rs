@@ -201,23 +201,23 @@ impl Renderer {
         let text = compiled
             .render(ctx)
             .map_err(|e| template_diagnostic(&e, &template.name, "failed to render"))?;
-        let mut values = yaml::parse_values(&text).map_err(|e| {
-            Diagnostic::error(codes::TEMPLATE_ERROR, format!("rendered text is not valid YAML: {e}"))
+        let value = yaml::parse_value(&text).map_err(|e| {
+            let message = match e {
+                yaml::NotOneValue::Several => "rendered several documents; a template must produce exactly one object".to_string(),
+                yaml::NotOneValue::Invalid(e) => format!("rendered text is not valid YAML: {e}"),
+            };
+            Diagnostic::error(codes::TEMPLATE_ERROR, message)
                 .at(SourceLocation::file(&template.name))
                 .help("a template must produce one YAML document; use {{ value }} (JSON-escaped) for every value")
         })?;
-        let single = values.len() == 1 && values[0].is_object();
-        if !single {
+        if !value.is_object() {
             return Err(Diagnostic::error(
                 codes::TEMPLATE_ERROR,
-                format!(
-                    "rendered {} documents; a template must produce exactly one object",
-                    values.len()
-                ),
+                "rendered no object; a template must produce exactly one",
             )
             .at(SourceLocation::file(&template.name)));
         }
-        Ok(values.remove(0))
+        Ok(value)
     }
 }
 

@@ -4,6 +4,8 @@
 use std::fs;
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::OutputTree;
 use super::install::OldTree;
 
@@ -32,30 +34,27 @@ pub fn changes(
     out_dir: &Path,
     shown_as: &str,
 ) -> Vec<FileChange> {
-    let mut out = Vec::new();
     let read = |p: &str| fs::read_to_string(out_dir.join(p)).unwrap_or_default();
-    for (path, text) in tree.files() {
-        let shown = join(shown_as, path);
-        match old.entries.contains_key(path) {
-            false => out.push(FileChange {
-                path: shown,
-                change: Change::Added,
-                old: String::new(),
+    // Reading the old files is the cost: done in parallel, in a fixed order.
+    let mut out: Vec<FileChange> = tree
+        .files()
+        .par_iter()
+        .filter_map(|(path, text)| {
+            let (change, before) = match old.entries.contains_key(path) {
+                false => (Change::Added, String::new()),
+                true => match read(path) {
+                    before if &before == text => return None,
+                    before => (Change::Changed, before),
+                },
+            };
+            Some(FileChange {
+                path: join(shown_as, path),
+                change,
+                old: before,
                 new: text.clone(),
-            }),
-            true => {
-                let before = read(path);
-                if &before != text {
-                    out.push(FileChange {
-                        path: shown,
-                        change: Change::Changed,
-                        old: before,
-                        new: text.clone(),
-                    });
-                }
-            }
-        }
-    }
+            })
+        })
+        .collect();
     for path in old.owned.iter().filter(|p| !tree.files().contains_key(*p)) {
         out.push(FileChange {
             path: join(shown_as, path),

@@ -15,6 +15,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::{MANIFEST, OutputTree};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 
@@ -174,7 +176,7 @@ pub fn up_to_date(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> bool {
     !stale
         && tree
             .files()
-            .iter()
+            .par_iter()
             .all(|(p, text)| same_content(&out_dir.join(p), text))
 }
 
@@ -236,14 +238,21 @@ fn stage(
         }
     }
     let fault = std::env::var(FAULT_ENV).ok();
+    // Each directory is created once, and only files that exist are compared:
+    // on a slow file system every system call counts.
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for (path, text) in tree.files() {
         let (from, to) = (out_dir.join(path), staging.join(path));
         let parent = to.parent().expect("a staged file has a parent");
-        fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+        if !made.contains(parent) {
+            fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+            made.insert(parent.to_path_buf());
+        }
         if fault.as_deref() == Some(path) {
             return Err(io_error(&to, io::Error::other("injected fault")));
         }
-        if same_content(&from, text) && fs::hard_link(&from, &to).is_ok() {
+        let existed = old.entries.get(path) == Some(&Kind::File);
+        if existed && same_content(&from, text) && fs::hard_link(&from, &to).is_ok() {
             report.unchanged += 1;
         } else {
             fs::write(&to, text).map_err(|e| io_error(&to, e))?;

@@ -20,6 +20,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::project::{self, Project};
 use crate::yaml;
@@ -32,11 +34,21 @@ pub fn read(
 ) -> (Option<raw::RawSite>, Vec<TenantSource>) {
     let site = read_bytes(project, project::SITE_FILE, diagnostics)
         .and_then(|bytes| parse_site(&bytes, diagnostics));
-    let mut tenants = Vec::new();
-    for file in project.tenant_files(diagnostics) {
-        if let Some(bytes) = read_bytes(project, &file, diagnostics) {
-            tenants.extend(parse_tenant(file, &bytes, diagnostics));
-        }
+    // Files are read and parsed in parallel; results and problems are merged in file order.
+    let files = project.tenant_files(diagnostics);
+    let parsed: Vec<(Option<TenantSource>, Diagnostics)> = files
+        .into_par_iter()
+        .map(|file| {
+            let mut found = Diagnostics::new();
+            let tenant = read_bytes(project, &file, &mut found)
+                .and_then(|bytes| parse_tenant(file, &bytes, &mut found));
+            (tenant, found)
+        })
+        .collect();
+    let mut tenants = Vec::with_capacity(parsed.len());
+    for (tenant, found) in parsed {
+        diagnostics.extend(found);
+        tenants.extend(tenant);
     }
     (site, tenants)
 }

@@ -109,8 +109,8 @@ pub fn suggest_label(s: &str) -> Option<String> {
         })
         .collect();
     let trimmed = lowered.trim_matches('-');
-    let candidate = &trimmed[..trimmed.len().min(63)];
-    (candidate != s && Label::parse(candidate).is_ok())
+    let candidate: String = trimmed.chars().take(63).collect();
+    (candidate != s && Label::parse(&candidate).is_ok())
         .then(|| candidate.trim_end_matches('-').to_string())
 }
 
@@ -153,6 +153,15 @@ mod tests {
 
     #[test]
     fn suggestions() {
+        assert_eq!(
+            suggest_label(&"é".repeat(100)),
+            None,
+            "cuts on characters, never inside one"
+        );
+        assert_eq!(
+            suggest_label(&"A".repeat(100)).as_deref(),
+            Some("a".repeat(63).as_str())
+        );
         assert_eq!(suggest_label("Team_B").as_deref(), Some("team-b"));
         assert_eq!(suggest_label("ok"), None);
         assert_eq!(suggest_label("ü"), None);

@@ -214,6 +214,26 @@ pub fn parse_values(text: &str) -> Result<Vec<Value>, String> {
     serde_saphyr::from_multiple_with_options(text, value_options()).map_err(|e| e.to_string())
 }
 
+/// Why text is not one YAML value.
+#[derive(Debug)]
+pub enum NotOneValue {
+    /// It holds more than one document.
+    Several,
+    /// It does not parse; a plain message with line and column.
+    Invalid(String),
+}
+
+/// Parse text that must hold exactly one YAML document (rendered templates):
+/// cheaper than [`parse_values`], and a second document is its own error.
+pub fn parse_value(text: &str) -> Result<Value, NotOneValue> {
+    serde_saphyr::from_str_with_options(text, value_options()).map_err(|e| {
+        match e.without_snippet() {
+            Error::MultipleDocuments { .. } => NotOneValue::Several,
+            _ => NotOneValue::Invalid(e.to_string()),
+        }
+    })
+}
+
 /// Emit one document in the canonical style.
 pub fn emit(value: &Value) -> String {
     let options = serde_saphyr::ser_options! {
@@ -560,5 +580,18 @@ mod tests {
     fn documents_split_and_empty_ones_skipped() {
         let docs = parse_values("a: 1\n---\nb: \"on\"\n---\n").unwrap();
         assert_eq!(docs, vec![json!({"a": 1}), json!({"b": "on"})]);
+    }
+
+    #[test]
+    fn one_value_or_a_clear_refusal() {
+        assert_eq!(parse_value("a: 1\n").unwrap(), json!({"a": 1}));
+        assert!(matches!(
+            parse_value("a: 1\n---\nkind: ClusterRoleBinding\n"),
+            Err(NotOneValue::Several)
+        ));
+        assert!(matches!(
+            parse_value("a: [1\n"),
+            Err(NotOneValue::Invalid(_))
+        ));
     }
 }
