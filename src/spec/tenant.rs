@@ -73,6 +73,18 @@ fn check_tenant(
             "namespace (tenant-<name>)",
         ),
     };
+    let namespace = namespace.filter(|ns| {
+        let reserved = reserved_namespace(ns.as_str(), site);
+        if let Some(why) = reserved {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                raw.namespace.as_ref().unwrap_or(&raw.name),
+                format!("namespace {ns} {why}: kmetal would own it, and removing the tenant would make Flux delete it"),
+                Some("give the tenant a namespace of its own, e.g. tenant-<name>".into()),
+            );
+        }
+        reserved.is_none()
+    });
     let d = &site.defaults;
     let stack_name = choose(
         c,
@@ -199,6 +211,33 @@ fn check_tenant(
         subnet: subnet?,
         workers: workers?,
     })
+}
+
+/// Why a tenant may not have `namespace`: Kubernetes' own namespaces and
+/// the platform's, which kmetal must never own.
+fn reserved_namespace(namespace: &str, site: &Site) -> Option<&'static str> {
+    let platform = [
+        site.flux.namespace.as_str(),
+        site.metallb_namespace.as_str(),
+    ]
+    .into_iter()
+    .chain(site.certificates.iter().map(|c| c.namespace.as_str()))
+    .chain(site.data_stores.iter().flat_map(|d| {
+        let auth = d.basic_auth.iter().map(|b| b.namespace.as_str());
+        let tls = d
+            .tls
+            .iter()
+            .flat_map(|t| std::iter::once(&t.ca).chain(&t.client))
+            .map(|s| s.namespace.as_str());
+        auth.chain(tls)
+    }));
+    if namespace.starts_with("kube-") || namespace == "default" {
+        Some("belongs to Kubernetes")
+    } else if platform.into_iter().any(|p| p == namespace) {
+        Some("belongs to the platform")
+    } else {
+        None
+    }
 }
 
 fn strs(values: &[String]) -> Vec<&str> {
