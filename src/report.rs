@@ -66,6 +66,20 @@ fn span_in(location: &SourceLocation, text: &str) -> SourceSpan {
     SourceSpan::new(line_start.into(), 0)
 }
 
+/// `text` safe to print on a terminal: control characters (escape sequences
+/// could rewrite the screen) become `?` (C0, DEL) or `¿` (C1), the same number
+/// of bytes, so that spans still point at the right place.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => c,
+            c if c.is_ascii_control() => '?',
+            '\u{80}'..='\u{9f}' => '¿',
+            c => c,
+        })
+        .collect()
+}
+
 /// A diagnostic with its source, as miette wants it.
 struct View<'a> {
     diagnostic: &'a Diagnostic,
@@ -114,7 +128,7 @@ impl<'a> View<'a> {
             .and_then(|l| all.source(&l.file).map(|t| (l, t)));
         let (source, labels) = match with_text {
             Some((location, text)) => (
-                Some(NamedSource::new(location.file.clone(), text.to_string())),
+                Some(NamedSource::new(location.file.clone(), printable(text))),
                 vec![LabeledSpan::new_primary_with_span(
                     Some(label.to_string()),
                     span_in(location, text),
@@ -300,6 +314,17 @@ mod tests {
             .help("did you mean \"medium\"?"),
         );
         all
+    }
+
+    #[test]
+    fn snippets_never_carry_terminal_escapes() {
+        let text = "a: \u{1b}[2J\u{9b}x\n";
+        let clean = printable(text);
+        assert_eq!(clean.len(), text.len());
+        assert!(
+            !clean.chars().any(|c| c.is_control() && c != '\n'),
+            "{clean:?}"
+        );
     }
 
     #[test]
