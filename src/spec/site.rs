@@ -348,13 +348,7 @@ fn present_and_valid<T>(part: Option<Option<T>>) -> Option<Option<T>> {
 /// A bare `host:port` endpoint, as Kamaji wants it (no scheme).
 fn endpoint(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
     let text = &c.text(value, "datastore endpoint", ENDPOINT_MAX)?;
-    let port_ok = text
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if text.contains("://")
-        || !port_ok
-        || text.chars().any(|ch| ch.is_whitespace() || ch.is_control())
-    {
+    if !is_endpoint(text) {
         c.error(
             codes::SPEC_INVALID_VALUE,
             value,
@@ -367,6 +361,17 @@ fn endpoint(c: &mut FileChecker<'_>, value: &S<String>) -> Option<String> {
         return None;
     }
     Some(text.clone())
+}
+
+/// `host:port`, the host a DNS name, an IPv4 address or a bracketed IPv6 address.
+fn is_endpoint(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| {
+        let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => host.parse::<std::net::Ipv4Addr>().is_ok() || Subdomain::parse(host).is_ok(),
+        };
+        host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }
 
 fn tls_secret(c: &mut FileChecker<'_>, raw: &RawTlsSecret, with_key: bool) -> Option<TlsSecret> {
@@ -646,6 +651,31 @@ fn is_duration(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::is_duration;
+
+    #[test]
+    fn endpoints() {
+        for ok in [
+            "pg-rw.kmetal-cnpg.svc:5432",
+            "10.0.0.1:2379",
+            "[fd00::1]:2379",
+            "etcd:1",
+        ] {
+            assert!(super::is_endpoint(ok), "{ok}");
+        }
+        for bad in [
+            "/0:1",
+            "pg:0",
+            "pg",
+            "https://pg:5432",
+            "pg:5432x",
+            "[fd00::1:2379",
+            "Pg:5432",
+            ":5432",
+            "a b:1",
+        ] {
+            assert!(!super::is_endpoint(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {
