@@ -16,13 +16,21 @@ use serde_json::Value;
 /// an upstream schema fails the test.
 const CORE_KINDS: &[(&str, &str)] = &[("v1", "Namespace")];
 
-/// `(apiVersion, kind)` → compiled strict upstream schema.
-fn upstream_schemas() -> BTreeMap<(String, String), jsonschema::Validator> {
+/// The real CRD of one kind: its strict schema and its CEL rules.
+struct Upstream {
+    validator: jsonschema::Validator,
+    rules: kmetal::cel::CelRules,
+}
+
+type Key = (String, String);
+
+/// `(apiVersion, kind)` → the upstream CRD, from `../shared/crds/jsonschema`.
+fn upstream() -> BTreeMap<Key, Upstream> {
     let crds = common::shared_crds();
     let index: Value =
         serde_json::from_str(&std::fs::read_to_string(crds.join("jsonschema/index.json")).unwrap())
             .unwrap();
-    let mut schemas = BTreeMap::new();
+    let mut kinds = BTreeMap::new();
     for entry in index.as_array().expect("index.json is a list") {
         let field = |f: &str| {
             entry[f]
@@ -34,9 +42,36 @@ fn upstream_schemas() -> BTreeMap<(String, String), jsonschema::Validator> {
         let schema: Value = serde_json::from_str(&text).unwrap();
         let validator =
             jsonschema::draft7::new(&schema).unwrap_or_else(|e| panic!("{}: {e}", field("file")));
-        schemas.insert((field("apiVersion"), field("kind")), validator);
+        let rules = kmetal::cel::CelRules::compile(&schema)
+            .unwrap_or_else(|e| panic!("{}: {e}", field("file")));
+        kinds.insert(
+            (field("apiVersion"), field("kind")),
+            Upstream { validator, rules },
+        );
     }
-    schemas
+    kinds
+}
+
+/// Every object of every golden output tree, named `case/path`, with its key.
+fn golden_objects() -> Vec<(String, Key, Value)> {
+    let mut objects = Vec::new();
+    for (case, files) in expected_trees() {
+        let yaml = files
+            .iter()
+            .filter(|(p, _)| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"));
+        for (path, text) in yaml {
+            let mut docs =
+                kmetal::yaml::parse_values(text).unwrap_or_else(|e| panic!("{case}/{path}: {e}"));
+            assert_eq!(docs.len(), 1, "{case}/{path}: one object per file");
+            let doc = docs.remove(0);
+            let key = (
+                doc["apiVersion"].as_str().unwrap().to_string(),
+                doc["kind"].as_str().unwrap().to_string(),
+            );
+            objects.push((format!("{case}/{path}"), key, doc));
+        }
+    }
+    objects
 }
 
 fn expected_trees() -> Vec<(String, BTreeMap<String, String>)> {
@@ -52,34 +87,21 @@ fn expected_trees() -> Vec<(String, BTreeMap<String, String>)> {
 
 #[test]
 fn golden_outputs_satisfy_the_upstream_crds() {
-    let schemas = upstream_schemas();
+    let upstream = upstream();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for (case, files) in expected_trees() {
-        for (path, text) in files
-            .iter()
-            .filter(|(p, _)| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
-        {
-            let docs =
-                kmetal::yaml::parse_values(text).unwrap_or_else(|e| panic!("{case}/{path}: {e}"));
-            assert_eq!(docs.len(), 1, "{case}/{path}: one object per file");
-            let doc = &docs[0];
-            let key = (
-                doc["apiVersion"].as_str().unwrap().to_string(),
-                doc["kind"].as_str().unwrap().to_string(),
+    for (name, key, doc) in golden_objects() {
+        let Some(crd) = upstream.get(&key) else {
+            assert!(
+                CORE_KINDS.contains(&(key.0.as_str(), key.1.as_str())),
+                "{name}: no upstream schema for {key:?}"
             );
-            let Some(validator) = schemas.get(&key) else {
-                assert!(
-                    CORE_KINDS.contains(&(key.0.as_str(), key.1.as_str())),
-                    "{case}/{path}: no upstream schema for {key:?}"
-                );
-                continue;
-            };
-            for error in validator.iter_errors(doc) {
-                failures.push(format!("{case}/{path}: {}: {error}", error.instance_path()));
-            }
-            checked += 1;
+            continue;
+        };
+        for error in crd.validator.iter_errors(&doc) {
+            failures.push(format!("{name}: {}: {error}", error.instance_path()));
         }
+        checked += 1;
     }
     assert!(checked > 0, "no golden output was checked");
     assert!(
@@ -169,31 +191,20 @@ fn golden_inputs_build_against_the_upstream_crds() {
 /// rejects, kmetal's embedded schema rejects too: ours is never looser.
 #[test]
 fn embedded_schemas_are_never_looser_than_upstream() {
-    let schemas = upstream_schemas();
-    let rules: BTreeMap<(String, String), kmetal::cel::CelRules> = upstream_rule_sets();
+    let upstream = upstream();
     let ours = kmetal::verify::Schemas::embedded();
     let mut looser = Vec::new();
     let mut tried = 0;
-    for (case, files) in expected_trees() {
-        for (path, text) in files
-            .iter()
-            .filter(|(p, _)| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
-        {
-            let doc = kmetal::yaml::parse_values(text).unwrap().remove(0);
-            let key = (
-                doc["apiVersion"].as_str().unwrap().to_string(),
-                doc["kind"].as_str().unwrap().to_string(),
-            );
-            let Some(validator) = schemas.get(&key) else {
-                continue;
-            };
-            for (what, mutant) in mutations(&doc) {
-                tried += 1;
-                let upstream_ok =
-                    validator.is_valid(&mutant) && rules[&key].evaluate(&mutant).is_empty();
-                if !upstream_ok && ours.violations(&mutant).is_empty() {
-                    looser.push(format!("{case}/{path}: {what}"));
-                }
+    for (name, key, doc) in golden_objects() {
+        let Some(crd) = upstream.get(&key) else {
+            continue;
+        };
+        for (what, mutant) in mutations(&doc) {
+            tried += 1;
+            let upstream_ok =
+                crd.validator.is_valid(&mutant) && crd.rules.evaluate(&mutant).is_empty();
+            if !upstream_ok && ours.violations(&mutant).is_empty() {
+                looser.push(format!("{name}: {what}"));
             }
         }
     }
@@ -203,32 +214,6 @@ fn embedded_schemas_are_never_looser_than_upstream() {
         "kmetal accepts what the CRD rejects:\n{}",
         looser.join("\n")
     );
-}
-
-fn upstream_rule_sets() -> BTreeMap<(String, String), kmetal::cel::CelRules> {
-    let crds = common::shared_crds();
-    let index: Value =
-        serde_json::from_str(&std::fs::read_to_string(crds.join("jsonschema/index.json")).unwrap())
-            .unwrap();
-    index
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| {
-            let text = std::fs::read_to_string(
-                crds.join("jsonschema")
-                    .join(entry["file"].as_str().unwrap()),
-            )
-            .unwrap();
-            let rules =
-                kmetal::cel::CelRules::compile(&serde_json::from_str(&text).unwrap()).unwrap();
-            let key = (
-                entry["apiVersion"].as_str().unwrap().to_string(),
-                entry["kind"].as_str().unwrap().to_string(),
-            );
-            (key, rules)
-        })
-        .collect()
 }
 
 /// Variations of `doc`, each with a description.
