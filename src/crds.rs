@@ -15,7 +15,7 @@ pub struct Crd {
     pub kind: String,
     pub namespaced: bool,
     /// Served versions, in order, with their `openAPIV3Schema`.
-    pub versions: Vec<(String, Value)>,
+    pub versions: Vec<(String, serde_json::Map<String, Value>)>,
 }
 
 /// Every CRD in `path`, with the file it came from. Problems become diagnostics.
@@ -66,10 +66,11 @@ pub fn read(path: &Path, diagnostics: &mut Diagnostics) -> Vec<(String, Crd)> {
             })
         {
             match crd(&doc) {
-                Some(crd) => crds.push((name.clone(), crd)),
-                None => diagnostics.push(
-                    Diagnostic::error(codes::CRD_INVALID, "a document here is not a CustomResourceDefinition with spec.group, spec.names.kind and versions")
-                        .at(SourceLocation::file(&name)),
+                Ok(crd) => crds.push((name.clone(), crd)),
+                Err(why) => diagnostics.push(
+                    Diagnostic::error(codes::CRD_INVALID, why)
+                        .at(SourceLocation::file(&name))
+                        .help("pass the CustomResourceDefinition as the cluster serves it: `kubectl get crd <name> -o yaml`"),
                 ),
             }
         }
@@ -77,24 +78,51 @@ pub fn read(path: &Path, diagnostics: &mut Diagnostics) -> Vec<(String, Crd)> {
     crds
 }
 
-fn crd(doc: &Value) -> Option<Crd> {
-    if doc.get("kind")?.as_str()? != "CustomResourceDefinition" {
-        return None;
+/// A CustomResourceDefinition's group, kind, scope and served schemas, or why
+/// the document cannot be one.
+fn crd(doc: &Value) -> Result<Crd, String> {
+    let not_a_crd = || {
+        "a document here is not a CustomResourceDefinition with spec.group, spec.names.kind and versions".to_string()
+    };
+    if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+        return Err(not_a_crd());
     }
-    let spec = doc.get("spec")?;
-    let versions = spec
-        .get("versions")?
-        .as_array()?
-        .iter()
-        .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(false))
-        .filter_map(|v| {
-            let schema = v.pointer("/schema/openAPIV3Schema")?.clone();
-            Some((v.get("name")?.as_str()?.to_string(), schema))
-        })
-        .collect();
-    Some(Crd {
-        group: spec.get("group")?.as_str()?.to_string(),
-        kind: spec.pointer("/names/kind")?.as_str()?.to_string(),
+    let spec = doc.get("spec").ok_or_else(not_a_crd)?;
+    let group = spec
+        .get("group")
+        .and_then(Value::as_str)
+        .ok_or_else(not_a_crd)?;
+    let kind = spec
+        .pointer("/names/kind")
+        .and_then(Value::as_str)
+        .ok_or_else(not_a_crd)?;
+    let mut versions = Vec::new();
+    for v in spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .ok_or_else(not_a_crd)?
+    {
+        if !v.get("served").and_then(Value::as_bool).unwrap_or(false) {
+            continue;
+        }
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(not_a_crd)?;
+        // A served version without a structural schema cannot be checked
+        // against; the API server refuses such a CRD too.
+        match v.pointer("/schema/openAPIV3Schema") {
+            Some(Value::Object(schema)) => versions.push((name.to_string(), schema.clone())),
+            _ => {
+                return Err(format!(
+                    "{kind}.{group} version {name} is served, but its schema.openAPIV3Schema is not a mapping"
+                ));
+            }
+        }
+    }
+    Ok(Crd {
+        group: group.to_string(),
+        kind: kind.to_string(),
         namespaced: spec.get("scope").and_then(Value::as_str) != Some("Cluster"),
         versions,
     })

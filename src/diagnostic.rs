@@ -33,6 +33,8 @@ pub mod codes {
     pub const LOCK_CONFLICT: &str = "kmetal::lock::conflict";
     pub const LOCK_STALE: &str = "kmetal::lock::stale";
     pub const LOCK_REMOVAL: &str = "kmetal::lock::removal";
+    pub const LOCK_DUPLICATE_VIP: &str = "kmetal::lock::duplicate-vip";
+    pub const INTERNAL: &str = "kmetal::internal";
     pub const STACK_INVALID: &str = "kmetal::stack::invalid";
     pub const TEMPLATE_ERROR: &str = "kmetal::stack::template";
     pub const OUTPUT_SCHEMA: &str = "kmetal::output::schema";
@@ -68,6 +70,8 @@ pub mod codes {
         LOCK_CONFLICT,
         LOCK_STALE,
         LOCK_REMOVAL,
+        LOCK_DUPLICATE_VIP,
+        INTERNAL,
         STACK_INVALID,
         TEMPLATE_ERROR,
         OUTPUT_SCHEMA,
@@ -211,6 +215,17 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Proof that an error was recorded. Only [`Diagnostics`] makes one, so a
+/// check that drops an entry must hand back the reason it was dropped: an
+/// entry can never vanish from the output unreported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Reported(());
+
+/// A position in the list of diagnostics, to ask what was reported since.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark(usize);
+
 /// The problems of one run, and the text of the files they point into (for snippets).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics(Vec<Diagnostic>, BTreeMap<String, Arc<str>>);
@@ -232,6 +247,34 @@ impl Diagnostics {
 
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.0.push(diagnostic);
+    }
+
+    /// Record an error; the proof that the entry it concerns was reported.
+    pub fn report(&mut self, diagnostic: Diagnostic) -> Reported {
+        debug_assert_eq!(diagnostic.severity, Severity::Error);
+        self.0.push(diagnostic);
+        Reported(())
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark(self.0.len())
+    }
+
+    /// Whether an error was recorded since `mark`.
+    pub fn errors_since(&self, mark: Mark) -> bool {
+        self.0[mark.0..]
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+
+    /// The proof that an error was recorded since `mark`. When none was, the
+    /// check that dropped the entry has a hole: that is an internal error,
+    /// recorded at `at` so that the run fails and says where.
+    pub fn reported_since(&mut self, mark: Mark, at: &SourceLocation, what: &str) -> Reported {
+        if self.errors_since(mark) {
+            return Reported(());
+        }
+        self.report(internal(at.clone(), what))
     }
 
     pub fn extend(&mut self, other: Diagnostics) {
@@ -270,6 +313,16 @@ impl Diagnostics {
             Ok(value)
         }
     }
+}
+
+/// A bug of kmetal's, shown as a diagnostic at the input it concerns.
+pub fn internal(at: SourceLocation, what: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::INTERNAL,
+        format!("internal error: {what}, and no check said why"),
+    )
+    .at(at)
+    .help("this is a bug in kmetal: nothing was written; please report it with this file")
 }
 
 impl From<Diagnostic> for Diagnostics {
@@ -329,6 +382,26 @@ mod tests {
             assert!(code.starts_with("kmetal::"), "{code}");
             assert!(seen.insert(code), "duplicate code {code}");
         }
+    }
+
+    #[test]
+    fn a_drop_without_a_reason_becomes_an_internal_error() {
+        let at = SourceLocation::file("tenants/a.yaml");
+        let mut all = Diagnostics::new();
+        let mark = all.mark();
+        let _ = all.reported_since(mark, &at, "tenant a was left out");
+        let internal: Vec<_> = all.iter().map(|d| (d.code, d.message.clone())).collect();
+        assert_eq!(
+            internal,
+            [(
+                codes::INTERNAL,
+                "internal error: tenant a was left out, and no check said why".to_string()
+            )]
+        );
+        let mark = all.mark();
+        let _ = all.report(Diagnostic::error(codes::SPEC_SCHEMA, "bad").at(at.clone()));
+        let _ = all.reported_since(mark, &at, "tenant a was left out");
+        assert_eq!(all.len(), 2, "a reported drop adds nothing");
     }
 
     #[test]

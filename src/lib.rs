@@ -84,16 +84,22 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let (Ok(renderer), false) = (renderer, diagnostics.has_errors()) else {
         return Err(diagnostics);
     };
-    let resolved: Vec<_> = tenants
-        .iter()
-        .zip(&allocation.assignments)
-        .map(|(tenant, assignment)| {
-            let assignment = assignment
-                .as_ref()
-                .expect("no errors: every tenant has a VIP");
-            resolve::resolve(tenant, assignment, &stacks.tenant[tenant.stack.as_str()])
-        })
-        .collect();
+    let mut resolved = Vec::with_capacity(allocation.placed.len());
+    for placed in &allocation.placed {
+        match stacks.tenant.get(placed.tenant.stack.as_str()) {
+            Some(stack) => resolved.push(resolve::resolve(placed, stack)),
+            None => {
+                let what = format!(
+                    "tenant {}'s stack {} is gone",
+                    placed.tenant.name, placed.tenant.stack
+                );
+                diagnostics.push(diagnostic::internal(
+                    placed.tenant.name_location.clone(),
+                    &what,
+                ));
+            }
+        }
+    }
     let (documents, problems) = renderer.render_all(&site, &stacks, &resolved);
     diagnostics.extend(problems);
     let mut schemas = verify::Schemas::embedded();
@@ -108,6 +114,10 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let (Ok(tree), false) = (tree, diagnostics.has_errors()) else {
         return Err(diagnostics);
     };
+    every_tenant_reached_the_output(&raw_tenants, &documents, &mut diagnostics);
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
     Ok(Compiled {
         tree,
         documents,
@@ -116,6 +126,38 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         removed: allocation.removed,
         tenants: tenants.len(),
     })
+}
+
+/// The last guard: a tenant file that was read either reaches the output or
+/// has an error of its own. Anything else is a hole in the checks, and an
+/// internal error rather than a tenant Flux would silently delete.
+fn every_tenant_reached_the_output(
+    sources: &[spec::TenantSource],
+    documents: &[render::Document],
+    diagnostics: &mut Diagnostics,
+) {
+    let emitted: std::collections::BTreeSet<&str> =
+        documents.iter().map(|d| d.source.as_str()).collect();
+    let mut missing = Vec::new();
+    for source in sources {
+        let explained = diagnostics.iter().any(|d| {
+            d.severity == diagnostic::Severity::Error
+                && (d.location.as_ref().is_some_and(|l| l.file == source.file)
+                    || d.related.iter().any(|(l, _)| l.file == source.file))
+        });
+        if !emitted.contains(source.file.as_str()) && !explained {
+            missing.push(diagnostic::internal(
+                yaml::location_of(&source.file, &source.raw.name),
+                &format!(
+                    "tenant {:?} is missing from the output",
+                    source.raw.name.value
+                ),
+            ));
+        }
+    }
+    for d in missing {
+        diagnostics.push(d);
+    }
 }
 
 /// Compile, then put the new output directory and lock in place (nothing

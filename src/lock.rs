@@ -135,6 +135,7 @@ impl Lock {
                 )),
             }
         }
+        duplicate_vips(&lock, diagnostics);
         for released in raw.released {
             let at = yaml::location_of(LOCK_FILE, &released);
             let r = released.value;
@@ -169,6 +170,37 @@ impl Lock {
         })
         .expect("the lock serializes: string keys only");
         format!("{HEADER}{}", yaml::emit(&value))
+    }
+}
+
+/// Two tenants holding one address: what a clean git merge of two branches
+/// that each added a tenant produces, since both took the lowest free address.
+fn duplicate_vips(lock: &Lock, diagnostics: &mut Diagnostics) {
+    let mut first: BTreeMap<IpAddr, (&Label, &Held)> = BTreeMap::new();
+    for (tenant, held) in &lock.tenants {
+        let Some((other, other_held)) = first.get(&held.vip).copied() else {
+            first.insert(held.vip, (tenant, held));
+            continue;
+        };
+        let at = |h: &Held| {
+            h.at.clone()
+                .unwrap_or_else(|| SourceLocation::file(LOCK_FILE))
+        };
+        diagnostics.push(
+            Diagnostic::error(
+                codes::LOCK_DUPLICATE_VIP,
+                format!(
+                    "tenants {other} and {tenant} both hold VIP {} in kmetal.lock",
+                    held.vip
+                ),
+            )
+            .at(at(held))
+            .related(at(other_held), format!("{other} holds it here"))
+            .help(format!(
+                "this usually comes from a git merge of two branches that each added a tenant and took the lowest free address; keep the entry of the cluster that already exists (its control plane answers on {}), delete the other entry, and build again: that tenant gets a free address",
+                held.vip
+            )),
+        );
     }
 }
 

@@ -10,9 +10,14 @@ use serde_json::{Map, Value, json};
 
 /// Convert one schema node and everything below it.
 pub fn to_json_schema(node: &Value) -> Value {
-    let Value::Object(map) = node else {
-        return node.clone();
-    };
+    match node {
+        Value::Object(map) => Value::Object(convert(map)),
+        other => other.clone(),
+    }
+}
+
+/// [`to_json_schema`] of one object node.
+fn convert(map: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
     for (key, value) in map {
         let converted = match key.as_str() {
@@ -51,13 +56,18 @@ pub fn to_json_schema(node: &Value) -> Value {
     if is_object && !open && !out.contains_key("additionalProperties") {
         out.insert("additionalProperties".into(), Value::Bool(false));
     }
-    Value::Object(out)
+    out
 }
 
 /// The schema of a whole object of one CRD version: its `openAPIV3Schema`
 /// with `apiVersion` and `kind` fixed and `metadata` checked as the API server does.
-pub fn object_schema(api_version: &str, kind: &str, namespaced: bool, open_api: &Value) -> Value {
-    let mut schema = to_json_schema(open_api);
+pub fn object_schema(
+    api_version: &str,
+    kind: &str,
+    namespaced: bool,
+    open_api: &Map<String, Value>,
+) -> Value {
+    let mut map = convert(open_api);
     let name = json!({"type": "string", "maxLength": 253, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"});
     let mut metadata = json!({
         "type": "object",
@@ -72,9 +82,6 @@ pub fn object_schema(api_version: &str, kind: &str, namespaced: bool, open_api: 
     if namespaced {
         metadata["properties"]["namespace"] = json!({"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"});
     }
-    let map = schema
-        .as_object_mut()
-        .expect("an openAPIV3Schema is an object");
     map.insert(
         "$schema".into(),
         json!("http://json-schema.org/draft-07/schema#"),
@@ -85,7 +92,7 @@ pub fn object_schema(api_version: &str, kind: &str, namespaced: bool, open_api: 
     properties["metadata"] = metadata;
     map.insert("required".into(), json!(["apiVersion", "kind", "metadata"]));
     map.insert("additionalProperties".into(), Value::Bool(false));
-    schema
+    Value::Object(map)
 }
 
 #[cfg(test)]
@@ -129,7 +136,9 @@ mod tests {
             "example.io/v1",
             "Thing",
             false,
-            &json!({"type": "object", "properties": {"spec": {"type": "object"}}}),
+            json!({"type": "object", "properties": {"spec": {"type": "object"}}})
+                .as_object()
+                .unwrap(),
         );
         let validator = jsonschema::draft7::new(&schema).unwrap();
         assert!(validator.is_valid(&json!({"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": "a"}, "spec": {}})));

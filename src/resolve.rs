@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::network::Assignment;
+use crate::network::allocate::Placed;
 use crate::spec::names::{Label, Subdomain};
-use crate::spec::{Host, Tenant, Worker};
+use crate::spec::{Host, Worker};
 use crate::stack::{ClusterClassRef, Stack};
 
 /// Everything a tenant template may use; nothing optional but worker fields.
@@ -47,7 +47,10 @@ pub struct ResolvedNetwork {
     pub subnet: Subdomain,
 }
 
-pub fn resolve(tenant: &Tenant, assignment: &Assignment, stack: &Stack) -> ResolvedTenant {
+/// The template context of a placed tenant on its stack. Cannot fail: the
+/// tenant was checked and got its VIP.
+pub fn resolve(placed: &Placed<'_>, stack: &Stack) -> ResolvedTenant {
+    let Placed { tenant, assignment } = placed;
     ResolvedTenant {
         name: tenant.name.clone(),
         namespace: tenant.namespace.clone(),

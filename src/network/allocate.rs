@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::Pool;
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::diagnostic::{Diagnostic, Diagnostics, Reported, SourceLocation, codes, internal};
 use crate::lock::{Held, LOCK_FILE, Lock, Released};
 use crate::spec::Tenant;
 use crate::spec::names::Label;
@@ -23,13 +23,31 @@ pub struct Assignment {
     pub pool: Label,
 }
 
-/// The result of allocation: one assignment per tenant (in tenant order), the
-/// lock to write, and the tenants removed with consent.
+/// A tenant with its VIP: the only thing [`crate::resolve`] takes, so a
+/// tenant without an address cannot reach the output.
+#[derive(Clone, Debug)]
+pub struct Placed<'t> {
+    pub tenant: &'t Tenant,
+    pub assignment: Assignment,
+}
+
+/// The result of allocation: every tenant that got a VIP (in tenant order;
+/// each one that did not was reported), the lock to write, and the tenants
+/// removed with consent.
 #[derive(Clone, Debug, Default)]
-pub struct Allocation {
-    pub assignments: Vec<Option<Assignment>>,
+pub struct Allocation<'t> {
+    pub placed: Vec<Placed<'t>>,
     pub lock: Lock,
     pub removed: Vec<(Label, Held)>,
+}
+
+/// Where one tenant's allocation stands.
+enum Choice {
+    /// Not decided yet.
+    Open,
+    Chosen(Label, IpAddr),
+    /// No VIP, and why was reported.
+    Failed(Reported),
 }
 
 /// Who may remove which tenants. A tenant counts as present when a tenant file
@@ -44,13 +62,13 @@ pub struct Removals<'a> {
 }
 
 /// Allocate. `tenants` are in name order.
-pub fn allocate(
-    tenants: &[Tenant],
+pub fn allocate<'t>(
+    tenants: &'t [Tenant],
     pools: &[Pool],
     old: &Lock,
     removals: Removals<'_>,
     diagnostics: &mut Diagnostics,
-) -> Allocation {
+) -> Allocation<'t> {
     let present: BTreeSet<&Label> = tenants.iter().map(|t| &t.name).collect();
     let mut allocation = Allocation::default();
     let mut released: BTreeSet<Released> = old.released.iter().cloned().collect();
@@ -65,15 +83,19 @@ pub fn allocate(
 
     // Every address some other party holds: explicit VIPs, then lock entries kept.
     let mut holders: BTreeMap<IpAddr, (&Label, Option<SourceLocation>)> = BTreeMap::new();
-    let mut chosen: Vec<Option<(Label, IpAddr)>> = vec![None; tenants.len()];
+    let mut chosen: Vec<Choice> = tenants.iter().map(|_| Choice::Open).collect();
     let mut pending: Vec<(usize, &Pool)> = Vec::new();
     for (i, tenant) in tenants.iter().enumerate() {
         if let Some((vip, vip_at)) = &tenant.vip {
-            let Some(pool) = pool_of_explicit(tenant, *vip, vip_at, pools, diagnostics) else {
-                continue;
+            let pool = match pool_of_explicit(tenant, *vip, vip_at, pools, diagnostics) {
+                Ok(pool) => pool,
+                Err(reported) => {
+                    chosen[i] = Choice::Failed(reported);
+                    continue;
+                }
             };
             if let Some(other) = lock_holder(old, *vip, &tenant.name, &present) {
-                diagnostics.push(
+                chosen[i] = Choice::Failed(diagnostics.report(
                     Diagnostic::error(
                         codes::LOCK_CONFLICT,
                         format!("VIP {vip} is held by tenant {other} (kmetal.lock)"),
@@ -89,7 +111,7 @@ pub fn allocate(
                     .help(
                         "an explicit VIP never takes another tenant's address: choose a free one",
                     ),
-                );
+                ));
                 continue;
             }
             if let Some((first, first_at)) = holders.get(vip) {
@@ -102,19 +124,22 @@ pub fn allocate(
                 if let Some(at) = first_at {
                     d = d.related(at.clone(), "also written here");
                 }
-                diagnostics.push(d);
+                chosen[i] = Choice::Failed(diagnostics.report(d));
                 continue;
             }
             holders.insert(*vip, (&tenant.name, Some(vip_at.clone())));
-            chosen[i] = Some((pool.name.clone(), *vip));
+            chosen[i] = Choice::Chosen(pool.name.clone(), *vip);
         } else {
-            let Some(pool) = pool_for_allocation(tenant, pools, diagnostics) else {
-                continue;
-            };
-            pending.push((i, pool));
+            match pool_for_allocation(tenant, pools, diagnostics) {
+                Ok(pool) => pending.push((i, pool)),
+                Err(reported) => {
+                    chosen[i] = Choice::Failed(reported);
+                    continue;
+                }
+            }
         }
         if let Some(held) = old.tenants.get(&tenant.name) {
-            let moved = chosen[i].as_ref().is_some_and(|(_, vip)| *vip != held.vip);
+            let moved = matches!(&chosen[i], Choice::Chosen(_, vip) if *vip != held.vip);
             let other_pool = pending
                 .last()
                 .is_some_and(|(j, pool)| *j == i && pool.name != held.pool);
@@ -136,11 +161,20 @@ pub fn allocate(
             .get(&tenant.name)
             .filter(|held| held.pool == pool.name)
         {
-            Some(held) if !pool.usable(held.vip) => diagnostics.push(stale(tenant, held, pool)),
-            Some(held) if holders.contains_key(&held.vip) => {} // reported at the explicit VIP
+            Some(held) if !pool.usable(held.vip) => {
+                chosen[i] = Choice::Failed(diagnostics.report(stale(tenant, held, pool)));
+            }
+            Some(held) if holders.contains_key(&held.vip) => {
+                // Lock::check refuses an address held twice, and an explicit
+                // VIP never takes a locked one: a hole if it happens.
+                let what = format!("tenant {}'s locked VIP {} is taken", tenant.name, held.vip);
+                chosen[i] = Choice::Failed(
+                    diagnostics.report(internal(tenant.name_location.clone(), &what)),
+                );
+            }
             Some(held) => {
                 holders.insert(held.vip, (&tenant.name, None));
-                chosen[i] = Some((pool.name.clone(), held.vip));
+                chosen[i] = Choice::Chosen(pool.name.clone(), held.vip);
             }
             None => fresh.push((i, pool)),
         }
@@ -165,28 +199,37 @@ pub fn allocate(
             Some(vip) => {
                 released.retain(|r| r.vip != vip);
                 holders.insert(vip, (&tenant.name, None));
-                chosen[i] = Some((pool.name.clone(), vip));
+                chosen[i] = Choice::Chosen(pool.name.clone(), vip);
             }
-            None => diagnostics.push(pool_full(tenant, pool, &holders)),
+            None => {
+                let full = pool_full(tenant, pool, &holders);
+                chosen[i] = Choice::Failed(diagnostics.report(full));
+            }
         }
     }
-    for (tenant, choice) in tenants.iter().zip(&chosen) {
-        let assignment = choice.as_ref().map(|(pool, vip)| Assignment {
-            vip: *vip,
-            pool: pool.clone(),
+    for (tenant, choice) in tenants.iter().zip(chosen) {
+        let (pool, vip) = match choice {
+            Choice::Chosen(pool, vip) => (pool, vip),
+            Choice::Failed(_reported) => continue,
+            Choice::Open => {
+                let what = format!("tenant {} got no VIP", tenant.name);
+                let _reported = diagnostics.report(internal(tenant.name_location.clone(), &what));
+                continue;
+            }
+        };
+        let at = old.tenants.get(&tenant.name).and_then(|h| h.at.clone());
+        allocation.lock.tenants.insert(
+            tenant.name.clone(),
+            Held {
+                pool: pool.clone(),
+                vip,
+                at,
+            },
+        );
+        allocation.placed.push(Placed {
+            tenant,
+            assignment: Assignment { vip, pool },
         });
-        if let Some(a) = &assignment {
-            let at = old.tenants.get(&tenant.name).and_then(|h| h.at.clone());
-            allocation.lock.tenants.insert(
-                tenant.name.clone(),
-                Held {
-                    pool: a.pool.clone(),
-                    vip: a.vip,
-                    at,
-                },
-            );
-        }
-        allocation.assignments.push(assignment);
     }
     let held: BTreeSet<IpAddr> = allocation.lock.tenants.values().map(|h| h.vip).collect();
     allocation.lock.released = released
@@ -264,7 +307,7 @@ fn pool_of_explicit<'p>(
     vip_at: &SourceLocation,
     pools: &'p [Pool],
     diagnostics: &mut Diagnostics,
-) -> Option<&'p Pool> {
+) -> Result<&'p Pool, Reported> {
     let pool = match &tenant.pool {
         Some((name, _)) => pools.iter().find(|p| &p.name == name),
         None => pools.iter().find(|p| p.contains(vip)),
@@ -275,15 +318,14 @@ fn pool_of_explicit<'p>(
         } else {
             format!("choose an address of one of the pools: {}", names(pools))
         };
-        diagnostics.push(
+        return Err(diagnostics.report(
             Diagnostic::error(
                 codes::NETWORK_VIP_OUTSIDE_POOL,
                 format!("VIP {vip} is in no MetalLB pool, so MetalLB would never announce it"),
             )
             .at(vip_at.clone())
             .help(help),
-        );
-        return None;
+        ));
     };
     if !pool.usable(vip) {
         let why = if pool.contains(vip) {
@@ -305,10 +347,9 @@ fn pool_of_explicit<'p>(
         if let Some((_, pool_at)) = &tenant.pool {
             d = d.related(pool_at.clone(), "the tenant names the pool here");
         }
-        diagnostics.push(d);
-        return None;
+        return Err(diagnostics.report(d));
     }
-    Some(pool)
+    Ok(pool)
 }
 
 /// The pool a VIP is allocated from: the tenant's `pool`, else the first with autoAssign.
@@ -316,12 +357,12 @@ fn pool_for_allocation<'p>(
     tenant: &Tenant,
     pools: &'p [Pool],
     diagnostics: &mut Diagnostics,
-) -> Option<&'p Pool> {
+) -> Result<&'p Pool, Reported> {
     let pool = match &tenant.pool {
         Some((name, _)) => pools.iter().find(|p| &p.name == name),
         None => pools.iter().find(|p| p.auto_assign),
     };
-    if pool.is_none() {
+    let Some(pool) = pool else {
         let help = if pools.is_empty() {
             "declare a pool under metallb.pools in kmetal.yaml, or set controlPlane.vip".to_string()
         } else {
@@ -330,7 +371,7 @@ fn pool_for_allocation<'p>(
                 names(pools)
             )
         };
-        diagnostics.push(
+        return Err(diagnostics.report(
             Diagnostic::error(
                 codes::NETWORK_NO_POOL,
                 format!(
@@ -340,9 +381,9 @@ fn pool_for_allocation<'p>(
             )
             .at(tenant.name_location.clone())
             .help(help),
-        );
-    }
-    pool
+        ));
+    };
+    Ok(pool)
 }
 
 fn names(pools: &[Pool]) -> String {
@@ -366,6 +407,7 @@ fn stale(tenant: &Tenant, held: &Held, pool: &Pool) -> Diagnostic {
         .clone()
         .unwrap_or_else(|| SourceLocation::file(LOCK_FILE)))
     .related(pool.location.clone(), "the pool is declared here")
+    .related(tenant.name_location.clone(), "the tenant that holds it")
     .help(format!(
         "put {} back into the pool, or give the tenant an explicit controlPlane.vip to move it",
         held.vip

@@ -51,7 +51,8 @@ pub struct Defaults {
     pub stack: Defaulted<String>,
     pub kubernetes_version: Option<Defaulted<String>>,
     pub machine_size: Defaulted<String>,
-    pub data_store: Defaulted<String>,
+    /// `default` or a checked datastore of the site.
+    pub data_store: Defaulted<Subdomain>,
     pub bootstrap_server: Option<Defaulted<Host>>,
     pub replicas: u32,
     pub pods: Defaulted<IpNet>,

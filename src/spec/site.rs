@@ -12,6 +12,8 @@ use crate::stack::Stacks;
 
 const DEFAULT_STACK: &str = "kubevirt-kubeadm";
 const DEFAULT_OUTPUT: &str = "deploy";
+/// The DataStore the platform's Kamaji installation provides.
+pub const PLATFORM_DATASTORE: &str = "default";
 const DURATION_UNITS: &[&str] = &["ms", "s", "m", "h"];
 /// Longest `host:port`: a host name, or an IPv6 address in brackets, and a port.
 const ENDPOINT_MAX: usize = HOST_MAX + "[]:65535".len();
@@ -28,12 +30,15 @@ pub fn check_site(
     let before = diagnostics.len();
     let mut c = FileChecker { file, diagnostics };
     c.header(&raw.api_version, &raw.kind, "Site");
-    let name = c.subdomain(&raw.name, "site name");
+    let name = c
+        .subdomain(&raw.name, "site name")
+        .filter(|name| flux_label_fits(&mut c, &raw.name, name));
     let output = match &raw.output {
         Some(output) => relative_dir(&mut c, output),
         None => Some(DEFAULT_OUTPUT.to_string()),
     };
-    let defaults = check_defaults(&mut c, raw, stacks);
+    let data_stores = check_data_stores(&mut c, &raw.data_stores);
+    let defaults = check_defaults(&mut c, raw, stacks, &data_stores);
     let metallb = raw.metallb.as_ref();
     let metallb_namespace = match metallb.and_then(|m| m.namespace.as_ref()) {
         Some(ns) => c.label(ns, "MetalLB namespace"),
@@ -43,7 +48,6 @@ pub fn check_site(
         &mut c,
         metallb.map(|m| m.pools.as_slice()).unwrap_or_default(),
     );
-    let data_stores = check_data_stores(&mut c, &raw.data_stores);
     let cert_manager = raw.cert_manager.as_ref();
     let issuers = check_issuers(
         &mut c,
@@ -51,9 +55,7 @@ pub fn check_site(
             .map(|m| m.cluster_issuers.as_slice())
             .unwrap_or_default(),
     );
-    // References are checked against every declared issuer, valid or not, so
-    // that one mistake is not reported twice.
-    let issuer_names: Vec<&str> = cert_manager
+    let declared_issuers: Vec<&str> = cert_manager
         .map(|m| {
             m.cluster_issuers
                 .iter()
@@ -66,7 +68,10 @@ pub fn check_site(
         cert_manager
             .map(|m| m.certificates.as_slice())
             .unwrap_or_default(),
-        &issuer_names,
+        Declared {
+            checked: &issuers,
+            declared: &declared_issuers,
+        },
     );
     let flux = check_flux(
         &mut c,
@@ -88,6 +93,32 @@ pub fn check_site(
         certificates,
         flux: flux?,
     })
+}
+
+/// The longest label value Kubernetes accepts.
+const LABEL_VALUE_MAX: usize = 63;
+
+/// Flux writes every Kustomization's name as a label value on the objects it
+/// applies (`kustomize.toolkit.fluxcd.io/name`), so `<site>-platform` must
+/// fit in one; the tenant check holds `<site>-tenant-<name>` to the same.
+fn flux_label_fits(c: &mut FileChecker<'_>, raw: &S<String>, name: &Subdomain) -> bool {
+    let platform = format!("{name}-platform");
+    if platform.len() <= LABEL_VALUE_MAX {
+        return true;
+    }
+    c.error(
+        codes::SPEC_INVALID_NAME,
+        raw,
+        format!(
+            "site name is too long: Flux Kustomization {platform:?} has {} characters, and Flux writes it as a label value, which holds at most {LABEL_VALUE_MAX}",
+            platform.len()
+        ),
+        Some(format!(
+            "shorten the site name to at most {} characters; tenant Kustomizations are named <site>-tenant-<name>, so a short one leaves room for tenant names",
+            LABEL_VALUE_MAX - "-platform".len()
+        )),
+    );
+    false
 }
 
 fn label(s: &str) -> Label {
@@ -131,7 +162,51 @@ fn defaulted<T: Clone>(c: &FileChecker<'_>, value: Option<&S<T>>, builtin: T) ->
     }
 }
 
-fn check_defaults(c: &mut FileChecker<'_>, raw: &RawSite, stacks: &Stacks) -> Option<Defaults> {
+/// The checked entries of a list, and the names of every entry declared,
+/// valid or not. A reference to a declared entry that failed its own checks
+/// was reported there: it is not reported again, and the referring entry is
+/// left out, so that one mistake gives one diagnostic.
+struct Declared<'a, T> {
+    checked: &'a [T],
+    declared: &'a [&'a str],
+}
+
+impl<T> Declared<'_, T> {
+    /// The checked entry `value` names. `None` when it names none: then either
+    /// a diagnostic is pushed here (an unknown name), or the entry of that name
+    /// failed its own checks and is reported there.
+    fn resolve<'t>(
+        &'t self,
+        c: &mut FileChecker<'_>,
+        value: &S<String>,
+        what: &str,
+        name_of: impl Fn(&T) -> &str,
+        builtin: &[&'t str],
+    ) -> Option<Resolved<'t, T>> {
+        if let Some(b) = builtin.iter().find(|b| **b == value.value) {
+            return Some(Resolved::Builtin(b));
+        }
+        if let Some(entry) = self.checked.iter().find(|e| name_of(e) == value.value) {
+            return Some(Resolved::Entry(entry));
+        }
+        let valid = builtin.iter().copied().chain(self.declared.iter().copied());
+        // A declared name is known: its own entry carries the error.
+        c.reference(value, what, valid);
+        None
+    }
+}
+
+enum Resolved<'t, T> {
+    Builtin(&'t str),
+    Entry(&'t T),
+}
+
+fn check_defaults(
+    c: &mut FileChecker<'_>,
+    raw: &RawSite,
+    stacks: &Stacks,
+    data_stores: &[DataStore],
+) -> Option<Defaults> {
     let d = raw.defaults.as_ref();
     let stack = defaulted(c, raw.stack.as_ref(), DEFAULT_STACK.to_string());
     if let Some(value) = &raw.stack {
@@ -197,11 +272,49 @@ fn check_defaults(c: &mut FileChecker<'_>, raw: &RawSite, stacks: &Stacks) -> Op
             .and_then(|d| d.kubernetes_version.as_ref())
             .map(|v| defaulted(c, Some(v), String::new())),
         machine_size: defaulted(c, d.and_then(|d| d.machine_size.as_ref()), "small".into()),
-        data_store: defaulted(c, d.and_then(|d| d.data_store.as_ref()), "default".into()),
+        data_store: default_data_store(c, raw, data_stores)?,
         bootstrap_server,
         replicas: replicas.map_or(2, |r| r.value),
         pods: pods?,
         services: services?,
+    })
+}
+
+/// `defaults.dataStore`, checked here whether or not a tenant inherits it:
+/// `default` (the platform's) or one of the site's datastores.
+fn default_data_store(
+    c: &mut FileChecker<'_>,
+    raw: &RawSite,
+    data_stores: &[DataStore],
+) -> Option<Defaulted<Subdomain>> {
+    let Some(value) = raw.defaults.as_ref().and_then(|d| d.data_store.as_ref()) else {
+        return Some(Defaulted {
+            value: Subdomain::parse(PLATFORM_DATASTORE).ok()?,
+            location: None,
+        });
+    };
+    let declared: Vec<&str> = raw
+        .data_stores
+        .iter()
+        .map(|d| d.name.value.as_str())
+        .collect();
+    let stores = Declared {
+        checked: data_stores,
+        declared: &declared,
+    };
+    let name = match stores.resolve(
+        c,
+        value,
+        "datastore (defaults.dataStore)",
+        |d: &DataStore| d.name.as_str(),
+        &[PLATFORM_DATASTORE],
+    )? {
+        Resolved::Builtin(name) => Subdomain::parse(name).ok()?,
+        Resolved::Entry(store) => store.name.clone(),
+    };
+    Some(Defaulted {
+        value: name,
+        location: Some(c.location(value)),
     })
 }
 
@@ -253,7 +366,7 @@ fn check_data_stores(c: &mut FileChecker<'_>, raw: &[RawDataStore]) -> Vec<DataS
     let mut out = Vec::new();
     for d in raw {
         let name = c.subdomain(&d.name, "datastore name");
-        if d.name.value == "default" {
+        if d.name.value == PLATFORM_DATASTORE {
             c.error(
                 codes::SPEC_DUPLICATE_NAME,
                 &d.name,
@@ -485,14 +598,25 @@ fn check_issuers(c: &mut FileChecker<'_>, raw: &[RawIssuer]) -> Vec<Issuer> {
 fn check_certificates(
     c: &mut FileChecker<'_>,
     raw: &[RawCertificate],
-    issuers: &[&str],
+    issuers: Declared<'_, Issuer>,
 ) -> Vec<Certificate> {
     let mut unique = UniqueNames::new("Certificate", "in one namespace");
     let mut out = Vec::new();
     for cert in raw {
         let name = c.subdomain(&cert.name, "Certificate name");
         let namespace = c.label(&cert.namespace, "Certificate namespace");
-        let known_issuer = c.reference(&cert.issuer, "ClusterIssuer", issuers.iter().copied());
+        let issuer = issuers
+            .resolve(
+                c,
+                &cert.issuer,
+                "ClusterIssuer",
+                |i: &Issuer| i.name.as_str(),
+                &[],
+            )
+            .and_then(|r| match r {
+                Resolved::Entry(issuer) => Some(issuer.name.clone()),
+                Resolved::Builtin(_) => None,
+            });
         let secret_name = match &cert.secret_name {
             Some(s) => c.subdomain(s, "secretName"),
             None => name.clone(),
@@ -511,18 +635,17 @@ fn check_certificates(
                 None,
             );
         }
-        let (Some(name), Some(namespace), Some(secret_name), true) = (
+        let (Some(name), Some(namespace), Some(secret_name), Some(issuer), true) = (
             name,
             namespace,
             secret_name,
-            known_issuer && dns_names.len() == cert.dns_names.value.len(),
+            issuer,
+            dns_names.len() == cert.dns_names.value.len(),
         ) else {
             continue;
         };
         let key = format!("{namespace}/{name}");
         if unique.insert(&key, c.location(&cert.name), c.diagnostics) {
-            let issuer =
-                Subdomain::parse(&cert.issuer.value).expect("a known issuer name was checked");
             out.push(Certificate {
                 name,
                 namespace,

@@ -3,14 +3,16 @@
 
 use super::checker::{FileChecker, UniqueNames, site_default_error, unknown_reference};
 use super::model::*;
-use super::names::Subdomain;
+use super::names::{Label, Subdomain};
 use super::raw::*;
 use super::site::dns_name;
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::diagnostic::{Diagnostic, Diagnostics, Reported, SourceLocation, codes};
 use crate::network;
 use crate::stack::{Stack, Stacks};
 
 const DEFAULT_WORKER_CLASS: &str = "default-worker";
+/// Where the platform runs Kamaji and keeps its datastore Secrets.
+const KAMAJI_NAMESPACE: &str = "kmetal-kamaji";
 
 /// A tenant file as read: its path and its raw content.
 pub struct TenantSource {
@@ -33,8 +35,8 @@ pub fn check_tenants(
             file: &source.file,
             diagnostics,
         };
-        let Some(tenant) = check_tenant(&mut c, &source.raw, site, stacks) else {
-            continue;
+        let Ok(tenant) = check_tenant(&mut c, &source.raw, site, stacks) else {
+            continue; // reported: the proof is the `Reported` in the `Err`
         };
         let name_ok = names.insert(
             tenant.name.as_str(),
@@ -56,16 +58,35 @@ pub fn check_tenants(
     tenants
 }
 
+/// One tenant, checked, or the proof that the reasons it is left out were reported.
 fn check_tenant(
     c: &mut FileChecker<'_>,
     raw: &RawTenant,
     site: &Site,
     stacks: &Stacks,
+) -> Result<Tenant, Reported> {
+    let mark = c.diagnostics.mark();
+    let checked = checked_tenant(c, raw, site, stacks);
+    match checked {
+        Some(tenant) if !c.diagnostics.errors_since(mark) => Ok(tenant),
+        _ => {
+            let at = c.location(&raw.name);
+            let what = format!("tenant {:?} was left out", raw.name.value);
+            Err(c.diagnostics.reported_since(mark, &at, &what))
+        }
+    }
+}
+
+fn checked_tenant(
+    c: &mut FileChecker<'_>,
+    raw: &RawTenant,
+    site: &Site,
+    stacks: &Stacks,
 ) -> Option<Tenant> {
-    let before = c.diagnostics.len();
     c.header(&raw.api_version, &raw.kind, "Tenant");
     let name = c.label(&raw.name, "tenant name")?;
     let name_location = c.location(&raw.name);
+    platform_name_rules(c, &raw.name, &name, site)?;
     let namespace = match &raw.namespace {
         Some(ns) => c.label(ns, "namespace"),
         None => c.label(
@@ -74,7 +95,7 @@ fn check_tenant(
         ),
     };
     let namespace = namespace.filter(|ns| {
-        let reserved = reserved_namespace(ns.as_str(), site);
+        let reserved = reserved_namespace(ns.as_str(), site, stacks);
         if let Some(why) = reserved {
             c.error(
                 codes::SPEC_INVALID_VALUE,
@@ -168,7 +189,7 @@ fn check_tenant(
         .collect::<Vec<_>>();
     let data_store = match cp.and_then(|cp| cp.data_store.as_ref()) {
         Some(ds) => data_store(c, ds, site),
-        None => Subdomain::parse(&d.data_store.value).ok(),
+        None => Some(d.data_store.value.clone()),
     };
     let network = raw.network.as_ref();
     let pods = network
@@ -189,9 +210,6 @@ fn check_tenant(
         ),
     };
     let workers = stack.map(|stack| check_workers(c, &raw.workers, stack));
-    if c.diagnostics.len() > before {
-        return None;
-    }
     Some(Tenant {
         file: c.file.to_string(),
         name,
@@ -213,14 +231,73 @@ fn check_tenant(
     })
 }
 
+/// The longest label value Kubernetes accepts.
+const LABEL_VALUE_MAX: usize = 63;
+
+/// What the platform refuses of a tenant name after kmetal would have
+/// accepted it as a DNS-1123 label.
+fn platform_name_rules(
+    c: &mut FileChecker<'_>,
+    raw: &S<String>,
+    name: &Label,
+    site: &Site,
+) -> Option<()> {
+    // The TenantControlPlane takes the tenant's name, and Kamaji's webhook
+    // requires a DNS-1035 label (clastix/kamaji
+    // internal/webhook/handlers/tcp_name.go: validation.IsDNS1035Label).
+    if !name
+        .as_str()
+        .starts_with(|ch: char| ch.is_ascii_lowercase())
+    {
+        c.error(
+            codes::SPEC_INVALID_NAME,
+            raw,
+            format!(
+                "tenant name \"{name}\" must start with a letter: its Kamaji TenantControlPlane takes this name, and Kamaji accepts only DNS-1035 labels"
+            ),
+            Some(format!("use a name such as \"t-{name}\"")),
+        );
+        return None;
+    }
+    // kustomize-controller labels every object it applies with
+    // kustomize.toolkit.fluxcd.io/name: <Kustomization name> (fluxcd
+    // kustomize-controller docs/spec/v1/kustomizations.md), and a label
+    // value holds at most 63 characters.
+    let kustomization = format!("{}-tenant-{name}", site.name);
+    if kustomization.len() > LABEL_VALUE_MAX {
+        let site_part = site.name.as_str().len() + "-tenant-".len();
+        c.error(
+            codes::SPEC_INVALID_NAME,
+            raw,
+            format!(
+                "tenant name \"{name}\" is too long: Flux Kustomization {kustomization:?} has {} characters, and Flux writes it as a label value, which holds at most {LABEL_VALUE_MAX}",
+                kustomization.len()
+            ),
+            Some(format!(
+                "the site name and \"-tenant-\" take {site_part} of them: shorten the tenant name to at most {} characters",
+                LABEL_VALUE_MAX.saturating_sub(site_part)
+            )),
+        );
+        return None;
+    }
+    Some(())
+}
+
 /// Why a tenant may not have `namespace`: Kubernetes' own namespaces and
 /// the platform's, which kmetal must never own.
-fn reserved_namespace(namespace: &str, site: &Site) -> Option<&'static str> {
+fn reserved_namespace(namespace: &str, site: &Site, stacks: &Stacks) -> Option<&'static str> {
     let platform = [
         site.flux.namespace.as_str(),
         site.metallb_namespace.as_str(),
+        KAMAJI_NAMESPACE,
     ]
     .into_iter()
+    .chain(
+        stacks
+            .tenant
+            .values()
+            .map(|s| s.cluster_class.namespace.as_str()),
+    )
     .chain(site.certificates.iter().map(|c| c.namespace.as_str()))
     .chain(site.data_stores.iter().flat_map(|d| {
         let auth = d.basic_auth.iter().map(|b| b.namespace.as_str());
@@ -284,7 +361,8 @@ fn choose(
         return Some(default.value.clone());
     }
     let diagnostic = match &default.location {
-        Some(site) => site_default_error(&default.value, site.clone(), what, &valid),
+        Some(site) => site_default_error(&default.value, site.clone(), what, &valid)
+            .related(tenant.clone(), "inherited by this tenant"),
         None => {
             let diagnostic = unknown_reference(&default.value, what, &valid);
             Diagnostic {
@@ -303,7 +381,8 @@ fn choose(
 }
 
 fn data_store(c: &mut FileChecker<'_>, value: &S<String>, site: &Site) -> Option<Subdomain> {
-    let valid = std::iter::once("default").chain(site.data_stores.iter().map(|d| d.name.as_str()));
+    let valid = std::iter::once(super::site::PLATFORM_DATASTORE)
+        .chain(site.data_stores.iter().map(|d| d.name.as_str()));
     c.reference(value, "datastore", valid)
         .then(|| Subdomain::parse(&value.value).ok())
         .flatten()
