@@ -34,6 +34,7 @@ pub mod codes {
     pub const LOCK_STALE: &str = "kmetal::lock::stale";
     pub const LOCK_REMOVAL: &str = "kmetal::lock::removal";
     pub const LOCK_DUPLICATE_VIP: &str = "kmetal::lock::duplicate-vip";
+    pub const OUTPUT_DANGLING: &str = "kmetal::output::dangling-reference";
     pub const INTERNAL: &str = "kmetal::internal";
     pub const STACK_INVALID: &str = "kmetal::stack::invalid";
     pub const TEMPLATE_ERROR: &str = "kmetal::stack::template";
@@ -71,6 +72,7 @@ pub mod codes {
         LOCK_STALE,
         LOCK_REMOVAL,
         LOCK_DUPLICATE_VIP,
+        OUTPUT_DANGLING,
         INTERNAL,
         STACK_INVALID,
         TEMPLATE_ERROR,

@@ -17,6 +17,7 @@ pub mod cel;
 pub mod crds;
 pub mod diagnostic;
 mod embedded;
+pub mod integrity;
 pub mod lock;
 pub mod network;
 pub mod openapi;
@@ -114,6 +115,20 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let (Ok(tree), false) = (tree, diagnostics.has_errors()) else {
         return Err(diagnostics);
     };
+    let out_dir = project.out_dir(&site.output);
+    let source = |file: &str| diagnostics.source(file).cloned();
+    let dangling = integrity::check(
+        &documents,
+        &integrity::Context {
+            site: &site,
+            stacks: &stacks,
+            tree: &tree,
+            out_dir: &std::path::absolute(&out_dir).unwrap_or_else(|_| out_dir.clone()),
+            git_root: project.git_root.as_deref(),
+            source: &source,
+        },
+    );
+    diagnostics.extend(dangling);
     every_tenant_reached_the_output(&raw_tenants, &documents, &mut diagnostics);
     if diagnostics.has_errors() {
         return Err(diagnostics);
@@ -121,7 +136,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     Ok(Compiled {
         tree,
         documents,
-        out_dir: project.out_dir(&site.output),
+        out_dir,
         lock: allocation.lock,
         removed: allocation.removed,
         tenants: tenants.len(),

@@ -42,6 +42,19 @@ pub struct Project {
     pub max_file_bytes: u64,
     /// `--crds`: CRDs whose schemas replace the embedded ones of their kinds.
     pub crds: Option<PathBuf>,
+    /// The root of the git repository holding the project, if any: Flux
+    /// applies paths relative to it, so `flux.path` must lead to the output.
+    pub git_root: Option<PathBuf>,
+}
+
+/// The nearest directory at or above `dir` with a `.git` (a directory, or the
+/// file of a worktree or submodule), as an absolute path.
+fn git_root(dir: &Path) -> Option<PathBuf> {
+    let start = std::path::absolute(dir).ok()?;
+    start
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 impl Project {
@@ -61,6 +74,7 @@ impl Project {
             allow_all_removals: false,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             crds: None,
+            git_root: git_root(dir),
         })
     }
 

@@ -173,7 +173,7 @@ fn golden_inputs_build_against_the_upstream_crds() {
         .into_iter()
         .filter(|c| c.join("expected").is_dir())
     {
-        let mut project = kmetal::project::Project::open(&case.join("input"), None).unwrap();
+        let mut project = common::open_case_input(&case.join("input")).unwrap();
         project.allow_removal = std::fs::read_to_string(case.join("allow-removal"))
             .unwrap_or_default()
             .lines()

@@ -48,7 +48,7 @@ fn run(input: &Path, case_dir: &Path) -> Outcome {
         let text = text.replace(&input.display().to_string(), "<input>");
         Outcome::Stderr(text.replace(&case_dir.display().to_string(), "<case>"))
     };
-    let project = Project::open(input, None).map(|mut project| {
+    let project = common::open_case_input(input).map(|mut project| {
         project.allow_removal = allow.lines().map(str::to_string).collect();
         project.crds = crds.is_dir().then_some(crds);
         project
@@ -199,7 +199,7 @@ fn output_does_not_depend_on_file_system_order() {
 #[test]
 fn emitted_files_round_trip() {
     for case_dir in common::golden_cases() {
-        let Ok(project) = Project::open(&case_dir.join("input"), None) else {
+        let Ok(project) = common::open_case_input(&case_dir.join("input")) else {
             continue;
         };
         let Ok(compiled) = kmetal::compile(&project) else {

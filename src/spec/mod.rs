@@ -13,7 +13,10 @@ mod site;
 mod tenant;
 
 pub use model::*;
-pub use site::check_site;
+pub use site::{PLATFORM_DATASTORE, check_site};
+
+/// Where the platform runs Kamaji and keeps its datastore Secrets: never a tenant's.
+pub const KAMAJI_NAMESPACE: &str = "kmetal-kamaji";
 pub use tenant::{TenantSource, check_tenants};
 
 use std::io::Read;

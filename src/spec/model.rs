@@ -37,6 +37,36 @@ pub struct Site {
     pub flux: Flux,
 }
 
+impl Site {
+    /// The namespaces the platform creates and owns, never kmetal: Flux's,
+    /// MetalLB's, Kamaji's, each stack's ClusterClass namespace, and every
+    /// namespace the site puts a Certificate in or reads a Secret from.
+    pub fn platform_namespaces<'a>(
+        &'a self,
+        stacks: &'a crate::stack::Stacks,
+    ) -> std::collections::BTreeSet<&'a str> {
+        let mut namespaces = std::collections::BTreeSet::from([
+            self.flux.namespace.as_str(),
+            self.metallb_namespace.as_str(),
+            super::KAMAJI_NAMESPACE,
+        ]);
+        namespaces.extend(
+            stacks
+                .tenant
+                .values()
+                .map(|s| s.cluster_class.namespace.as_str()),
+        );
+        namespaces.extend(self.certificates.iter().map(|c| c.namespace.as_str()));
+        for store in &self.data_stores {
+            namespaces.extend(store.basic_auth.iter().map(|b| b.namespace.as_str()));
+            let tls = store.tls.iter();
+            let secrets = tls.flat_map(|t| std::iter::once(&t.ca).chain(&t.client));
+            namespaces.extend(secrets.map(|s| s.namespace.as_str()));
+        }
+        namespaces
+    }
+}
+
 /// A value and where it was written: in the tenant, or in the site for an
 /// inherited default (`None`: a built-in default).
 #[derive(Clone, Debug)]

@@ -11,8 +11,6 @@ use crate::network;
 use crate::stack::{Stack, Stacks};
 
 const DEFAULT_WORKER_CLASS: &str = "default-worker";
-/// Where the platform runs Kamaji and keeps its datastore Secrets.
-const KAMAJI_NAMESPACE: &str = "kmetal-kamaji";
 
 /// A tenant file as read: its path and its raw content.
 pub struct TenantSource {
@@ -286,31 +284,9 @@ fn platform_name_rules(
 /// Why a tenant may not have `namespace`: Kubernetes' own namespaces and
 /// the platform's, which kmetal must never own.
 fn reserved_namespace(namespace: &str, site: &Site, stacks: &Stacks) -> Option<&'static str> {
-    let platform = [
-        site.flux.namespace.as_str(),
-        site.metallb_namespace.as_str(),
-        KAMAJI_NAMESPACE,
-    ]
-    .into_iter()
-    .chain(
-        stacks
-            .tenant
-            .values()
-            .map(|s| s.cluster_class.namespace.as_str()),
-    )
-    .chain(site.certificates.iter().map(|c| c.namespace.as_str()))
-    .chain(site.data_stores.iter().flat_map(|d| {
-        let auth = d.basic_auth.iter().map(|b| b.namespace.as_str());
-        let tls = d
-            .tls
-            .iter()
-            .flat_map(|t| std::iter::once(&t.ca).chain(&t.client))
-            .map(|s| s.namespace.as_str());
-        auth.chain(tls)
-    }));
     if namespace.starts_with("kube-") || namespace == "default" {
         Some("belongs to Kubernetes")
-    } else if platform.into_iter().any(|p| p == namespace) {
+    } else if site.platform_namespaces(stacks).contains(namespace) {
         Some("belongs to the platform")
     } else {
         None

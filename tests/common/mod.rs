@@ -63,3 +63,15 @@ pub fn shared_crds() -> PathBuf {
     );
     dir
 }
+
+/// A golden case's input, opened as a repository of its own: `flux.path` is
+/// checked against the input directory, not against kmetal's own repository.
+#[allow(dead_code)]
+pub fn open_case_input(
+    input: &Path,
+) -> Result<kmetal::project::Project, kmetal::diagnostic::Diagnostic> {
+    kmetal::project::Project::open(input, None).map(|mut project| {
+        project.git_root = std::path::absolute(input).ok();
+        project
+    })
+}
