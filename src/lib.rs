@@ -79,8 +79,15 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             .collect(),
         all_tenant_files_read,
     };
-    let allocation =
-        network::allocate(&tenants, &site.pools, &old_lock, removals, &mut diagnostics);
+    let default_pool = site.defaults.pool.as_ref().map(|p| &p.value);
+    let allocation = network::allocate(
+        &tenants,
+        &site.pools,
+        default_pool,
+        &old_lock,
+        removals,
+        &mut diagnostics,
+    );
     let renderer = render::Renderer::new(&stacks).map_err(|d| diagnostics.extend(d));
     let (Ok(renderer), false) = (renderer, diagnostics.has_errors()) else {
         return Err(diagnostics);

@@ -50,7 +50,6 @@ struct SiteContext<'a> {
 struct PoolContext<'a> {
     name: &'a str,
     addresses: &'a [String],
-    auto_assign: bool,
 }
 
 impl Renderer {
@@ -225,7 +224,6 @@ fn pool_context(pool: &Pool) -> PoolContext<'_> {
     PoolContext {
         name: pool.name.as_str(),
         addresses: &pool.addresses,
-        auto_assign: pool.auto_assign,
     }
 }
 

@@ -38,7 +38,10 @@ pub fn new_tenant(project: &Project, name: &str) -> Result<String, Diagnostics> 
         .and_then(|raw| spec::check_site(project::SITE_FILE, &raw, &stacks, &mut diagnostics))
         .expect("the project compiled, so its site is valid");
     let d = &site.defaults;
-    let pool = site.pools.iter().find(|p| p.auto_assign);
+    let pool = d
+        .pool
+        .as_ref()
+        .and_then(|p| site.pools.iter().find(|q| q.name == p.value));
     let mut control_plane = json!({ "replicas": d.replicas });
     if let Some(pool) = pool {
         control_plane["pool"] = json!(pool.name);
@@ -89,7 +92,7 @@ fn host(host: &Host) -> Value {
 
 fn header(pool: Option<&Pool>, lock: &lock::Lock) -> String {
     let Some(pool) = pool else {
-        return "# No pool has autoAssign: set controlPlane.vip (and controlPlane.pool) before building.\n".into();
+        return "# The site has no MetalLB pool: declare one under metallb.pools, or set controlPlane.vip, before building.\n".into();
     };
     let held = |ip| {
         lock.tenants.values().any(|h| h.vip == ip) || lock.released.iter().any(|r| r.vip == ip)

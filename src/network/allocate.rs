@@ -61,10 +61,12 @@ pub struct Removals<'a> {
     pub all_tenant_files_read: bool,
 }
 
-/// Allocate. `tenants` are in name order.
+/// Allocate. `tenants` are in name order; `default_pool` is where tenants
+/// that name no pool get a new VIP.
 pub fn allocate<'t>(
     tenants: &'t [Tenant],
     pools: &[Pool],
+    default_pool: Option<&Label>,
     old: &Lock,
     removals: Removals<'_>,
     diagnostics: &mut Diagnostics,
@@ -130,7 +132,7 @@ pub fn allocate<'t>(
             holders.insert(*vip, (&tenant.name, Some(vip_at.clone())));
             chosen[i] = Choice::Chosen(pool.name.clone(), *vip);
         } else {
-            match pool_for_allocation(tenant, pools, diagnostics) {
+            match pool_for_allocation(tenant, pools, default_pool, old, diagnostics) {
                 Ok(pool) => pending.push((i, pool)),
                 Err(reported) => {
                     chosen[i] = Choice::Failed(reported);
@@ -352,24 +354,30 @@ fn pool_of_explicit<'p>(
     Ok(pool)
 }
 
-/// The pool a VIP is allocated from: the tenant's `pool`, else the first with autoAssign.
+/// The pool a VIP is allocated from: the tenant's `pool`; else the pool the
+/// lock holds its VIP in, if the site still has it, so that changing the
+/// site's default pool never moves a running tenant; else the default pool.
 fn pool_for_allocation<'p>(
     tenant: &Tenant,
     pools: &'p [Pool],
+    default_pool: Option<&Label>,
+    old: &Lock,
     diagnostics: &mut Diagnostics,
 ) -> Result<&'p Pool, Reported> {
+    let named = |name: &Label| pools.iter().find(|p| &p.name == name);
     let pool = match &tenant.pool {
-        Some((name, _)) => pools.iter().find(|p| &p.name == name),
-        None => pools.iter().find(|p| p.auto_assign),
+        Some((name, _)) => named(name),
+        None => old
+            .tenants
+            .get(&tenant.name)
+            .and_then(|held| named(&held.pool))
+            .or_else(|| default_pool.and_then(named)),
     };
     let Some(pool) = pool else {
         let help = if pools.is_empty() {
             "declare a pool under metallb.pools in kmetal.yaml, or set controlPlane.vip".to_string()
         } else {
-            format!(
-                "set controlPlane.pool to one of {}, or autoAssign: true on a pool",
-                names(pools)
-            )
+            format!("set controlPlane.pool to one of {}", names(pools))
         };
         return Err(diagnostics.report(
             Diagnostic::error(

@@ -188,7 +188,6 @@ pub struct Pool {
     pub addresses: Vec<String>,
     /// The parsed entries and where each was written.
     pub blocks: Vec<(AddressBlock, SourceLocation)>,
-    pub auto_assign: bool,
     pub l2_advertisement: bool,
 }
 
@@ -299,7 +298,6 @@ mod tests {
                 .iter()
                 .map(|a| (AddressBlock::parse(a).unwrap(), at.clone()))
                 .collect(),
-            auto_assign: true,
             l2_advertisement: true,
         }
     }

@@ -83,6 +83,8 @@ pub struct Defaults {
     pub machine_size: Defaulted<String>,
     /// `default` or a checked datastore of the site.
     pub data_store: Defaulted<Subdomain>,
+    /// The pool VIPs are allocated from when a tenant names none (`None`: no pool).
+    pub pool: Option<Defaulted<Label>>,
     pub bootstrap_server: Option<Defaulted<Host>>,
     pub replicas: u32,
     pub pods: Defaulted<IpNet>,

@@ -100,6 +100,8 @@ pub struct RawDefaults {
     pub machine_size: Option<S<String>>,
     /// DataStore of tenant control planes: `default` or a dataStores[].name. Default: default.
     pub data_store: Option<S<String>>,
+    /// MetalLB pool that tenants without controlPlane.vip or controlPlane.pool take their VIP from. Default: the first pool.
+    pub pool: Option<S<String>>,
     /// Control-plane replicas of tenant clusters, at least 1. Default: 2.
     pub control_plane_replicas: Option<S<u32>>,
     /// Pod and service networks of tenant clusters.
@@ -135,8 +137,9 @@ pub struct RawPool {
     pub name: S<String>,
     /// Address ranges (first-last) and/or CIDRs of the pool; at least one.
     pub addresses: S<Vec<S<String>>>,
-    /// Whether MetalLB and kmetal may hand out its addresses unasked. Default: true.
-    pub auto_assign: Option<bool>,
+    /// Must be false, or left out: kmetal writes `autoAssign: false`, so that
+    /// MetalLB never hands a tenant's VIP to a Service that asked for none.
+    pub auto_assign: Option<S<bool>>,
     /// Whether to also emit an L2Advertisement for the pool. Default: true.
     pub l2_advertisement: Option<bool>,
 }

@@ -38,16 +38,14 @@ pub fn check_site(
         None => Some(DEFAULT_OUTPUT.to_string()),
     };
     let data_stores = check_data_stores(&mut c, &raw.data_stores);
-    let defaults = check_defaults(&mut c, raw, stacks, &data_stores);
     let metallb = raw.metallb.as_ref();
+    let raw_pools = metallb.map(|m| m.pools.as_slice()).unwrap_or_default();
+    let pools = check_pools(&mut c, raw_pools);
+    let defaults = check_defaults(&mut c, raw, stacks, &data_stores, &pools);
     let metallb_namespace = match metallb.and_then(|m| m.namespace.as_ref()) {
         Some(ns) => c.label(ns, "MetalLB namespace"),
         None => Some(label("kmetal-metallb")),
     };
-    let pools = check_pools(
-        &mut c,
-        metallb.map(|m| m.pools.as_slice()).unwrap_or_default(),
-    );
     let cert_manager = raw.cert_manager.as_ref();
     let issuers = check_issuers(
         &mut c,
@@ -206,6 +204,7 @@ fn check_defaults(
     raw: &RawSite,
     stacks: &Stacks,
     data_stores: &[DataStore],
+    pools: &[Pool],
 ) -> Option<Defaults> {
     let d = raw.defaults.as_ref();
     let stack = defaulted(c, raw.stack.as_ref(), DEFAULT_STACK.to_string());
@@ -273,6 +272,7 @@ fn check_defaults(
             .map(|v| defaulted(c, Some(v), String::new())),
         machine_size: defaulted(c, d.and_then(|d| d.machine_size.as_ref()), "small".into()),
         data_store: default_data_store(c, raw, data_stores)?,
+        pool: default_pool(c, raw, pools)?,
         bootstrap_server,
         replicas: replicas.map_or(2, |r| r.value),
         pods: pods?,
@@ -318,6 +318,44 @@ fn default_data_store(
     })
 }
 
+/// `defaults.pool`, else the first pool: where VIPs come from for tenants
+/// that name neither an address nor a pool. `Some(None)`: the site has no pool.
+fn default_pool(
+    c: &mut FileChecker<'_>,
+    raw: &RawSite,
+    pools: &[Pool],
+) -> Option<Option<Defaulted<Label>>> {
+    let Some(value) = raw.defaults.as_ref().and_then(|d| d.pool.as_ref()) else {
+        return Some(pools.first().map(|p| Defaulted {
+            value: p.name.clone(),
+            location: Some(p.location.clone()),
+        }));
+    };
+    let raw_pools = raw
+        .metallb
+        .as_ref()
+        .map(|m| m.pools.as_slice())
+        .unwrap_or_default();
+    let declared: Vec<&str> = raw_pools.iter().map(|p| p.name.value.as_str()).collect();
+    let pools = Declared {
+        checked: pools,
+        declared: &declared,
+    };
+    match pools.resolve(
+        c,
+        value,
+        "pool (defaults.pool)",
+        |p: &Pool| p.name.as_str(),
+        &[],
+    )? {
+        Resolved::Entry(pool) => Some(Some(Defaulted {
+            value: pool.name.clone(),
+            location: Some(c.location(value)),
+        })),
+        Resolved::Builtin(_) => None,
+    }
+}
+
 fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
     let mut unique = UniqueNames::new("pool", "in this site");
     let mut pools = Vec::new();
@@ -346,6 +384,14 @@ fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
                 None,
             );
         }
+        if let Some(auto) = p.auto_assign.as_ref().filter(|a| a.value) {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                auto,
+                "autoAssign: true would let MetalLB give this pool's lowest free address, the one kmetal allocates next, to any LoadBalancer Service that asks for no address".into(),
+                Some("remove the line: kmetal writes autoAssign: false. Give other Services (an ingress controller, say) a pool of their own outside kmetal".into()),
+            );
+        }
         let all_valid = blocks.len() == p.addresses.value.len() && !blocks.is_empty();
         if let (Some(name), true, true) = (name, unique_name, all_valid) {
             pools.push(Pool {
@@ -353,7 +399,6 @@ fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
                 location: c.location(&p.name),
                 addresses: p.addresses.value.iter().map(|a| a.value.clone()).collect(),
                 blocks,
-                auto_assign: p.auto_assign.unwrap_or(true),
                 l2_advertisement: p.l2_advertisement.unwrap_or(true),
             });
         }
