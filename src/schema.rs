@@ -30,7 +30,9 @@ pub fn input_schema(kind: InputKind) -> String {
     format!("{schema:#}\n")
 }
 
-fn schema_for<T: JsonSchema>() -> serde_json::Value {
+/// The JSON Schema (draft-07) of `T` as a value: what editors get, and what
+/// [`crate::yaml::parse_recovering`] reads input files against.
+pub fn schema_for<T: JsonSchema>() -> serde_json::Value {
     SchemaSettings::draft07()
         .for_deserialize()
         .into_generator()

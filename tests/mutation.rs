@@ -422,6 +422,7 @@ fn one_edit(
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // the tally, for `cargo test -- --nocapture`
 fn one_edit_never_loses_a_tenant() {
     let config = ProptestConfig {
         cases: CASES,
@@ -429,11 +430,20 @@ fn one_edit_never_loses_a_tenant() {
         ..ProptestConfig::default()
     };
     let tally: std::cell::RefCell<BTreeMap<String, u32>> = Default::default();
-    let cases = (0usize..3, any::<usize>(), edit(), any::<usize>(), any::<usize>());
+    let cases = (
+        0usize..3,
+        any::<usize>(),
+        edit(),
+        any::<usize>(),
+        any::<usize>(),
+    );
     proptest::test_runner::TestRunner::new(config)
         .run(&cases, |(base, file, edit, pick, choice)| {
             let outcome = one_edit(base, file, edit, pick, choice)?;
-            *tally.borrow_mut().entry(format!("{outcome:?}")).or_default() += 1;
+            *tally
+                .borrow_mut()
+                .entry(format!("{outcome:?}"))
+                .or_default() += 1;
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));

@@ -59,9 +59,7 @@ pub fn read(
 /// The bytes of `kmetal.yaml` → the raw site, or diagnostics.
 pub fn parse_site(bytes: &[u8], diagnostics: &mut Diagnostics) -> Option<raw::RawSite> {
     let text = decode(project::SITE_FILE, bytes, diagnostics)?;
-    yaml::parse_one(project::SITE_FILE, &text, "site")
-        .map_err(|d| diagnostics.push(d))
-        .ok()
+    yaml::parse_recovering(project::SITE_FILE, &text, "site", diagnostics)
 }
 
 /// The bytes of a tenant file → its raw spec, or diagnostics.
@@ -71,13 +69,8 @@ pub fn parse_tenant(
     diagnostics: &mut Diagnostics,
 ) -> Option<TenantSource> {
     let text = decode(&file, bytes, diagnostics)?;
-    match yaml::parse_one(&file, &text, "tenant") {
-        Ok(raw) => Some(TenantSource { file, raw }),
-        Err(d) => {
-            diagnostics.push(d);
-            None
-        }
-    }
+    let raw = yaml::parse_recovering(&file, &text, "tenant", diagnostics)?;
+    Some(TenantSource { file, raw })
 }
 
 /// The bytes of `file`, if it is a regular file of at most `project.max_file_bytes`.

@@ -7,6 +7,7 @@
 //! descriptions, so say what a field is and its default, shortly.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
@@ -24,15 +25,30 @@ pub struct S<T> {
     pub defined: serde_saphyr::Location,
 }
 
+/// Read through [`crate::yaml`], which hands over the span of the value.
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for S<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let serde_saphyr::Spanned {
-            value,
-            referenced,
-            defined,
-        } = serde_saphyr::Spanned::deserialize(deserializer)?;
+        deserializer
+            .deserialize_newtype_struct(crate::yaml::tree::SPANNED, SpannedVisitor(PhantomData))
+    }
+}
+
+struct SpannedVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for SpannedVisitor<T> {
+    type Value = S<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<S<T>, D::Error> {
+        let (referenced, defined) = crate::yaml::tree::take_span().unwrap_or((
+            serde_saphyr::Location::UNKNOWN,
+            serde_saphyr::Location::UNKNOWN,
+        ));
         Ok(S {
-            value,
+            value: T::deserialize(d)?,
             referenced,
             defined,
         })

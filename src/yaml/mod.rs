@@ -7,6 +7,7 @@
 //! lines, and is deterministic. serde-saphyr stands behind this module so that
 //! the choice of library can change in one file.
 
+use schemars::JsonSchema;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use serde_saphyr::budget::BudgetBreach;
@@ -14,6 +15,7 @@ use serde_saphyr::granit_parser::ErrorKind;
 use serde_saphyr::{Error, ExternalMessageSource, Location};
 
 mod locate;
+pub mod tree;
 
 pub use locate::{Located, find_scalar, keys_of, locate};
 
@@ -104,23 +106,73 @@ pub fn parse_spec<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Diag
 /// [`parse_spec`] for a file that holds one `what` ("tenant"), named so in
 /// the messages about an empty file or one with several documents.
 pub fn parse_one<T: DeserializeOwned>(file: &str, text: &str, what: &str) -> Result<T, Diagnostic> {
+    let node = one_node(file, text, what)?;
+    from_node(file, text, &node)
+}
+
+/// The one document of an input file as a tree, or why there is none.
+fn one_node(file: &str, text: &str, what: &str) -> Result<tree::Node, Diagnostic> {
     if let Some(diagnostic) = control_character(file, text).or_else(|| tab_indentation(file, text))
     {
         return Err(diagnostic);
     }
-    match serde_saphyr::from_multiple_with_options::<T>(text, spec_options()) {
-        Ok(mut values) if values.len() <= 1 => values.pop().ok_or_else(|| {
+    match serde_saphyr::from_multiple_with_options::<tree::Node>(text, spec_options()) {
+        Ok(mut nodes) if nodes.len() <= 1 => nodes.pop().ok_or_else(|| {
             Diagnostic::error(codes::SPEC_SCHEMA, format!("the file holds no {what}"))
                 .at(SourceLocation::file(file))
                 .help(format!("write one {what} in this file, or delete the file"))
         }),
         Ok(_) => Err(several_documents(file, text, what)),
-        // The typed parse stops at the first misfit; a limit anywhere in the
-        // file (an alias bomb under an unknown key) is the clearer message.
-        Err(error) => Err(documents(file, text)
-            .err()
-            .filter(|d| d.code == codes::YAML_LIMIT)
-            .unwrap_or_else(|| diagnostic_for(file, &error))),
+        Err(error) => Err(diagnostic_for(file, &error)),
+    }
+}
+
+/// A tree that fits `T` → `T`; the first misfit as a diagnostic at its place.
+fn from_node<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+    node: &tree::Node,
+) -> Result<T, Diagnostic> {
+    T::deserialize(tree::NodeDeserializer::new(node, text)).map_err(|e| {
+        let at =
+            e.at.map_or_else(|| node.location(file), |l| to_source_location(file, &l));
+        let mut d = Diagnostic::error(codes::SPEC_SCHEMA, e.message).at(at);
+        d.help = e.help;
+        d
+    })
+}
+
+/// Read an input file (site, tenant) field by field: every key that misfits
+/// the file's JSON Schema (unknown, of the wrong type, missing) is reported at
+/// its place and left out, and the rest is read. `None` only when nothing of
+/// the file can be used (no document, a syntax error, a misfit at the top).
+pub fn parse_recovering<T: DeserializeOwned + JsonSchema>(
+    file: &str,
+    text: &str,
+    what: &str,
+    diagnostics: &mut crate::diagnostic::Diagnostics,
+) -> Option<T> {
+    let node = one_node(file, text, what)
+        .map_err(|d| diagnostics.push(d))
+        .ok()?;
+    let schema = crate::schema::schema_for::<T>();
+    let mut recovery = tree::Recovery::new(file, text, &schema);
+    let kept = recovery.walk(&node, &schema, "");
+    let reported = !recovery.diagnostics.is_empty();
+    for d in recovery.diagnostics {
+        diagnostics.push(d);
+    }
+    let kept = kept.ok()?;
+    match from_node(file, text, &kept) {
+        Ok(value) => Some(value),
+        Err(d) => {
+            // The schema and the types disagree: the walk let through what
+            // the types refuse. Say so rather than lose the file silently.
+            if !reported {
+                diagnostics.push(d);
+            }
+            None
+        }
     }
 }
 
@@ -412,7 +464,7 @@ mod tests {
                 2,
                 1,
                 codes::SPEC_SCHEMA,
-                "unknown field `nmae`",
+                "unknown key \"nmae\"",
             ),
             (
                 "name: a\nname: b\n",
@@ -425,15 +477,15 @@ mod tests {
                 "# héllo wörld\nname: [a\n",
                 2,
                 7,
-                codes::SPEC_SCHEMA,
-                "expected string",
+                codes::YAML_SYNTAX,
+                "unclosed bracket",
             ),
             (
                 "name: a\ncount: -1\n",
                 2,
                 8,
                 codes::SPEC_SCHEMA,
-                "invalid u32",
+                "count must be a whole number (0 or more), not the number -1",
             ),
             ("name: \"a\n", 1, 7, codes::YAML_SYNTAX, "unclosed quote"),
         ];
