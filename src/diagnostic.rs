@@ -262,6 +262,21 @@ impl Diagnostics {
         Mark(self.0.len())
     }
 
+    /// The proof that an error was recorded since `mark`, if one was.
+    pub fn reported_since_mark(&self, mark: Mark) -> Option<Reported> {
+        self.errors_since(mark).then_some(Reported(()))
+    }
+
+    /// The proof that an error was recorded at `file`, if one was.
+    pub fn error_in(&self, file: &str) -> Option<Reported> {
+        self.0
+            .iter()
+            .any(|d| {
+                d.severity == Severity::Error && d.location.as_ref().is_some_and(|l| l.file == file)
+            })
+            .then_some(Reported(()))
+    }
+
     /// Whether an error was recorded since `mark`.
     pub fn errors_since(&self, mark: Mark) -> bool {
         self.0[mark.0..]

@@ -53,6 +53,9 @@ pub struct Compiled {
     /// Tenants removed with `--allow-removal`, and what they held.
     pub removed: Vec<(spec::names::Label, lock::Held)>,
     pub tenants: usize,
+    /// The checked site and the stacks it was built with.
+    pub site: spec::Site,
+    pub stacks: stack::Stacks,
 }
 
 /// Read, check, allocate, render and verify everything; write nothing.
@@ -62,14 +65,18 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let (raw_site, raw_tenants) = spec::read(project, &mut diagnostics);
     let all_tenant_files_read = !diagnostics.has_errors();
     let old_lock = lock::Lock::read(project, &mut diagnostics);
+    // A site file that was read is checked for all it holds, and tenants
+    // against what is valid in it, even when parts of it failed.
+    let unread = diagnostics.error_in(project::SITE_FILE);
     let site = raw_site
         .as_ref()
-        .and_then(|raw| spec::check_site(project::SITE_FILE, raw, &stacks, &mut diagnostics));
+        .map(|raw| spec::check_site(project::SITE_FILE, raw, &stacks, unread, &mut diagnostics));
     let (Some(site), Some(old_lock)) = (site, old_lock) else {
         return Err(diagnostics);
     };
-    let tenants = spec::check_tenants(&raw_tenants, &site, &stacks, &mut diagnostics);
-    network::checks::check(&site, &tenants, &mut diagnostics);
+    let spec::CheckedTenants { tenants, facts } =
+        spec::check_tenants(&raw_tenants, &site, &stacks, &mut diagnostics);
+    network::checks::check(&site, &facts, &mut diagnostics);
     let removals = network::allocate::Removals {
         allowed: &project.allow_removal,
         allow_all: project.allow_all_removals,
@@ -79,11 +86,16 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             .collect(),
         all_tenant_files_read,
     };
-    let default_pool = site.defaults.pool.as_ref().map(|p| &p.value);
+    let default_pool = match site.problems.defaults.get("pool") {
+        Some(reported) => Err(*reported),
+        None => Ok(site.defaults.pool.as_ref().map(|p| &p.value)),
+    };
     let allocation = network::allocate(
         &tenants,
+        &facts,
         &site.pools,
         default_pool,
+        site.problems.pools,
         &old_lock,
         removals,
         &mut diagnostics,
@@ -147,6 +159,8 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         lock: allocation.lock,
         removed: allocation.removed,
         tenants: tenants.len(),
+        site,
+        stacks,
     })
 }
 

@@ -5,10 +5,10 @@ use serde_json::{Value, json};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, codes};
 use crate::network::Pool;
-use crate::project::{self, Project};
+use crate::project::Project;
 use crate::spec::names::Label;
 use crate::spec::{self, Host};
-use crate::{lock, stack, yaml};
+use crate::{lock, yaml};
 
 /// Editors with yaml-language-server validate the file against the schema that
 /// `kmetal schema tenant > .kmetal/schema/tenant.json` writes (path relative to `tenants/`).
@@ -18,7 +18,6 @@ pub const MODELINE: &str = "# yaml-language-server: $schema=../.kmetal/schema/te
 /// (not reserved: the VIP is allocated and locked by `kmetal build`).
 pub fn new_tenant(project: &Project, name: &str) -> Result<String, Diagnostics> {
     let compiled = crate::compile(project)?;
-    let mut diagnostics = Diagnostics::new();
     let name = Label::parse(name).map_err(|problem| {
         Diagnostics::from(Diagnostic::error(
             codes::SPEC_INVALID_NAME,
@@ -32,11 +31,7 @@ pub fn new_tenant(project: &Project, name: &str) -> Result<String, Diagnostics> 
         )
         .into());
     }
-    let stacks = stack::load(&project.stacks_dir(), &mut diagnostics);
-    let (raw_site, _) = spec::read(project, &mut diagnostics);
-    let site = raw_site
-        .and_then(|raw| spec::check_site(project::SITE_FILE, &raw, &stacks, &mut diagnostics))
-        .expect("the project compiled, so its site is valid");
+    let (site, stacks) = (&compiled.site, &compiled.stacks);
     let d = &site.defaults;
     let pool = d
         .pool

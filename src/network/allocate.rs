@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use super::Pool;
 use crate::diagnostic::{Diagnostic, Diagnostics, Reported, SourceLocation, codes, internal};
 use crate::lock::{Held, LOCK_FILE, Lock, Released};
-use crate::spec::Tenant;
 use crate::spec::names::Label;
+use crate::spec::{Tenant, TenantFacts};
 
 /// The VIP a tenant's control plane gets, and the pool it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,12 +61,18 @@ pub struct Removals<'a> {
     pub all_tenant_files_read: bool,
 }
 
-/// Allocate. `tenants` are in name order; `default_pool` is where tenants
-/// that name no pool get a new VIP.
+/// Allocate. `tenants` are in name order; `incomplete` are the facts of the
+/// tenants that failed their checks, whose explicit VIPs are checked all the
+/// same; `default_pool` is where tenants that name no pool get a new VIP (or
+/// the proof that it failed in the site); `pools_incomplete`, the proof that a
+/// pool was left out, explains a VIP in no pool.
+#[allow(clippy::too_many_arguments)] // each is one input of the allocation
 pub fn allocate<'t>(
     tenants: &'t [Tenant],
+    incomplete: &[TenantFacts],
     pools: &[Pool],
-    default_pool: Option<&Label>,
+    default_pool: Result<Option<&Label>, Reported>,
+    pools_incomplete: Option<Reported>,
     old: &Lock,
     removals: Removals<'_>,
     diagnostics: &mut Diagnostics,
@@ -86,53 +92,61 @@ pub fn allocate<'t>(
     // Every address some other party holds: explicit VIPs, then lock entries kept.
     let mut holders: BTreeMap<IpAddr, (&Label, Option<SourceLocation>)> = BTreeMap::new();
     let mut chosen: Vec<Choice> = tenants.iter().map(|_| Choice::Open).collect();
+    // Explicit VIPs first, of every tenant that named one, complete or not,
+    // in name order: a duplicate is reported even when one side has other errors.
+    let mut claims: Vec<Claim<'_>> = tenants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let (vip, at) = t.vip.as_ref()?;
+            Some(Claim {
+                name: &t.name,
+                vip: *vip,
+                at,
+                pool: t.pool.as_ref(),
+                index: Some(i),
+            })
+        })
+        .chain(incomplete.iter().filter(|f| !f.complete).filter_map(|f| {
+            let (vip, at) = f.vip.as_ref()?;
+            Some(Claim {
+                name: f.name.as_ref()?,
+                vip: *vip,
+                at,
+                pool: f.pool.as_ref(),
+                index: None,
+            })
+        }))
+        .collect();
+    claims.sort_by(|a, b| a.name.cmp(b.name));
+    for claim in &claims {
+        let result = claim_explicit(
+            claim,
+            pools,
+            old,
+            &present,
+            &mut holders,
+            pools_incomplete,
+            diagnostics,
+        );
+        if let Some(i) = claim.index {
+            chosen[i] = match result {
+                Ok(pool) => Choice::Chosen(pool.name.clone(), claim.vip),
+                Err(reported) => Choice::Failed(reported),
+            };
+        }
+    }
     let mut pending: Vec<(usize, &Pool)> = Vec::new();
     for (i, tenant) in tenants.iter().enumerate() {
-        if let Some((vip, vip_at)) = &tenant.vip {
-            let pool = match pool_of_explicit(tenant, *vip, vip_at, pools, diagnostics) {
-                Ok(pool) => pool,
-                Err(reported) => {
-                    chosen[i] = Choice::Failed(reported);
-                    continue;
-                }
-            };
-            if let Some(other) = lock_holder(old, *vip, &tenant.name, &present) {
-                chosen[i] = Choice::Failed(diagnostics.report(
-                    Diagnostic::error(
-                        codes::LOCK_CONFLICT,
-                        format!("VIP {vip} is held by tenant {other} (kmetal.lock)"),
-                    )
-                    .at(vip_at.clone())
-                    .related(
-                        old.tenants[other]
-                            .at
-                            .clone()
-                            .unwrap_or_else(|| SourceLocation::file(LOCK_FILE)),
-                        "held here",
-                    )
-                    .help(
-                        "an explicit VIP never takes another tenant's address: choose a free one",
-                    ),
-                ));
-                continue;
-            }
-            if let Some((first, first_at)) = holders.get(vip) {
-                let mut d = Diagnostic::error(
-                    codes::NETWORK_DUPLICATE_VIP,
-                    format!("VIP {vip} is also tenant {first}'s VIP"),
-                )
-                .at(vip_at.clone())
-                .help("every tenant needs its own VIP");
-                if let Some(at) = first_at {
-                    d = d.related(at.clone(), "also written here");
-                }
-                chosen[i] = Choice::Failed(diagnostics.report(d));
-                continue;
-            }
-            holders.insert(*vip, (&tenant.name, Some(vip_at.clone())));
-            chosen[i] = Choice::Chosen(pool.name.clone(), *vip);
-        } else {
-            match pool_for_allocation(tenant, pools, default_pool, old, diagnostics) {
+        if tenant.vip.is_none() {
+            match pool_for_allocation(
+                tenant,
+                pools,
+                default_pool,
+                old,
+                pools_incomplete,
+                diagnostics,
+            ) {
                 Ok(pool) => pending.push((i, pool)),
                 Err(reported) => {
                     chosen[i] = Choice::Failed(reported);
@@ -241,6 +255,68 @@ pub fn allocate<'t>(
     allocation
 }
 
+/// A tenant's explicit `controlPlane.vip`.
+struct Claim<'a> {
+    name: &'a Label,
+    vip: IpAddr,
+    at: &'a SourceLocation,
+    pool: Option<&'a (Label, SourceLocation)>,
+    /// The tenant's place in the complete tenants, if it is one.
+    index: Option<usize>,
+}
+
+/// Check an explicit VIP against the pools, the lock and the VIPs claimed
+/// before it, and hold it.
+fn claim_explicit<'a, 'p>(
+    claim: &Claim<'a>,
+    pools: &'p [Pool],
+    old: &Lock,
+    present: &BTreeSet<&Label>,
+    holders: &mut BTreeMap<IpAddr, (&'a Label, Option<SourceLocation>)>,
+    pools_incomplete: Option<Reported>,
+    diagnostics: &mut Diagnostics,
+) -> Result<&'p Pool, Reported> {
+    let (vip, vip_at) = (claim.vip, claim.at);
+    let pool = pool_of_explicit(
+        claim.pool,
+        vip,
+        vip_at,
+        pools,
+        pools_incomplete,
+        diagnostics,
+    )?;
+    if let Some((other, held)) = lock_holder(old, vip, claim.name, present) {
+        return Err(diagnostics.report(
+            Diagnostic::error(
+                codes::LOCK_CONFLICT,
+                format!("VIP {vip} is held by tenant {other} (kmetal.lock)"),
+            )
+            .at(vip_at.clone())
+            .related(
+                held.at
+                    .clone()
+                    .unwrap_or_else(|| SourceLocation::file(LOCK_FILE)),
+                "held here",
+            )
+            .help("an explicit VIP never takes another tenant's address: choose a free one"),
+        ));
+    }
+    if let Some((first, first_at)) = holders.get(&vip) {
+        let mut d = Diagnostic::error(
+            codes::NETWORK_DUPLICATE_VIP,
+            format!("VIP {vip} is also tenant {first}'s VIP"),
+        )
+        .at(vip_at.clone())
+        .help("every tenant needs its own VIP");
+        if let Some(at) = first_at {
+            d = d.related(at.clone(), "also written here");
+        }
+        return Err(diagnostics.report(d));
+    }
+    holders.insert(vip, (claim.name, Some(vip_at.clone())));
+    Ok(pool)
+}
+
 /// Tenants in the lock but not in the specs: released with consent, else an error.
 fn remove_absent(
     old: &Lock,
@@ -295,26 +371,30 @@ fn lock_holder<'a>(
     vip: IpAddr,
     me: &Label,
     present: &BTreeSet<&Label>,
-) -> Option<&'a Label> {
+) -> Option<(&'a Label, &'a Held)> {
     old.tenants
         .iter()
         .find(|(name, held)| held.vip == vip && *name != me && present.contains(name))
-        .map(|(name, _)| name)
 }
 
 /// The pool of an explicit VIP: the tenant's `pool`, else the one containing it.
 fn pool_of_explicit<'p>(
-    tenant: &Tenant,
+    named: Option<&(Label, SourceLocation)>,
     vip: IpAddr,
     vip_at: &SourceLocation,
     pools: &'p [Pool],
+    pools_incomplete: Option<Reported>,
     diagnostics: &mut Diagnostics,
 ) -> Result<&'p Pool, Reported> {
-    let pool = match &tenant.pool {
+    let pool = match named {
         Some((name, _)) => pools.iter().find(|p| &p.name == name),
         None => pools.iter().find(|p| p.contains(vip)),
     };
     let Some(pool) = pool else {
+        // A pool the site left out (with its own error) may hold it.
+        if let Some(reported) = pools_incomplete {
+            return Err(reported);
+        }
         let help = if pools.is_empty() {
             "declare a pool under metallb.pools in kmetal.yaml".to_string()
         } else {
@@ -346,7 +426,7 @@ fn pool_of_explicit<'p>(
             pool.addresses.join(", ")
         ))
         .related(pool.location.clone(), "the pool is declared here");
-        if let Some((_, pool_at)) = &tenant.pool {
+        if let Some((_, pool_at)) = named {
             d = d.related(pool_at.clone(), "the tenant names the pool here");
         }
         return Err(diagnostics.report(d));
@@ -360,8 +440,9 @@ fn pool_of_explicit<'p>(
 fn pool_for_allocation<'p>(
     tenant: &Tenant,
     pools: &'p [Pool],
-    default_pool: Option<&Label>,
+    default_pool: Result<Option<&Label>, Reported>,
     old: &Lock,
+    pools_incomplete: Option<Reported>,
     diagnostics: &mut Diagnostics,
 ) -> Result<&'p Pool, Reported> {
     let named = |name: &Label| pools.iter().find(|p| &p.name == name);
@@ -371,9 +452,16 @@ fn pool_for_allocation<'p>(
             .tenants
             .get(&tenant.name)
             .and_then(|held| named(&held.pool))
-            .or_else(|| default_pool.and_then(named)),
+            .or_else(|| default_pool.ok().flatten().and_then(named)),
     };
+    // The default pool failed in the site, and said so there.
+    if let (None, None, Err(reported)) = (pool, &tenant.pool, default_pool) {
+        return Err(reported);
+    }
     let Some(pool) = pool else {
+        if let Some(reported) = pools_incomplete {
+            return Err(reported);
+        }
         let help = if pools.is_empty() {
             "declare a pool under metallb.pools in kmetal.yaml, or set controlPlane.vip".to_string()
         } else {

@@ -11,27 +11,25 @@ use ipnet::IpNet;
 
 use super::{Interval, Pool};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
-use crate::spec::{Defaulted, Host, Site, Tenant};
+use crate::spec::names::Label;
+use crate::spec::{Defaulted, Host, Site, TenantFacts};
 
-/// Run every check.
-pub fn check(site: &Site, tenants: &[Tenant], diagnostics: &mut Diagnostics) {
+/// The checks of the site's pools and default networks, and of every
+/// tenant's networks and certSANs that passed their own checks, whether or
+/// not the rest of the tenant did.
+pub fn check(site: &Site, tenants: &[TenantFacts], diagnostics: &mut Diagnostics) {
     check_pools(&site.pools, diagnostics);
     let d = &site.defaults;
-    check_networks(
-        &d.pods,
-        &d.services,
-        d.bootstrap_server.as_ref(),
-        &site.pools,
-        diagnostics,
-    );
+    let broken = |key| site.problems.defaults.contains_key(key);
+    if !broken("pods") && !broken("services") {
+        let bootstrap = d.bootstrap_server.as_ref();
+        check_networks(&d.pods, &d.services, bootstrap, &site.pools, diagnostics);
+    }
     for tenant in tenants {
-        check_networks(
-            &tenant.pods,
-            &tenant.services,
-            Some(&tenant.bootstrap_server),
-            &site.pools,
-            diagnostics,
-        );
+        if let (Some(pods), Some(services)) = (&tenant.pods, &tenant.services) {
+            let bootstrap = tenant.bootstrap_server.as_ref();
+            check_networks(pods, services, bootstrap, &site.pools, diagnostics);
+        }
     }
     check_cert_sans(tenants, diagnostics);
 }
@@ -154,15 +152,16 @@ fn check_networks(
     }
 }
 
-fn check_cert_sans(tenants: &[Tenant], diagnostics: &mut Diagnostics) {
-    let mut claimed: BTreeMap<&str, (&Tenant, &SourceLocation)> = BTreeMap::new();
+fn check_cert_sans(tenants: &[TenantFacts], diagnostics: &mut Diagnostics) {
+    let mut claimed: BTreeMap<&str, (&Label, &SourceLocation)> = BTreeMap::new();
     for tenant in tenants {
+        let Some(name) = &tenant.name else { continue };
         for (san, at) in &tenant.cert_sans {
             match claimed.get(san.as_str()) {
-                Some((other, other_at)) if other.name != tenant.name => diagnostics.push(
+                Some((other, other_at)) if *other != name => diagnostics.push(
                     Diagnostic::error(
                         codes::NETWORK_DUPLICATE_CERT_SAN,
-                        format!("certSAN {san} is also claimed by tenant {}", other.name),
+                        format!("certSAN {san} is also claimed by tenant {other}"),
                     )
                     .at(at.clone())
                     .related((*other_at).clone(), "claimed here")
@@ -170,7 +169,7 @@ fn check_cert_sans(tenants: &[Tenant], diagnostics: &mut Diagnostics) {
                 ),
                 Some(_) => {}
                 None => {
-                    claimed.insert(san, (tenant, at));
+                    claimed.insert(san, (name, at));
                 }
             }
         }

@@ -17,7 +17,7 @@ pub use site::{PLATFORM_DATASTORE, check_site};
 
 /// Where the platform runs Kamaji and keeps its datastore Secrets: never a tenant's.
 pub const KAMAJI_NAMESPACE: &str = "kmetal-kamaji";
-pub use tenant::{TenantSource, check_tenants};
+pub use tenant::{CheckedTenants, TenantFacts, TenantSource, check_tenants};
 
 use std::io::Read;
 use std::path::Path;

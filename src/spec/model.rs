@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use super::names::{Label, Subdomain};
 use super::raw::Driver;
-use crate::diagnostic::SourceLocation;
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Reported, SourceLocation};
 use crate::network::Pool;
 
 /// A join address: an IP address or a DNS name.
@@ -35,6 +37,29 @@ pub struct Site {
     pub issuers: Vec<Issuer>,
     pub certificates: Vec<Certificate>,
     pub flux: Flux,
+    /// What failed; nothing is rendered from a site with any error.
+    pub problems: SiteProblems,
+}
+
+/// The parts of a site that failed their checks, each with the proof that it
+/// was reported. Tenants are checked against what is valid; what they would
+/// take from a failed part is left out quietly, since its own error explains it.
+#[derive(Clone, Debug, Default)]
+pub struct SiteProblems {
+    /// Any error in the site file.
+    pub any: Option<Reported>,
+    /// Part of the file could not be read (a key cut out while parsing).
+    pub unread: Option<Reported>,
+    /// The site name failed: checks that need it are skipped.
+    pub name: bool,
+    /// A pool was left out, or part of the file was not read: a VIP in no
+    /// pool, or a tenant without a pool, may be explained by it.
+    pub pools: Option<Reported>,
+    /// Pools and datastores declared but left out, by name.
+    pub left_out_pools: BTreeMap<String, Reported>,
+    pub left_out_data_stores: BTreeMap<String, Reported>,
+    /// Defaults that failed, by key (`kubernetesVersion`, `pods`, …).
+    pub defaults: BTreeMap<&'static str, Reported>,
 }
 
 impl Site {

@@ -6,7 +6,7 @@ use super::checker::{FileChecker, HOST_MAX, TEXT_MAX, UniqueNames, site_default_
 use super::model::*;
 use super::names::{Label, Subdomain};
 use super::raw::*;
-use crate::diagnostic::{Diagnostics, codes};
+use crate::diagnostic::{Diagnostics, Reported, codes};
 use crate::network::{AddressBlock, Pool};
 use crate::stack::Stacks;
 
@@ -20,28 +20,38 @@ const ENDPOINT_MAX: usize = HOST_MAX + "[]:65535".len();
 /// Longest email address (RFC 5321).
 const EMAIL_MAX: usize = 254;
 
-/// Check the site. `None` when it has errors (they are in `diagnostics`).
+/// Check the site. A site with errors is still returned with what is valid
+/// (and built-in values where a part failed), so that tenants are checked
+/// against it; [`Site::problems`] says what failed, and a run with any error
+/// renders nothing. `unread` is the proof that part of the file could not be
+/// read at all (a key cut out while parsing), if so.
 pub fn check_site(
     file: &str,
     raw: &RawSite,
     stacks: &Stacks,
+    unread: Option<Reported>,
     diagnostics: &mut Diagnostics,
-) -> Option<Site> {
-    let before = diagnostics.len();
+) -> Site {
     let mut c = FileChecker { file, diagnostics };
     c.header(&raw.api_version, &raw.kind, "Site");
-    let name = c
+    let name_checked = c
         .subdomain(&raw.name, "site name")
         .filter(|name| flux_label_fits(&mut c, &raw.name, name));
     let output = match &raw.output {
         Some(output) => relative_dir(&mut c, output),
         None => Some(DEFAULT_OUTPUT.to_string()),
     };
-    let data_stores = check_data_stores(&mut c, &raw.data_stores);
+    let mut problems = SiteProblems {
+        unread,
+        ..SiteProblems::default()
+    };
+    let data_stores = check_data_stores(&mut c, &raw.data_stores, &mut problems);
     let metallb = raw.metallb.as_ref();
     let raw_pools = metallb.map(|m| m.pools.as_slice()).unwrap_or_default();
-    let pools = check_pools(&mut c, raw_pools);
-    let defaults = check_defaults(&mut c, raw, stacks, &data_stores, &pools);
+    let mark = c.diagnostics.mark();
+    let pools = check_pools(&mut c, raw_pools, &mut problems);
+    problems.pools = c.diagnostics.reported_since_mark(mark).or(unread);
+    let defaults = check_defaults(&mut c, raw, stacks, &data_stores, &pools, &mut problems);
     let metallb_namespace = match metallb.and_then(|m| m.namespace.as_ref()) {
         Some(ns) => c.label(ns, "MetalLB namespace"),
         None => Some(label("kmetal-metallb")),
@@ -76,21 +86,35 @@ pub fn check_site(
         &raw.flux,
         output.as_deref().unwrap_or(DEFAULT_OUTPUT),
     );
-    if c.diagnostics.len() > before {
-        return None;
-    }
-    Some(Site {
+    problems.name = name_checked.is_none();
+    problems.any = c.diagnostics.error_in(file);
+    Site {
         file: file.to_string(),
-        name: name?,
-        output: output?,
-        defaults: defaults?,
-        metallb_namespace: metallb_namespace?,
+        name: name_checked.unwrap_or_else(|| subdomain("site")),
+        output: output.unwrap_or_else(|| DEFAULT_OUTPUT.to_string()),
+        defaults,
+        metallb_namespace: metallb_namespace.unwrap_or_else(|| label("kmetal-metallb")),
         pools,
         data_stores,
         issuers,
         certificates,
-        flux: flux?,
-    })
+        flux: flux.unwrap_or_else(|| Flux {
+            namespace: label("kmetal-flux"),
+            source_ref: SourceRef {
+                kind: "GitRepository".into(),
+                name: subdomain("flux-system"),
+                namespace: None,
+            },
+            path: format!("./{DEFAULT_OUTPUT}"),
+            interval: "10m".into(),
+            prune: true,
+        }),
+        problems,
+    }
+}
+
+fn subdomain(s: &str) -> Subdomain {
+    Subdomain::parse(s).expect("built-in names are valid subdomains")
 }
 
 /// The longest label value Kubernetes accepts.
@@ -205,57 +229,75 @@ fn check_defaults(
     stacks: &Stacks,
     data_stores: &[DataStore],
     pools: &[Pool],
-) -> Option<Defaults> {
+    problems: &mut SiteProblems,
+) -> Defaults {
     let d = raw.defaults.as_ref();
+    // Each default is checked on its own; one that fails is recorded as
+    // broken, with the proof, so that tenants inheriting it report nothing more.
+    let mut broken = |c: &mut FileChecker<'_>, what: &'static str, mark| {
+        if let Some(reported) = c.diagnostics.reported_since_mark(mark) {
+            problems.defaults.insert(what, reported);
+        }
+    };
+    let mark = c.diagnostics.mark();
     let stack = defaulted(c, raw.stack.as_ref(), DEFAULT_STACK.to_string());
     if let Some(value) = &raw.stack {
         c.reference(value, "stack", stacks.tenant.keys().map(String::as_str));
     }
+    broken(c, "stack", mark);
     if let Some(default_stack) = stacks.tenant.get(&stack.value) {
         let checks = [
             (
                 d.and_then(|d| d.kubernetes_version.as_ref()),
                 "Kubernetes version",
+                "kubernetesVersion",
                 &default_stack.kubernetes_versions,
             ),
             (
                 d.and_then(|d| d.machine_size.as_ref()),
                 "machine size",
+                "machineSize",
                 &default_stack.machine_sizes,
             ),
         ];
-        for (value, what, valid) in checks {
+        for (value, what, key, valid) in checks {
             let Some(value) = value else { continue };
             let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
             if !valid.contains(&value.value.as_str()) {
+                let mark = c.diagnostics.mark();
                 c.diagnostics.push(site_default_error(
                     &value.value,
                     c.location(value),
                     what,
                     &valid,
                 ));
+                broken(c, key, mark);
             }
         }
     }
     let network = d.and_then(|d| d.network.as_ref());
-    let builtin = |cidr: &str| {
-        Some(Defaulted {
-            value: cidr.parse().expect("valid built-in CIDR"),
-            location: None,
-        })
+    let builtin = |cidr: &str| Defaulted {
+        value: cidr.parse().expect("valid built-in CIDR"),
+        location: None,
     };
+    let mark = c.diagnostics.mark();
     let pods = match network.and_then(|n| n.pods.as_ref()) {
         Some(p) => c.placed(p, |c| c.cidr(p, "default pod network")),
-        None => builtin("10.200.0.0/16"),
-    };
-    let services = match network.and_then(|n| n.services.as_ref()) {
-        Some(s) => c.placed(s, |c| c.cidr(s, "default service network")),
-        None => builtin("10.201.0.0/16"),
-    };
-    let bootstrap_server = match &raw.bootstrap_server {
-        Some(b) => Some(c.placed(b, |c| c.host(b, "bootstrap server"))?),
         None => None,
     };
+    broken(c, "pods", mark);
+    let mark = c.diagnostics.mark();
+    let services = match network.and_then(|n| n.services.as_ref()) {
+        Some(s) => c.placed(s, |c| c.cidr(s, "default service network")),
+        None => None,
+    };
+    broken(c, "services", mark);
+    let mark = c.diagnostics.mark();
+    let bootstrap_server = match &raw.bootstrap_server {
+        Some(b) => c.placed(b, |c| c.host(b, "bootstrap server")),
+        None => None,
+    };
+    broken(c, "bootstrapServer", mark);
     let replicas = d.and_then(|d| d.control_plane_replicas.as_ref());
     if let Some(r) = replicas.filter(|r| r.value == 0) {
         c.error(
@@ -265,19 +307,38 @@ fn check_defaults(
             None,
         );
     }
-    Some(Defaults {
+    let mark = c.diagnostics.mark();
+    let data_store = default_data_store(c, raw, data_stores);
+    broken(c, "dataStore", mark);
+    let mark = c.diagnostics.mark();
+    let pool = default_pool(c, raw, pools);
+    broken(c, "pool", mark);
+    if raw
+        .defaults
+        .as_ref()
+        .and_then(|d| d.pool.as_ref())
+        .is_none()
+        && let Some(reported) = problems.pools
+    {
+        // The first pool may be one that was left out.
+        problems.defaults.insert("pool", reported);
+    }
+    Defaults {
         stack,
         kubernetes_version: d
             .and_then(|d| d.kubernetes_version.as_ref())
             .map(|v| defaulted(c, Some(v), String::new())),
         machine_size: defaulted(c, d.and_then(|d| d.machine_size.as_ref()), "small".into()),
-        data_store: default_data_store(c, raw, data_stores)?,
-        pool: default_pool(c, raw, pools)?,
+        data_store: data_store.unwrap_or_else(|| Defaulted {
+            value: subdomain(PLATFORM_DATASTORE),
+            location: None,
+        }),
+        pool: pool.flatten(),
         bootstrap_server,
-        replicas: replicas.map_or(2, |r| r.value),
-        pods: pods?,
-        services: services?,
-    })
+        replicas: replicas.filter(|r| r.value > 0).map_or(2, |r| r.value),
+        pods: pods.unwrap_or_else(|| builtin("10.200.0.0/16")),
+        services: services.unwrap_or_else(|| builtin("10.201.0.0/16")),
+    }
 }
 
 /// `defaults.dataStore`, checked here whether or not a tenant inherits it:
@@ -356,10 +417,12 @@ fn default_pool(
     }
 }
 
-fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
+fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool], problems: &mut SiteProblems) -> Vec<Pool> {
     let mut unique = UniqueNames::new("pool", "in this site");
     let mut pools = Vec::new();
     for p in raw {
+        let mark = c.diagnostics.mark();
+        let before = pools.len();
         let name = c.label(&p.name, "pool name");
         let unique_name = name
             .as_ref()
@@ -402,14 +465,33 @@ fn check_pools(c: &mut FileChecker<'_>, raw: &[RawPool]) -> Vec<Pool> {
                 l2_advertisement: p.l2_advertisement.unwrap_or(true),
             });
         }
+        if pools.len() == before
+            && let Some(reported) = c.diagnostics.reported_since_mark(mark)
+        {
+            problems
+                .left_out_pools
+                .insert(p.name.value.clone(), reported);
+        }
     }
     pools
 }
 
-fn check_data_stores(c: &mut FileChecker<'_>, raw: &[RawDataStore]) -> Vec<DataStore> {
+fn check_data_stores(
+    c: &mut FileChecker<'_>,
+    raw: &[RawDataStore],
+    problems: &mut SiteProblems,
+) -> Vec<DataStore> {
     let mut unique = UniqueNames::new("datastore", "in this site");
     let mut out = Vec::new();
     for d in raw {
+        let mark = c.diagnostics.mark();
+        let mut left_out = |c: &mut FileChecker<'_>| {
+            if let Some(reported) = c.diagnostics.reported_since_mark(mark) {
+                problems
+                    .left_out_data_stores
+                    .insert(d.name.value.clone(), reported);
+            }
+        };
         let name = c.subdomain(&d.name, "datastore name");
         if d.name.value == PLATFORM_DATASTORE {
             c.error(
@@ -477,6 +559,7 @@ fn check_data_stores(c: &mut FileChecker<'_>, raw: &[RawDataStore]) -> Vec<DataS
         let (Some(name), Some(basic_auth), Some(tls)) =
             (name, present_and_valid(basic_auth), present_and_valid(tls))
         else {
+            left_out(c);
             continue;
         };
         if endpoints.len() == d.endpoints.value.len()
@@ -489,6 +572,8 @@ fn check_data_stores(c: &mut FileChecker<'_>, raw: &[RawDataStore]) -> Vec<DataS
                 basic_auth,
                 tls,
             });
+        } else {
+            left_out(c);
         }
     }
     out

@@ -18,60 +18,111 @@ pub struct TenantSource {
     pub raw: RawTenant,
 }
 
-/// Check every tenant; tenants with errors are left out (their errors are in `diagnostics`).
+/// What the cross-tenant checks need of every tenant file, complete or not:
+/// the fields that passed their own checks.
+#[derive(Clone, Debug)]
+pub struct TenantFacts {
+    pub file: String,
+    pub name: Option<Label>,
+    pub name_location: SourceLocation,
+    pub namespace: Option<(Label, SourceLocation)>,
+    pub vip: Option<(std::net::IpAddr, SourceLocation)>,
+    pub pool: Option<(Label, SourceLocation)>,
+    pub cert_sans: Vec<(String, SourceLocation)>,
+    pub pods: Option<Defaulted<ipnet::IpNet>>,
+    pub services: Option<Defaulted<ipnet::IpNet>>,
+    pub bootstrap_server: Option<Defaulted<Host>>,
+    /// Whether the tenant checked fully (it is in [`CheckedTenants::tenants`]).
+    pub complete: bool,
+}
+
+/// Every tenant that checked fully, in name order, and the facts of every
+/// tenant file, in file order.
+pub struct CheckedTenants {
+    pub tenants: Vec<Tenant>,
+    pub facts: Vec<TenantFacts>,
+}
+
+/// Check every tenant. A tenant with errors is left out of `tenants` (its
+/// errors are in `diagnostics`), but its valid fields still take part in the
+/// checks across tenants: names and namespaces here, networks, certSANs and
+/// VIPs in [`crate::network`].
 pub fn check_tenants(
     sources: &[TenantSource],
     site: &Site,
     stacks: &Stacks,
     diagnostics: &mut Diagnostics,
-) -> Vec<Tenant> {
+) -> CheckedTenants {
     let mut names = UniqueNames::new("tenant name", "in this repository");
     let mut namespaces = UniqueNames::new("namespace", "by two tenants");
     let mut tenants = Vec::new();
+    let mut facts = Vec::new();
     for source in sources {
         let mut c = FileChecker {
             file: &source.file,
             diagnostics,
         };
-        let Ok(tenant) = check_tenant(&mut c, &source.raw, site, stacks) else {
-            continue; // reported: the proof is the `Reported` in the `Err`
+        let (checked, mut fact) = check_tenant(&mut c, &source.raw, site, stacks);
+        let name_ok = match &fact.name {
+            Some(name) => names.insert(name.as_str(), fact.name_location.clone(), diagnostics),
+            None => false,
         };
-        let name_ok = names.insert(
-            tenant.name.as_str(),
-            tenant.name_location.clone(),
-            diagnostics,
-        );
-        let namespace_location = source.raw.namespace.as_ref().map_or_else(
-            || tenant.name_location.clone(),
-            |n| crate::yaml::location_of(&source.file, n),
-        );
         // A duplicate name already explains a duplicate derived namespace.
-        let namespace_ok = name_ok
-            && namespaces.insert(tenant.namespace.as_str(), namespace_location, diagnostics);
-        if name_ok && namespace_ok {
-            tenants.push(tenant);
+        let namespace_ok = match (&fact.namespace, name_ok || fact.name.is_none()) {
+            (Some((ns, at)), true) => namespaces.insert(ns.as_str(), at.clone(), diagnostics),
+            _ => false,
+        };
+        match checked {
+            Ok(tenant) if name_ok && namespace_ok => tenants.push(tenant),
+            Ok(_) => fact.complete = false, // reported as a duplicate just now
+            Err(Reported { .. }) => {}
         }
+        facts.push(fact);
     }
     tenants.sort_by(|a, b| a.name.cmp(&b.name));
-    tenants
+    CheckedTenants { tenants, facts }
 }
 
-/// One tenant, checked, or the proof that the reasons it is left out were reported.
+/// One tenant, checked, or the proof that the reasons it is left out were
+/// reported; and its facts either way.
 fn check_tenant(
     c: &mut FileChecker<'_>,
     raw: &RawTenant,
     site: &Site,
     stacks: &Stacks,
-) -> Result<Tenant, Reported> {
+) -> (Result<Tenant, Reported>, TenantFacts) {
     let mark = c.diagnostics.mark();
-    let checked = checked_tenant(c, raw, site, stacks);
-    match checked {
+    let mut inherited = None;
+    let (checked, mut facts) = checked_tenant(c, raw, site, stacks, &mut inherited);
+    let result = match checked {
         Some(tenant) if !c.diagnostics.errors_since(mark) => Ok(tenant),
-        _ => {
-            let at = c.location(&raw.name);
-            let what = format!("tenant {:?} was left out", raw.name.value);
-            Err(c.diagnostics.reported_since(mark, &at, &what))
+        _ => match (c.diagnostics.reported_since_mark(mark), inherited) {
+            (Some(reported), _) | (None, Some(reported)) => Err(reported),
+            (None, None) => {
+                let at = c.location(&raw.name);
+                let what = format!("tenant {:?} was left out", raw.name.value);
+                Err(c.diagnostics.reported_since(mark, &at, &what))
+            }
+        },
+    };
+    facts.complete = result.is_ok();
+    (result, facts)
+}
+
+/// A site default the tenant inherits: its value, or `None` with the proof
+/// (in `inherited`) when the default itself failed in the site.
+fn inherit<'d, T>(
+    site: &Site,
+    key: &str,
+    value: &'d T,
+    inherited: &mut Option<Reported>,
+) -> Option<&'d T> {
+    match site.problems.defaults.get(key) {
+        Some(reported) => {
+            *inherited = Some(*reported);
+            None
         }
+        None => Some(value),
     }
 }
 
@@ -80,17 +131,23 @@ fn checked_tenant(
     raw: &RawTenant,
     site: &Site,
     stacks: &Stacks,
-) -> Option<Tenant> {
+    inherited: &mut Option<Reported>,
+) -> (Option<Tenant>, TenantFacts) {
     c.header(&raw.api_version, &raw.kind, "Tenant");
-    let name = c.label(&raw.name, "tenant name")?;
     let name_location = c.location(&raw.name);
-    platform_name_rules(c, &raw.name, &name, site)?;
-    let namespace = match &raw.namespace {
-        Some(ns) => c.label(ns, "namespace"),
-        None => c.label(
-            &relabel(&raw.name, format!("tenant-{}", raw.name.value)),
-            "namespace (tenant-<name>)",
-        ),
+    let name = c
+        .label(&raw.name, "tenant name")
+        .filter(|name| platform_name_rules(c, &raw.name, name, site).is_some());
+    // Derived names are checked only from a valid tenant name: an invalid
+    // one was reported once, at the name.
+    let derived = |prefix: &str| {
+        name.as_ref()
+            .map(|n| relabel(&raw.name, format!("{prefix}{n}")))
+    };
+    let namespace = match (&raw.namespace, derived("tenant-")) {
+        (Some(ns), _) => c.label(ns, "namespace"),
+        (None, Some(derived)) => c.label(&derived, "namespace (tenant-<name>)"),
+        (None, None) => None,
     };
     let namespace = namespace.filter(|ns| {
         let reserved = reserved_namespace(ns.as_str(), site, stacks);
@@ -104,32 +161,69 @@ fn checked_tenant(
         }
         reserved.is_none()
     });
+    let namespace_location = raw
+        .namespace
+        .as_ref()
+        .map_or_else(|| name_location.clone(), |n| c.location(n));
     let d = &site.defaults;
-    let stack_name = choose(
-        c,
-        raw.stack.as_ref(),
-        Some(&d.stack),
-        "stack",
-        &name_location,
-        stacks.tenant.keys().map(String::as_str).collect(),
-    );
+    let stack_name = match &raw.stack {
+        Some(_) => choose(
+            c,
+            raw.stack.as_ref(),
+            None,
+            "stack",
+            &name_location,
+            strs_of(stacks),
+        ),
+        None => inherit(site, "stack", &d.stack, inherited).and_then(|default| {
+            choose(
+                c,
+                None,
+                Some(default),
+                "stack",
+                &name_location,
+                strs_of(stacks),
+            )
+        }),
+    };
     let stack = stack_name.as_ref().and_then(|s| stacks.tenant.get(s));
+    let unread = site.problems.unread;
+    let mut from_site = |c: &mut FileChecker<'_>,
+                         own: Option<&S<String>>,
+                         default: Option<&Defaulted<String>>,
+                         key: &str,
+                         what: &str,
+                         valid: Vec<&str>| {
+        if own.is_some() {
+            return choose(c, own, None, what, &name_location, valid);
+        }
+        let default = match default {
+            Some(default) => inherit(site, key, default, inherited)?,
+            // The site's default may be in a part of the file that was not read.
+            None if unread.is_some() => {
+                *inherited = unread;
+                return None;
+            }
+            None => return choose(c, None, None, what, &name_location, valid),
+        };
+        choose(c, None, Some(default), what, &name_location, valid)
+    };
     let (kubernetes_version, machine_size) = match stack {
         Some(stack) => (
-            choose(
+            from_site(
                 c,
                 raw.kubernetes_version.as_ref(),
                 d.kubernetes_version.as_ref(),
+                "kubernetesVersion",
                 "Kubernetes version",
-                &name_location,
                 strs(&stack.kubernetes_versions),
             ),
-            choose(
+            from_site(
                 c,
                 raw.machine_size.as_ref(),
                 Some(&d.machine_size),
+                "machineSize",
                 "machine size",
-                &name_location,
                 strs(&stack.machine_sizes),
             ),
         ),
@@ -137,18 +231,30 @@ fn checked_tenant(
     };
     let bootstrap_server = match &raw.bootstrap_server {
         Some(b) => c.placed(b, |c| c.host(b, "bootstrap server")),
-        None if d.bootstrap_server.is_some() => d.bootstrap_server.clone(),
-        None => {
-            c.diagnostics.push(
-                Diagnostic::error(
-                    codes::SPEC_INVALID_VALUE,
-                    "no bootstrap server for this tenant's workers",
-                )
-                .at(name_location.clone())
-                .help("set bootstrapServer here or in kmetal.yaml"),
-            );
-            None
-        }
+        None => match (
+            &d.bootstrap_server,
+            site.problems
+                .defaults
+                .get("bootstrapServer")
+                .or(unread.as_ref()),
+        ) {
+            (Some(server), None) => Some(server.clone()),
+            (_, Some(reported)) => {
+                *inherited = Some(*reported);
+                None
+            }
+            (None, None) => {
+                c.diagnostics.push(
+                    Diagnostic::error(
+                        codes::SPEC_INVALID_VALUE,
+                        "no bootstrap server for this tenant's workers",
+                    )
+                    .at(name_location.clone())
+                    .help("set bootstrapServer here or in kmetal.yaml"),
+                );
+                None
+            }
+        },
     };
     let cp = raw.control_plane.as_ref();
     let replicas = match cp.and_then(|cp| cp.replicas.as_ref()) {
@@ -165,19 +271,27 @@ fn checked_tenant(
         None => Some(d.replicas),
     };
     let vip = match cp.and_then(|cp| cp.vip.as_ref()) {
-        Some(v) => Some(Some((c.ip(v, "controlPlane.vip")?, c.location(v)))),
+        Some(v) => c
+            .ip(v, "controlPlane.vip")
+            .map(|ip| Some((ip, c.location(v)))),
         None => Some(None),
     };
     let pool = match cp.and_then(|cp| cp.pool.as_ref()) {
-        Some(p) => {
-            let known = c.reference(p, "pool", site.pools.iter().map(|p| p.name.as_str()));
-            known.then(|| {
-                site.pools
-                    .iter()
-                    .find(|q| q.name.as_str() == p.value)
-                    .map(|q| (q.name.clone(), c.location(p)))
-            })
-        }
+        Some(p) => match site.problems.left_out_pools.get(&p.value) {
+            Some(reported) => {
+                *inherited = Some(*reported);
+                None
+            }
+            None => {
+                let known = c.reference(p, "pool", site.pools.iter().map(|p| p.name.as_str()));
+                known.then(|| {
+                    site.pools
+                        .iter()
+                        .find(|q| q.name.as_str() == p.value)
+                        .map(|q| (q.name.clone(), c.location(p)))
+                })
+            }
+        },
         None => Some(None),
     };
     let cert_sans = cp
@@ -186,47 +300,69 @@ fn checked_tenant(
         .filter_map(|s| Some((cert_san(c, s)?, c.location(s))))
         .collect::<Vec<_>>();
     let data_store = match cp.and_then(|cp| cp.data_store.as_ref()) {
-        Some(ds) => data_store(c, ds, site),
-        None => Some(d.data_store.value.clone()),
+        Some(ds) => match site.problems.left_out_data_stores.get(&ds.value) {
+            Some(reported) => {
+                *inherited = Some(*reported);
+                None
+            }
+            None => data_store(c, ds, site),
+        },
+        None => inherit(site, "dataStore", &d.data_store, inherited).map(|d| d.value.clone()),
     };
     let network = raw.network.as_ref();
-    let pods = network
-        .and_then(|n| n.pods.as_ref())
-        .map_or(Some(d.pods.clone()), |p| {
-            c.placed(p, |c| c.cidr(p, "pod network"))
-        });
-    let services = network
-        .and_then(|n| n.services.as_ref())
-        .map_or(Some(d.services.clone()), |s| {
-            c.placed(s, |c| c.cidr(s, "service network"))
-        });
-    let subnet = match network.and_then(|n| n.subnet.as_ref()) {
-        Some(s) => c.subdomain(s, "subnet"),
-        None => c.subdomain(
-            &relabel(&raw.name, format!("tenant-{}", raw.name.value)),
-            "subnet (tenant-<name>)",
-        ),
+    let pods = match network.and_then(|n| n.pods.as_ref()) {
+        Some(p) => c.placed(p, |c| c.cidr(p, "pod network")),
+        None => inherit(site, "pods", &d.pods, inherited).cloned(),
+    };
+    let services = match network.and_then(|n| n.services.as_ref()) {
+        Some(s) => c.placed(s, |c| c.cidr(s, "service network")),
+        None => inherit(site, "services", &d.services, inherited).cloned(),
+    };
+    let subnet = match (network.and_then(|n| n.subnet.as_ref()), derived("tenant-")) {
+        (Some(s), _) => c.subdomain(s, "subnet"),
+        (None, Some(derived)) => c.subdomain(&derived, "subnet (tenant-<name>)"),
+        (None, None) => None,
     };
     let workers = stack.map(|stack| check_workers(c, &raw.workers, stack));
-    Some(Tenant {
+    let facts = TenantFacts {
         file: c.file.to_string(),
-        name,
-        name_location,
-        namespace: namespace?,
-        stack: crate::spec::names::Label::parse(&stack_name?).ok()?,
-        kubernetes_version: kubernetes_version?,
-        machine_size: machine_size?,
-        bootstrap_server: bootstrap_server?,
-        replicas: replicas?,
-        vip: vip?,
-        pool: pool?,
-        cert_sans,
-        data_store: data_store?,
-        pods: pods?,
-        services: services?,
-        subnet: subnet?,
-        workers: workers?,
-    })
+        name: name.clone(),
+        name_location: name_location.clone(),
+        namespace: namespace.clone().map(|ns| (ns, namespace_location)),
+        vip: vip.clone().flatten(),
+        pool: pool.clone().flatten(),
+        cert_sans: cert_sans.clone(),
+        pods: pods.clone(),
+        services: services.clone(),
+        bootstrap_server: bootstrap_server.clone(),
+        complete: false,
+    };
+    let tenant = (|| {
+        Some(Tenant {
+            file: c.file.to_string(),
+            name: name?,
+            name_location,
+            namespace: namespace?,
+            stack: Label::parse(&stack_name?).ok()?,
+            kubernetes_version: kubernetes_version?,
+            machine_size: machine_size?,
+            bootstrap_server: bootstrap_server?,
+            replicas: replicas?,
+            vip: vip?,
+            pool: pool?,
+            cert_sans,
+            data_store: data_store?,
+            pods: pods?,
+            services: services?,
+            subnet: subnet?,
+            workers: workers?,
+        })
+    })();
+    (tenant, facts)
+}
+
+fn strs_of(stacks: &Stacks) -> Vec<&str> {
+    stacks.tenant.keys().map(String::as_str).collect()
 }
 
 /// The longest label value Kubernetes accepts.
