@@ -351,13 +351,14 @@ impl From<Diagnostic> for Diagnostics {
 impl Diagnostics {
     /// `error: 14 problems in 8 files`.
     pub fn summary(&self) -> String {
-        let errors = self
-            .0
+        // Counted as printed: identical diagnostics (a site default that many
+        // tenants inherit) are one.
+        let printed = self.clone().into_sorted();
+        let errors = printed
             .iter()
             .filter(|d| d.severity == Severity::Error)
             .count();
-        let mut files: Vec<&str> = self
-            .0
+        let mut files: Vec<&str> = printed
             .iter()
             .filter_map(|d| d.location.as_ref().map(|l| l.file.as_str()))
             .collect();

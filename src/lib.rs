@@ -67,10 +67,15 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let old_lock = lock::Lock::read(project, &mut diagnostics);
     // A site file that was read is checked for all it holds, and tenants
     // against what is valid in it, even when parts of it failed.
-    let unread = diagnostics.error_in(project::SITE_FILE);
-    let site = raw_site
-        .as_ref()
-        .map(|raw| spec::check_site(project::SITE_FILE, raw, &stacks, unread, &mut diagnostics));
+    let site = raw_site.as_ref().map(|raw| {
+        spec::check_site(
+            project::SITE_FILE,
+            &raw.value,
+            &raw.cut,
+            &stacks,
+            &mut diagnostics,
+        )
+    });
     let (Some(site), Some(old_lock)) = (site, old_lock) else {
         return Err(diagnostics);
     };

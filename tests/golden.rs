@@ -92,6 +92,7 @@ fn bless(case_dir: &Path, outcome: &Outcome) {
     let _ = fs::remove_dir_all(&expected_dir);
     let _ = fs::remove_file(&stderr_file);
     let _ = fs::remove_file(case_dir.join("expected.lock"));
+    // expected.json and expected.github belong to `json_and_github_output_are_pinned`.
     match outcome {
         Outcome::Tree(files) => {
             for (path, text) in files {
@@ -247,4 +248,39 @@ fn output_does_not_depend_on_thread_count() {
         };
         assert_eq!(in_pool(1), in_pool(8), "{}", case_dir.display());
     }
+}
+
+/// Cases whose diagnostics are also pinned as JSON lines (`expected.json`)
+/// and GitHub annotations (`expected.github`).
+const OTHER_FORMATS: &[&str] = &["error-fleet-mistakes"];
+
+#[test]
+fn json_and_github_output_are_pinned() {
+    let mut failures = String::new();
+    for case in OTHER_FORMATS {
+        let case_dir = common::root().join("golden").join(case);
+        let project = common::open_case_input(&case_dir.join("input")).unwrap();
+        let Err(diagnostics) = kmetal::compile(&project) else {
+            panic!("{case}: expected diagnostics");
+        };
+        for (file, format) in [
+            ("expected.json", report::Format::Json),
+            ("expected.github", report::Format::Github),
+        ] {
+            let text = report::render(&diagnostics, format);
+            let path = case_dir.join(file);
+            if update() {
+                fs::write(&path, &text).unwrap();
+                continue;
+            }
+            let expected = fs::read_to_string(&path).unwrap_or_default();
+            if expected != text {
+                failures += &common::unified_diff(&format!("{case}/{file}"), &expected, &text);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "pinned formats differ (UPDATE_GOLDEN=1 to bless):\n{failures}"
+    );
 }

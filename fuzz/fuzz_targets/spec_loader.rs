@@ -35,11 +35,12 @@ fuzz_target!(|data: &[u8]| {
     // Built-in stacks only: the directory does not exist.
     let stacks = kmetal::stack::load(Path::new("/nonexistent/stacks"), &mut diagnostics);
     if let Some(raw) = spec::parse_site(data, &mut diagnostics) {
-        let _ = spec::check_site("kmetal.yaml", &raw, &stacks, &mut diagnostics);
+        let _ = spec::check_site("kmetal.yaml", &raw.value, &raw.cut, &stacks, &mut diagnostics);
     }
-    let raw = spec::parse_site(SITE.as_bytes(), &mut diagnostics).expect("the fixed site parses");
-    let site = spec::check_site("kmetal.yaml", &raw, &stacks, &mut diagnostics)
-        .expect("the fixed site is valid");
+    let mut fixed = Diagnostics::new();
+    let raw = spec::parse_site(SITE.as_bytes(), &mut fixed).expect("the fixed site parses");
+    let site = spec::check_site("kmetal.yaml", &raw.value, &raw.cut, &stacks, &mut fixed);
+    assert!(!fixed.has_errors(), "the fixed site is valid");
     if let Some(tenant) = spec::parse_tenant("tenants/fuzz.yaml".into(), data, &mut diagnostics) {
         let _ = spec::check_tenants(&[tenant], &site, &stacks, &mut diagnostics);
     }

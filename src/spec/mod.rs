@@ -34,7 +34,7 @@ use crate::yaml;
 pub fn read(
     project: &Project,
     diagnostics: &mut Diagnostics,
-) -> (Option<raw::RawSite>, Vec<TenantSource>) {
+) -> (Option<yaml::Recovered<raw::RawSite>>, Vec<TenantSource>) {
     let site = read_bytes(project, project::SITE_FILE, diagnostics)
         .and_then(|bytes| parse_site(&bytes, diagnostics));
     // Files are read and parsed in parallel; results and problems are merged in file order.
@@ -57,7 +57,10 @@ pub fn read(
 }
 
 /// The bytes of `kmetal.yaml` → the raw site, or diagnostics.
-pub fn parse_site(bytes: &[u8], diagnostics: &mut Diagnostics) -> Option<raw::RawSite> {
+pub fn parse_site(
+    bytes: &[u8],
+    diagnostics: &mut Diagnostics,
+) -> Option<yaml::Recovered<raw::RawSite>> {
     let text = decode(project::SITE_FILE, bytes, diagnostics)?;
     yaml::parse_recovering(project::SITE_FILE, &text, "site", diagnostics)
 }
@@ -69,7 +72,7 @@ pub fn parse_tenant(
     diagnostics: &mut Diagnostics,
 ) -> Option<TenantSource> {
     let text = decode(&file, bytes, diagnostics)?;
-    let raw = yaml::parse_recovering(&file, &text, "tenant", diagnostics)?;
+    let raw = yaml::parse_recovering(&file, &text, "tenant", diagnostics)?.value;
     Some(TenantSource { file, raw })
 }
 

@@ -48,8 +48,12 @@ pub struct Site {
 pub struct SiteProblems {
     /// Any error in the site file.
     pub any: Option<Reported>,
-    /// Part of the file could not be read (a key cut out while parsing).
+    /// A part of the file that may hold defaults could not be read (a key
+    /// cut out while parsing): a default a tenant misses may be there.
     pub unread: Option<Reported>,
+    /// A datastore was left out, or `dataStores` was not read: a tenant's
+    /// unknown datastore may be explained by it.
+    pub data_stores: Option<Reported>,
     /// The site name failed: checks that need it are skipped.
     pub name: bool,
     /// A pool was left out, or part of the file was not read: a VIP in no

@@ -6,7 +6,7 @@ use super::checker::{FileChecker, HOST_MAX, TEXT_MAX, UniqueNames, site_default_
 use super::model::*;
 use super::names::{Label, Subdomain};
 use super::raw::*;
-use crate::diagnostic::{Diagnostics, Reported, codes};
+use crate::diagnostic::{Diagnostics, codes};
 use crate::network::{AddressBlock, Pool};
 use crate::stack::Stacks;
 
@@ -23,15 +23,27 @@ const EMAIL_MAX: usize = 254;
 /// Check the site. A site with errors is still returned with what is valid
 /// (and built-in values where a part failed), so that tenants are checked
 /// against it; [`Site::problems`] says what failed, and a run with any error
-/// renders nothing. `unread` is the proof that part of the file could not be
-/// read at all (a key cut out while parsing), if so.
+/// renders nothing. `cut` are the paths of the parts that could not be read
+/// at all (each reported while parsing): what a tenant misses may be there.
 pub fn check_site(
     file: &str,
     raw: &RawSite,
+    cut: &[String],
     stacks: &Stacks,
-    unread: Option<Reported>,
     diagnostics: &mut Diagnostics,
 ) -> Site {
+    let unread = |section: &str| {
+        unread_section(cut, section)
+            .then(|| diagnostics.error_in(file))
+            .flatten()
+    };
+    let (unread_defaults, unread_pools, unread_stores) = (
+        unread("defaults")
+            .or(unread("bootstrapServer"))
+            .or(unread("stack")),
+        unread("metallb"),
+        unread("dataStores"),
+    );
     let mut c = FileChecker { file, diagnostics };
     c.header(&raw.api_version, &raw.kind, "Site");
     let name_checked = c
@@ -42,15 +54,17 @@ pub fn check_site(
         None => Some(DEFAULT_OUTPUT.to_string()),
     };
     let mut problems = SiteProblems {
-        unread,
+        unread: unread_defaults,
         ..SiteProblems::default()
     };
+    let mark = c.diagnostics.mark();
     let data_stores = check_data_stores(&mut c, &raw.data_stores, &mut problems);
+    problems.data_stores = c.diagnostics.reported_since_mark(mark).or(unread_stores);
     let metallb = raw.metallb.as_ref();
     let raw_pools = metallb.map(|m| m.pools.as_slice()).unwrap_or_default();
     let mark = c.diagnostics.mark();
     let pools = check_pools(&mut c, raw_pools, &mut problems);
-    problems.pools = c.diagnostics.reported_since_mark(mark).or(unread);
+    problems.pools = c.diagnostics.reported_since_mark(mark).or(unread_pools);
     let defaults = check_defaults(&mut c, raw, stacks, &data_stores, &pools, &mut problems);
     let metallb_namespace = match metallb.and_then(|m| m.namespace.as_ref()) {
         Some(ns) => c.label(ns, "MetalLB namespace"),
@@ -111,6 +125,17 @@ pub fn check_site(
         }),
         problems,
     }
+}
+
+/// Whether a part cut out while parsing may have held `section`: one under
+/// it, or a key that is no key of the site at all (a misspelt section).
+fn unread_section(cut: &[String], section: &str) -> bool {
+    let schema = crate::schema::schema_for::<RawSite>();
+    let known = |key: &str| schema.pointer(&format!("/properties/{key}")).is_some();
+    cut.iter().any(|path| {
+        let first = path.split(['.', '[']).next().unwrap_or_default();
+        first == section || !known(first)
+    })
 }
 
 fn subdomain(s: &str) -> Subdomain {

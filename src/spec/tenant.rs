@@ -5,7 +5,7 @@ use super::checker::{FileChecker, UniqueNames, site_default_error, unknown_refer
 use super::model::*;
 use super::names::{Label, Subdomain};
 use super::raw::*;
-use super::site::dns_name;
+use super::site::{PLATFORM_DATASTORE, dns_name};
 use crate::diagnostic::{Diagnostic, Diagnostics, Reported, SourceLocation, codes};
 use crate::network;
 use crate::stack::{Stack, Stacks};
@@ -277,7 +277,12 @@ fn checked_tenant(
         None => Some(None),
     };
     let pool = match cp.and_then(|cp| cp.pool.as_ref()) {
-        Some(p) => match site.problems.left_out_pools.get(&p.value) {
+        Some(p) => match site.problems.left_out_pools.get(&p.value).or(site
+            .problems
+            .pools
+            .as_ref()
+            .filter(|_| !site.pools.iter().any(|q| q.name.as_str() == p.value)))
+        {
             Some(reported) => {
                 *inherited = Some(*reported);
                 None
@@ -300,7 +305,14 @@ fn checked_tenant(
         .filter_map(|s| Some((cert_san(c, s)?, c.location(s))))
         .collect::<Vec<_>>();
     let data_store = match cp.and_then(|cp| cp.data_store.as_ref()) {
-        Some(ds) => match site.problems.left_out_data_stores.get(&ds.value) {
+        Some(ds) => match site.problems.left_out_data_stores.get(&ds.value).or(site
+            .problems
+            .data_stores
+            .as_ref()
+            .filter(|_| {
+                !site.data_stores.iter().any(|d| d.name.as_str() == ds.value)
+                    && ds.value != PLATFORM_DATASTORE
+            })) {
             Some(reported) => {
                 *inherited = Some(*reported);
                 None

@@ -142,6 +142,13 @@ fn from_node<T: DeserializeOwned>(
     })
 }
 
+/// A file read field by field: what could be read, and the paths of the
+/// parts cut out for their mistakes (each reported).
+pub struct Recovered<T> {
+    pub value: T,
+    pub cut: Vec<String>,
+}
+
 /// Read an input file (site, tenant) field by field: every key that misfits
 /// the file's JSON Schema (unknown, of the wrong type, missing) is reported at
 /// its place and left out, and the rest is read. `None` only when nothing of
@@ -151,7 +158,7 @@ pub fn parse_recovering<T: DeserializeOwned + JsonSchema>(
     text: &str,
     what: &str,
     diagnostics: &mut crate::diagnostic::Diagnostics,
-) -> Option<T> {
+) -> Option<Recovered<T>> {
     let node = one_node(file, text, what)
         .map_err(|d| diagnostics.push(d))
         .ok()?;
@@ -164,7 +171,10 @@ pub fn parse_recovering<T: DeserializeOwned + JsonSchema>(
     }
     let kept = kept.ok()?;
     match from_node(file, text, &kept) {
-        Ok(value) => Some(value),
+        Ok(value) => Some(Recovered {
+            value,
+            cut: recovery.cut,
+        }),
         Err(d) => {
             // The schema and the types disagree: the walk let through what
             // the types refuse. Say so rather than lose the file silently.

@@ -182,6 +182,8 @@ pub struct Recovery<'a> {
     pub file: &'a str,
     pub text: &'a str,
     pub diagnostics: Vec<Diagnostic>,
+    /// The path of every part cut out (`metallb.pools[0].addresses`, `metalb`).
+    pub cut: Vec<String>,
     root: &'a Value,
 }
 
@@ -194,6 +196,7 @@ impl<'a> Recovery<'a> {
             file,
             text,
             diagnostics: Vec::new(),
+            cut: Vec::new(),
             root: schema,
         }
     }
@@ -211,6 +214,15 @@ impl<'a> Recovery<'a> {
     {
         let mut schema = schema;
         for _ in 0..16 {
+            // schemars writes a described `$ref` as `allOf: [{$ref}]`.
+            if let Some([only]) = schema
+                .get("allOf")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+            {
+                schema = only;
+                continue;
+            }
             let Some(reference) = schema.get("$ref").and_then(Value::as_str) else {
                 break;
             };
@@ -283,6 +295,7 @@ impl<'a> Recovery<'a> {
                     ),
                     Some(did_you_mean(s, what.as_str(), &valid)),
                 );
+                self.cut.push(path.to_string());
                 return Err(Cut);
             }
         }
@@ -320,6 +333,7 @@ impl<'a> Recovery<'a> {
             .unwrap_or_default();
         let mut kept = Vec::new();
         let mut cut_keys = Vec::new();
+        let mut unknown = Vec::new();
         for (key, value) in entries {
             let name = match &key.kind {
                 Kind::Str(s) => s.clone(),
@@ -344,6 +358,8 @@ impl<'a> Recovery<'a> {
                     Err(Cut) => cut_keys.push(name),
                 },
                 None if closed => {
+                    self.cut.push(child.clone());
+                    unknown.push(name.clone());
                     let help = did_you_mean(&name, "key", &known);
                     let within = self.within(path);
                     self.report(
@@ -366,8 +382,12 @@ impl<'a> Recovery<'a> {
                 continue;
             }
             whole = false;
-            // A key cut for its own mistake was reported there.
-            if !cut_keys.iter().any(|k| k == name) {
+            // A key cut for its own mistake was reported there, and so was a
+            // misspelling of it (`dnsName:` for `dnsNames:`).
+            let misspelt = unknown
+                .iter()
+                .any(|u| did_you_mean(u, "key", &[name]).starts_with("did you mean"));
+            if !cut_keys.iter().any(|k| k == name) && !misspelt {
                 let within = self.within(path);
                 self.report(
                     node,
@@ -377,6 +397,7 @@ impl<'a> Recovery<'a> {
             }
         }
         if !whole {
+            self.cut.push(path.to_string());
             return Err(Cut);
         }
         Ok(Node {
