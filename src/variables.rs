@@ -40,17 +40,25 @@ pub fn check(
         .iter()
         .filter(|(_, s)| !s.variables.is_empty())
     {
-        let list = stack
-            .variables
-            .iter()
-            .map(|v| Compiled {
-                variable: v,
-                validator: jsonschema::draft7::new(&v.schema)
-                    .expect("variable schemas were compiled when the stack was loaded"),
-                rules: CelRules::compile(&v.schema)
-                    .expect("variable rules were compiled when the stack was loaded"),
-            })
-            .collect();
+        let mut list = Vec::new();
+        for v in &stack.variables {
+            // Both compiled when the stack was loaded, and refused there if
+            // they did not: a failure here is kmetal's own.
+            match (
+                jsonschema::draft7::new(&v.schema),
+                CelRules::compile(&v.schema),
+            ) {
+                (Ok(validator), Ok(rules)) => list.push(Compiled {
+                    variable: v,
+                    validator,
+                    rules,
+                }),
+                _ => diagnostics.push(crate::diagnostic::internal(
+                    SourceLocation::file(format!("stacks/{name}/stack.yaml")),
+                    &format!("the schema of variable {} no longer compiles", v.name),
+                )),
+            }
+        }
         compiled.insert(name, list);
     }
     let stack_of: BTreeMap<&str, &str> = tenants
