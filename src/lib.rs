@@ -14,6 +14,7 @@
 //! nothing is written unless the whole run is clean. The library never prints.
 
 pub mod cel;
+pub mod class;
 pub mod crds;
 pub mod diagnostic;
 mod embedded;

@@ -187,6 +187,17 @@ impl Renderer {
                 Err(d) => diagnostics.push(d),
             }
         }
+        // The ClusterClass of every stack in use, once: the site's default
+        // stack and every tenant's.
+        let used: std::collections::BTreeSet<&str> =
+            std::iter::once(site.defaults.stack.value.as_str())
+                .chain(tenants.iter().map(|t| t.stack.as_str()))
+                .collect();
+        for stack in used.into_iter().filter_map(|s| stacks.tenant.get(s)) {
+            if let Some(class) = &stack.class {
+                documents.extend(crate::class::documents(stack, class));
+            }
+        }
         documents.sort_by(|a, b| a.path.cmp(&b.path));
         (documents, diagnostics)
     }

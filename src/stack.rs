@@ -60,6 +60,8 @@ pub struct Stack {
     pub variables: Vec<Variable>,
     /// Output file stem (`cluster`) → template, sorted by stem.
     pub templates: BTreeMap<Label, Template>,
+    /// The stack's own ClusterClass (`class/`), if it ships one.
+    pub class: Option<crate::class::StackClass>,
 }
 
 /// Every stack and the platform templates.
@@ -78,8 +80,10 @@ struct RawStack {
     name: S<String>,
     cluster_class: RawClusterClass,
     kubernetes_versions: S<Vec<S<String>>>,
-    machine_sizes: S<Vec<S<String>>>,
-    worker_classes: S<Vec<S<String>>>,
+    /// Only without class/: with it, the class's machineSize variable says.
+    machine_sizes: Option<S<Vec<S<String>>>>,
+    /// Only without class/: with it, the class's worker classes say.
+    worker_classes: Option<S<Vec<S<String>>>>,
     #[serde(default)]
     variables: Vec<S<RawVariable>>,
 }
@@ -87,7 +91,7 @@ struct RawStack {
 /// A ClusterClass variable, declared as CAPI declares it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawVariable {
+pub struct RawVariable {
     name: String,
     required: bool,
     schema: RawVariableSchema,
@@ -272,14 +276,79 @@ fn check_stack(
         "Kubernetes version",
         check_version,
     );
-    let machine_sizes = names_list(&mut c, &raw.machine_sizes, "machine size", |s| {
-        Label::parse(s).map(|_| ())
-    });
-    let worker_classes = names_list(&mut c, &raw.worker_classes, "worker class", |s| {
-        Subdomain::parse(s).map(|_| ())
-    });
-
-    let variables = check_variables(&mut c, &raw.variables);
+    let class_files: BTreeMap<String, String> = files
+        .iter()
+        .filter(|(path, _)| {
+            path.strip_prefix(&format!("{dir}/{}/", crate::class::CLASS_DIR))
+                .is_some_and(|f| f.ends_with(".yaml") && !f.contains('/'))
+        })
+        .map(|(path, text)| (display(path), text.clone()))
+        .collect();
+    let class = crate::class::load(&class_files, check_variables, c.diagnostics);
+    let (machine_sizes, worker_classes, variables) = match &class {
+        Some(class) => {
+            // The class is the one definition: stack.yaml may not repeat it.
+            let twice = [
+                (
+                    "machineSizes",
+                    raw.machine_sizes.as_ref().map(|l| c.location(l)),
+                ),
+                (
+                    "workerClasses",
+                    raw.worker_classes.as_ref().map(|l| c.location(l)),
+                ),
+                ("variables", raw.variables.first().map(|v| c.location(v))),
+            ];
+            for (key, at) in twice {
+                if let Some(at) = at {
+                    c.diagnostics.push(
+                        Diagnostic::error(
+                            codes::STACK_INVALID,
+                            format!("{key} is defined by the stack's ClusterClass (class/); stack.yaml may not repeat it"),
+                        )
+                        .at(at)
+                        .help(format!("remove {key} from stack.yaml")),
+                    );
+                }
+            }
+            let sizes = class.machine_sizes.clone().unwrap_or_default();
+            if sizes.is_empty() {
+                c.diagnostics.push(
+                    Diagnostic::error(
+                        codes::STACK_INVALID,
+                        "the ClusterClass has no machineSize variable with an enum of sizes",
+                    )
+                    .at(SourceLocation::file(class.objects[0].file.clone())),
+                );
+            }
+            (sizes, class.worker_classes.clone(), class.variables.clone())
+        }
+        None => {
+            let mut required =
+                |list: &Option<S<Vec<S<String>>>>,
+                 what: &'static str,
+                 key: &str,
+                 check: fn(&str) -> Result<(), String>| match list {
+                    Some(list) => names_list(&mut c, list, what, check),
+                    None => {
+                        c.error(
+                            codes::STACK_INVALID,
+                            &raw.name,
+                            format!("a stack without class/ lists its {key} in stack.yaml"),
+                            None,
+                        );
+                        Vec::new()
+                    }
+                };
+            let sizes = required(&raw.machine_sizes, "machine size", "machineSizes", |s| {
+                Label::parse(s).map(|_| ())
+            });
+            let workers = required(&raw.worker_classes, "worker class", "workerClasses", |s| {
+                Subdomain::parse(s).map(|_| ())
+            });
+            (sizes, workers, check_variables(&mut c, &raw.variables))
+        }
+    };
     let mut templates = BTreeMap::new();
     let prefix = format!("{dir}/templates/");
     for (path, source) in files {
@@ -323,10 +392,12 @@ fn check_stack(
         worker_classes,
         variables,
         templates,
+        class,
     })
 }
 
-fn check_variables(c: &mut FileChecker<'_>, raw: &[S<RawVariable>]) -> Vec<Variable> {
+/// ClusterClass variables → checked [`Variable`]s (each schema compiled once here).
+pub fn check_variables(c: &mut FileChecker<'_>, raw: &[S<RawVariable>]) -> Vec<Variable> {
     let mut unique = UniqueNames::new("variable", "in this stack");
     let mut variables = Vec::new();
     for variable in raw {
