@@ -249,9 +249,18 @@ fn content_name(base: &str, value: &Value) -> String {
     format!("{base}-{}", &hex[..HASH_LEN])
 }
 
+/// Where the stacks' class objects go in the output.
+const OUTPUT_DIR: &str = "platform/clusterclasses";
+
 /// The directory of a stack's class objects in the output.
 pub fn output_dir(stack: &str) -> String {
-    format!("platform/clusterclasses/{stack}")
+    format!("{OUTPUT_DIR}/{stack}")
+}
+
+/// Whether an output path holds a class object.
+pub fn is_class_document(path: &str) -> bool {
+    path.strip_prefix(OUTPUT_DIR)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The stack's class as it is emitted: the templates under their content

@@ -91,6 +91,9 @@ struct Defined<'a> {
     issuers: BTreeSet<&'a str>,
     /// `namespace/name` of every Flux Kustomization.
     kustomizations: BTreeSet<String>,
+    /// `namespace/name` of every ClusterClass emitted, or installed by the
+    /// platform (a stack without class/, or `clusterClasses: platform`).
+    cluster_classes: BTreeSet<String>,
     pools: Vec<(&'a str, AddressBlock)>,
 }
 
@@ -102,8 +105,17 @@ impl<'a> Defined<'a> {
             data_stores: BTreeSet::from([PLATFORM_DATASTORE]),
             issuers: BTreeSet::new(),
             kustomizations: BTreeSet::new(),
+            cluster_classes: BTreeSet::new(),
             pools: Vec::new(),
         };
+        for stack in cx.stacks.tenant.values() {
+            if stack.class.is_none() || !site.emit_cluster_classes {
+                let class = &stack.cluster_class;
+                defined
+                    .cluster_classes
+                    .insert(format!("{}/{}", class.namespace, class.name));
+            }
+        }
         // Platform namespaces: created by the platform, not by kmetal (SPEC).
         defined.namespaces = site.platform_namespaces(cx.stacks);
         for document in documents {
@@ -118,6 +130,10 @@ impl<'a> Defined<'a> {
                 }
                 ("cert-manager.io", Some("ClusterIssuer")) => {
                     defined.issuers.insert(name);
+                }
+                ("cluster.x-k8s.io", Some("ClusterClass")) => {
+                    let ns = str_at(v, "/metadata/namespace").unwrap_or_default();
+                    defined.cluster_classes.insert(format!("{ns}/{name}"));
                 }
                 ("kustomize.toolkit.fluxcd.io", Some("Kustomization")) => {
                     let ns = str_at(v, "/metadata/namespace").unwrap_or_default();
@@ -139,6 +155,21 @@ impl<'a> Defined<'a> {
 }
 
 fn cluster(found: &mut Found<'_, '_>, document: &Document, defined: &Defined<'_>) {
+    let class_ref = document.value.pointer("/spec/topology/classRef");
+    if let Some(class) = class_ref.and_then(|r| str_at(r, "/name")) {
+        let own = str_at(&document.value, "/metadata/namespace").unwrap_or_default();
+        let ns = class_ref
+            .and_then(|r| str_at(r, "/namespace"))
+            .unwrap_or(own);
+        if !defined.cluster_classes.contains(&format!("{ns}/{class}")) {
+            found.report(
+                document,
+                class,
+                format!("Cluster uses ClusterClass {ns}/{class}, which the output does not define and no stack declares as installed by the platform"),
+                "give the stack a class/ directory, or point the Cluster at the stack's ClusterClass",
+            );
+        }
+    }
     let variables = document
         .value
         .pointer("/spec/topology/variables")

@@ -126,13 +126,17 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             }
         }
     }
-    let (documents, problems) = renderer.render_all(&site, &stacks, &resolved);
+    let (mut documents, problems) = renderer.render_all(&site, &stacks, &resolved);
     diagnostics.extend(problems);
     let mut schemas = verify::Schemas::embedded();
     if let Some(crds) = &project.crds {
         schemas = schemas.with_crds(crds, &mut diagnostics);
     }
     diagnostics.extend(schemas.verify(&documents));
+    // Checked either way; written only when kmetal installs the classes.
+    if !site.emit_cluster_classes {
+        documents.retain(|d| !class::is_class_document(&d.path));
+    }
     let source = |file: &str| diagnostics.source(file).cloned();
     let variable_problems = variables::check(&documents, &resolved, &stacks, source);
     diagnostics.extend(variable_problems);

@@ -37,6 +37,9 @@ pub struct Site {
     pub issuers: Vec<Issuer>,
     pub certificates: Vec<Certificate>,
     pub flux: Flux,
+    /// Whether kmetal writes the stacks' ClusterClasses into the output
+    /// (`clusterClasses: kmetal`), or the platform installs them.
+    pub emit_cluster_classes: bool,
     /// What failed; nothing is rendered from a site with any error.
     pub problems: SiteProblems,
 }

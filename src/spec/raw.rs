@@ -91,6 +91,8 @@ pub struct RawSite {
     pub output: Option<S<String>>,
     /// Stack of tenants that name none. Default: kubevirt-kubeadm.
     pub stack: Option<S<String>>,
+    /// Who installs the stacks' ClusterClasses: `kmetal` writes them into the output, `platform` means the platform chart already installs them (kmetal still checks against its own definition, which the running class must match). Default: kmetal.
+    pub cluster_classes: Option<S<String>>,
     /// Default address (IP or DNS name) workers join (bootstrapConfig.serverAddress). Default: none; then every tenant sets it.
     pub bootstrap_server: Option<S<String>>,
     /// Defaults for tenant fields.

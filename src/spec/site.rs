@@ -100,6 +100,13 @@ pub fn check_site(
         &raw.flux,
         output.as_deref().unwrap_or(DEFAULT_OUTPUT),
     );
+    let emit_cluster_classes = match &raw.cluster_classes {
+        Some(owner) => {
+            c.reference(owner, "clusterClasses owner", ["kmetal", "platform"]);
+            owner.value != "platform"
+        }
+        None => true,
+    };
     problems.name = name_checked.is_none();
     problems.any = c.diagnostics.error_in(file);
     Site {
@@ -123,6 +130,7 @@ pub fn check_site(
             interval: "10m".into(),
             prune: true,
         }),
+        emit_cluster_classes,
         problems,
     }
 }
