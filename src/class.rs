@@ -168,6 +168,16 @@ pub fn load(
             );
         }
     }
+    for problem in crate::expand::check_patches(&class.value) {
+        diagnostics.push(
+            Diagnostic::error(
+                codes::STACK_INVALID,
+                format!("{problem}: kmetal expands only what it evaluates exactly"),
+            )
+            .at(SourceLocation::file(&class.file))
+            .help("use inline patches with value, valueFrom.variable, or templates of the subset the README lists"),
+        );
+    }
     let text = &files[&class.file];
     let variables = match yaml::parse_spec::<RawClassFile>(&class.file, text) {
         Ok(raw) => {

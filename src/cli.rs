@@ -62,6 +62,13 @@ pub enum Command {
         #[arg(long)]
         stat: bool,
     },
+    /// Print, as YAML documents, what Cluster API's topology controller creates
+    /// for each tenant (all of them, or those named): the KamajiControlPlane,
+    /// the KubevirtCluster, and each MachineDeployment with its templates.
+    Expand {
+        /// Only these tenants.
+        tenants: Vec<String>,
+    },
     /// Print a new tenant file with the site's defaults written out.
     New {
         /// The tenant's name (a DNS-1123 label).

@@ -36,6 +36,7 @@ pub mod codes {
     pub const LOCK_DUPLICATE_VIP: &str = "kmetal::lock::duplicate-vip";
     pub const OUTPUT_DANGLING: &str = "kmetal::output::dangling-reference";
     pub const INTERNAL: &str = "kmetal::internal";
+    pub const EXPAND_FAILED: &str = "kmetal::expand::failed";
     pub const STACK_INVALID: &str = "kmetal::stack::invalid";
     pub const TEMPLATE_ERROR: &str = "kmetal::stack::template";
     pub const OUTPUT_SCHEMA: &str = "kmetal::output::schema";

@@ -18,6 +18,8 @@ pub mod class;
 pub mod crds;
 pub mod diagnostic;
 mod embedded;
+pub mod expand;
+pub mod gotmpl;
 pub mod integrity;
 pub mod lock;
 pub mod network;
@@ -54,6 +56,9 @@ pub struct Compiled {
     /// Tenants removed with `--allow-removal`, and what they held.
     pub removed: Vec<(spec::names::Label, lock::Held)>,
     pub tenants: usize,
+    /// What Cluster API's topology controller creates for each tenant
+    /// (`kmetal expand`), checked like the output but never written.
+    pub expanded: Vec<render::Document>,
     /// The checked site and the stacks it was built with.
     pub site: spec::Site,
     pub stacks: stack::Stacks,
@@ -133,6 +138,8 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         schemas = schemas.with_crds(crds, &mut diagnostics);
     }
     diagnostics.extend(schemas.verify(&documents));
+    let expanded = expand_all(&documents, &resolved, &stacks, &mut diagnostics);
+    diagnostics.extend(schemas.verify(&expanded));
     // Checked either way; written only when kmetal installs the classes.
     if !site.emit_cluster_classes {
         documents.retain(|d| !class::is_class_document(&d.path));
@@ -171,7 +178,74 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         tenants: tenants.len(),
         site,
         stacks,
+        expanded,
     })
+}
+
+/// Expand every tenant's Cluster on its stack's ClusterClass (as rendered).
+fn expand_all(
+    documents: &[render::Document],
+    tenants: &[resolve::ResolvedTenant],
+    stacks: &stack::Stacks,
+    diagnostics: &mut Diagnostics,
+) -> Vec<render::Document> {
+    let mut expanded = Vec::new();
+    for tenant in tenants {
+        let Some(stack) = stacks.tenant.get(tenant.stack.as_str()) else {
+            continue;
+        };
+        if stack.class.is_none() {
+            continue;
+        }
+        let dir = class::output_dir(stack.name.as_str());
+        let class_documents: Vec<render::Document> = documents
+            .iter()
+            .filter(|d| {
+                d.path
+                    .strip_prefix(&dir)
+                    .is_some_and(|r| r.starts_with('/'))
+            })
+            .cloned()
+            .collect();
+        let cluster = documents.iter().find(|d| {
+            d.value["kind"] == "Cluster" && d.path.starts_with(&format!("tenants/{}/", tenant.name))
+        });
+        let class = class_documents
+            .iter()
+            .find(|d| d.value["kind"] == "ClusterClass");
+        let (Some(cluster), Some(class)) = (cluster, class) else {
+            continue;
+        };
+        match expand::expand(
+            &cluster.value,
+            &class.value,
+            &class_documents,
+            &stack.variables,
+        ) {
+            Ok(objects) => expanded.extend(expand::documents(
+                tenant.name.as_str(),
+                &tenant.source_file,
+                &class.source,
+                objects,
+            )),
+            Err(problem) => diagnostics.push(
+                diagnostic::Diagnostic::error(
+                    diagnostic::codes::EXPAND_FAILED,
+                    format!(
+                        "Cluster API could not expand tenant {}'s Cluster: {problem}",
+                        tenant.name
+                    ),
+                )
+                .at(diagnostic::SourceLocation::file(&tenant.source_file))
+                .related(
+                    diagnostic::SourceLocation::file(&class.source),
+                    "the stack's ClusterClass",
+                )
+                .help("fix the tenant value the patch reads, or the stack's ClusterClass"),
+            ),
+        }
+    }
+    expanded
 }
 
 /// The last guard: a tenant file that was read either reaches the output or

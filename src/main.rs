@@ -67,6 +67,12 @@ fn main() -> ExitCode {
         cli::Command::Check { stat } => {
             kmetal::check(&project).map(|drift| report_drift(&drift, *stat))
         }
+        cli::Command::Expand { tenants } => kmetal::compile(&project)
+            .and_then(|compiled| kmetal::expand::text(&compiled.expanded, tenants))
+            .map(|text| {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }),
         cli::Command::New { name } => kmetal::scaffold::new_tenant(&project, name).map(|text| {
             print!("{text}");
             ExitCode::SUCCESS

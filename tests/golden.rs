@@ -28,6 +28,8 @@ enum Outcome {
 
 /// The pseudo-path under which the lock joins the compared tree.
 const LOCK: &str = "../expected.lock";
+/// The pseudo-path of `kmetal expand`'s output for every tenant.
+const EXPAND: &str = "../expected.expand.yaml";
 
 fn run_case(case_dir: &Path) -> Outcome {
     run(&case_dir.join("input"), case_dir)
@@ -57,6 +59,10 @@ fn run(input: &Path, case_dir: &Path) -> Outcome {
         Ok(Ok(compiled)) => {
             let mut files = compiled.tree.files().clone();
             files.insert(LOCK.to_string(), compiled.lock.to_text());
+            let expanded = kmetal::expand::text(&compiled.expanded, &[]).unwrap();
+            if !expanded.is_empty() {
+                files.insert(EXPAND.to_string(), expanded);
+            }
             Outcome::Tree(files)
         }
         Ok(Err(diagnostics)) => human(&diagnostics),
@@ -92,6 +98,7 @@ fn bless(case_dir: &Path, outcome: &Outcome) {
     let _ = fs::remove_dir_all(&expected_dir);
     let _ = fs::remove_file(&stderr_file);
     let _ = fs::remove_file(case_dir.join("expected.lock"));
+    let _ = fs::remove_file(case_dir.join("expected.expand.yaml"));
     // expected.json and expected.github belong to `json_and_github_output_are_pinned`.
     match outcome {
         Outcome::Tree(files) => {
@@ -123,6 +130,9 @@ fn golden_cases_match() {
                 let mut expected = common::read_tree(&case_dir.join("expected"));
                 if let Ok(lock) = fs::read_to_string(case_dir.join("expected.lock")) {
                     expected.insert(LOCK.to_string(), lock);
+                }
+                if let Ok(expand) = fs::read_to_string(case_dir.join("expected.expand.yaml")) {
+                    expected.insert(EXPAND.to_string(), expand);
                 }
                 failures += &compare_trees(&case, &expected, files);
             }
