@@ -62,6 +62,19 @@ pub enum Command {
         #[arg(long)]
         stat: bool,
     },
+    /// Show what the change does to the running fleet (the previous output),
+    /// per tenant and for the platform; exit 1 if any change is refused.
+    Plan {
+        /// Judge against the output and kmetal.lock at this git ref (e.g.
+        /// origin/main) instead of the output directory on disk.
+        #[arg(long, value_name = "REF")]
+        against: Option<String>,
+        /// How the plan is printed (on stdout).
+        #[arg(long = "output", value_enum, default_value_t = PlanFormat::Text)]
+        output: PlanFormat,
+        #[command(flatten)]
+        removal: Removal,
+    },
     /// Print, as YAML documents, what Cluster API's topology controller creates
     /// for each tenant (all of them, or those named): the KamajiControlPlane,
     /// the KubevirtCluster, and each MachineDeployment with its templates.
@@ -104,10 +117,24 @@ pub enum SchemaFile {
     Site,
 }
 
+/// How `kmetal plan` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// One line per change, with what it means.
+    Text,
+    /// One JSON document (see README).
+    Json,
+}
+
 /// Consent to delete tenants that kmetal.lock knows and no tenant file defines.
 #[derive(Debug, Args)]
 pub struct Removal {
     /// Remove this tenant: its manifests go, and Flux deletes its cluster (repeatable).
     #[arg(long = "allow-removal", value_name = "NAME")]
     pub allow_removal: Vec<String>,
+    /// Let this tenant's Cluster, Namespace and Kustomization be deleted and
+    /// created under a new name or namespace (`datastore/<name>` for a
+    /// DataStore, `platform` for the platform's Kustomization; repeatable).
+    #[arg(long = "allow-replace", value_name = "NAME")]
+    pub allow_replace: Vec<String>,
 }

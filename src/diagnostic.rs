@@ -37,6 +37,7 @@ pub mod codes {
     pub const OUTPUT_DANGLING: &str = "kmetal::output::dangling-reference";
     pub const INTERNAL: &str = "kmetal::internal";
     pub const EXPAND_FAILED: &str = "kmetal::expand::failed";
+    pub const DAY2_REFUSED: &str = "kmetal::day2::refused";
     pub const STACK_INVALID: &str = "kmetal::stack::invalid";
     pub const TEMPLATE_ERROR: &str = "kmetal::stack::template";
     pub const OUTPUT_SCHEMA: &str = "kmetal::output::schema";

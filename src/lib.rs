@@ -16,6 +16,7 @@
 pub mod cel;
 pub mod class;
 pub mod crds;
+pub mod day2;
 pub mod diagnostic;
 mod embedded;
 pub mod expand;
@@ -56,6 +57,10 @@ pub struct Compiled {
     /// Tenants removed with `--allow-removal`, and what they held.
     pub removed: Vec<(spec::names::Label, lock::Held)>,
     pub tenants: usize,
+    /// What the change does to the running fleet (against the previous output).
+    pub plan: day2::Plan,
+    /// The changes the plan refuses (errors of every command but `plan`).
+    pub refusals: Diagnostics,
     /// What Cluster API's topology controller creates for each tenant
     /// (`kmetal expand`), checked like the output but never written.
     pub expanded: Vec<render::Document>,
@@ -165,6 +170,43 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         },
     );
     diagnostics.extend(dangling);
+    let previous = match &project.against {
+        Some(reference) => match day2::previous_at(&project.root, reference, &out_dir) {
+            Ok((previous, lock)) => day2::Previous {
+                lock: lock
+                    .and_then(|text| lock::Lock::parse(&text).ok())
+                    .unwrap_or_default(),
+                ..previous
+            },
+            Err(d) => {
+                diagnostics.push(d);
+                return Err(diagnostics);
+            }
+        },
+        None => day2::Previous {
+            lock: old_lock.clone(),
+            ..day2::previous_on_disk(&out_dir)
+        },
+    };
+    let mut refusals = Diagnostics::new();
+    let source = |file: &str| diagnostics.source(file).cloned();
+    let chained = |_: &str| site_stack_versions(&stacks, &site);
+    let plan = day2::judge(
+        &previous,
+        &documents,
+        &site,
+        &chained,
+        &day2::Consent {
+            removal: &project.allow_removal,
+            replace: &project.allow_replace,
+            allow_all: project.allow_all_removals,
+        },
+        &source,
+        &mut refusals,
+    );
+    if !project.plan_only {
+        diagnostics.extend(refusals.clone());
+    }
     every_tenant_reached_the_output(&raw_tenants, &documents, &mut diagnostics);
     if diagnostics.has_errors() {
         return Err(diagnostics);
@@ -179,7 +221,21 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         site,
         stacks,
         expanded,
+        plan,
+        refusals,
     })
+}
+
+/// Every Kubernetes version the stacks list (a ClusterClass's
+/// `spec.kubernetesVersions` lets Cluster API chain upgrades through them).
+fn site_stack_versions(stacks: &stack::Stacks, site: &spec::Site) -> Vec<String> {
+    let _ = site;
+    stacks
+        .tenant
+        .values()
+        .filter(|s| s.class.is_some())
+        .flat_map(|s| s.kubernetes_versions.iter().cloned())
+        .collect()
 }
 
 /// Expand every tenant's Cluster on its stack's ClusterClass (as rendered).

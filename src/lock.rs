@@ -93,6 +93,13 @@ impl Lock {
         Lock::check(raw, &text, diagnostics)
     }
 
+    /// A lock's text (from git, for `--against`) → the lock.
+    pub fn parse(text: &str) -> Result<Lock, Diagnostics> {
+        let mut diagnostics = Diagnostics::new();
+        let raw: RawLock = yaml::parse_spec(LOCK_FILE, text).map_err(Diagnostics::from)?;
+        Lock::check(raw, text, &mut diagnostics).ok_or(diagnostics)
+    }
+
     fn check(raw: RawLock, text: &str, diagnostics: &mut Diagnostics) -> Option<Lock> {
         let before = diagnostics.len();
         let bad = |at: SourceLocation, message: String| {

@@ -30,16 +30,25 @@ fn main() -> ExitCode {
         run_tool(tool);
         return ExitCode::SUCCESS;
     }
-    let (out, allow_removal) = match &cli.command {
-        cli::Command::Build { out, removal } => (out.clone(), removal.allow_removal.clone()),
-        cli::Command::Validate { removal } => (None, removal.allow_removal.clone()),
-        _ => (None, Vec::new()),
+    let (out, removal) = match &cli.command {
+        cli::Command::Build { out, removal } => (out.clone(), Some(removal)),
+        cli::Command::Validate { removal } | cli::Command::Plan { removal, .. } => {
+            (None, Some(removal))
+        }
+        _ => (None, None),
     };
     let mut project = match Project::open(&cli.dir, out) {
         Ok(project) => project,
         Err(diagnostic) => return fail(&Diagnostics::from(diagnostic), format),
     };
-    project.allow_removal = allow_removal.into_iter().collect();
+    if let Some(removal) = removal {
+        project.allow_removal = removal.allow_removal.iter().cloned().collect();
+        project.allow_replace = removal.allow_replace.iter().cloned().collect();
+    }
+    if let cli::Command::Plan { against, .. } = &cli.command {
+        project.against = against.clone();
+        project.plan_only = true;
+    }
     project.crds = cli.crds.clone();
     let result = match &cli.command {
         cli::Command::Build { .. } => kmetal::build(&project).map(|(compiled, report)| {
@@ -67,6 +76,21 @@ fn main() -> ExitCode {
         cli::Command::Check { stat } => {
             kmetal::check(&project).map(|drift| report_drift(&drift, *stat))
         }
+        cli::Command::Plan { output, .. } => kmetal::compile(&project).map(|compiled| {
+            match output {
+                cli::PlanFormat::Text => print!("{}", kmetal::day2::text(&compiled.plan)),
+                cli::PlanFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&compiled.plan).expect("the plan serializes")
+                ),
+            }
+            if compiled.refusals.has_errors() {
+                eprint!("{}", report::render(&compiled.refusals, format));
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }),
         cli::Command::Expand { tenants } => kmetal::compile(&project)
             .and_then(|compiled| kmetal::expand::text(&compiled.expanded, tenants))
             .map(|text| {

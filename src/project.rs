@@ -35,6 +35,14 @@ pub struct Project {
     pub out_override: Option<PathBuf>,
     /// Tenants the user agreed to remove (`--allow-removal`).
     pub allow_removal: BTreeSet<String>,
+    /// Tenants (or `datastore/<name>`, `platform`) whose objects may be
+    /// deleted and created under a new identity (`--allow-replace`).
+    pub allow_replace: BTreeSet<String>,
+    /// `--against REF`: judge changes against the output at this git ref
+    /// instead of the output directory on disk.
+    pub against: Option<String>,
+    /// `kmetal plan`: refused changes go into the plan, not into the errors.
+    pub plan_only: bool,
     /// Let every removal through, to report it (`check`) rather than refuse it.
     pub allow_all_removals: bool,
     /// Largest input file (`kmetal.yaml`, a tenant file) read, in bytes: a
@@ -71,6 +79,9 @@ impl Project {
             root: dir.to_path_buf(),
             out_override,
             allow_removal: BTreeSet::new(),
+            allow_replace: BTreeSet::new(),
+            against: None,
+            plan_only: false,
             allow_all_removals: false,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             crds: None,

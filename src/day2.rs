@@ -1,0 +1,765 @@
+//! The previous output (what Flux has applied: the output directory on disk,
+//! or at a git ref) + the new one → the [`Plan`]: what happens to each object,
+//! in the platform's words, and the changes the platform would refuse or that
+//! destroy a running cluster.
+//!
+//! Objects are identified by API group, kind, namespace and name. Refused
+//! always (Cluster API, Kamaji or the CRDs refuse them too): a version
+//! downgrade or a skipped minor, a DataStore's driver, a move to a datastore of
+//! another driver, a running tenant's pod or service network or VIP, a pool that
+//! holds VIPs disappearing, an immutable template edited in place. Refused
+//! unless the user consents for that tenant (`--allow-removal`,
+//! `--allow-replace`): deleting or replacing a Cluster, its Namespace, a pruning
+//! Flux Kustomization or a DataStore, whatever the cause (a renamed site, a
+//! moved namespace, a changed Flux namespace).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::lock::Lock;
+use crate::render::Document;
+use crate::spec::Site;
+use crate::yaml;
+
+/// API group, kind, namespace, name.
+pub type Identity = (String, String, String, String);
+
+/// The objects of the previous output, by identity, with their path.
+#[derive(Clone, Debug, Default)]
+pub struct Previous {
+    pub objects: BTreeMap<Identity, (String, Value)>,
+    /// The lock that went with it.
+    pub lock: Lock,
+}
+
+/// What a change does to one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    /// The JSON pointers that changed.
+    Update(Vec<String>),
+    Delete,
+    /// Deleted and created under another identity.
+    Replace,
+}
+
+/// One object's change, and what it means for the platform.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The tenant it belongs to (`kmetal.io/tenant`); none for the platform.
+    pub tenant: Option<String>,
+    pub action: Action,
+    /// In the platform's words: "control plane upgrade v1.33.5 → v1.34.1".
+    pub meaning: Vec<String>,
+    /// A refusal, with why; the same text as its diagnostic.
+    pub refused: Option<String>,
+    /// A warning: allowed, but worth a look.
+    pub warning: Option<String>,
+}
+
+/// Every change, sorted by tenant, kind and name.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+}
+
+fn identity(v: &Value) -> Identity {
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let api = s("/apiVersion");
+    let group = api
+        .rsplit_once('/')
+        .map_or(String::new(), |(g, _)| g.to_string());
+    (
+        group,
+        s("/kind"),
+        s("/metadata/namespace"),
+        s("/metadata/name"),
+    )
+}
+
+/// The previous output from files: `read(relative path)` gives a file's text.
+/// Only what the old `.kmetal-manifest` lists is kmetal's.
+pub fn previous_from(read: impl Fn(&str) -> Option<String>) -> Previous {
+    let mut previous = Previous::default();
+    let Some(manifest) = read(crate::output::MANIFEST) else {
+        return previous;
+    };
+    for path in manifest.lines().filter(|l| !l.starts_with('#')) {
+        if !path.ends_with(".yaml") || path.ends_with("kustomization.yaml") {
+            continue;
+        }
+        let Some(value) = read(path).and_then(|text| yaml::parse_value(&text).ok()) else {
+            continue;
+        };
+        previous
+            .objects
+            .insert(identity(&value), (path.to_string(), value));
+    }
+    previous
+}
+
+/// The previous output as the output directory holds it.
+pub fn previous_on_disk(out_dir: &Path) -> Previous {
+    previous_from(|path| std::fs::read_to_string(out_dir.join(path)).ok())
+}
+
+/// The previous output and lock at git `reference` (`kmetal plan --against`).
+pub fn previous_at(
+    root: &Path,
+    reference: &str,
+    out_dir: &Path,
+) -> Result<(Previous, Option<String>), Diagnostic> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+    };
+    let failed = |why: String| {
+        Diagnostic::error(codes::IO, format!("--against {reference}: {why}")).help(
+            "name a commit, branch or tag of the repository holding kmetal.yaml, e.g. origin/main",
+        )
+    };
+    let top = git(&["rev-parse", "--show-toplevel"])
+        .map_err(|e| failed(format!("cannot run git: {e}")))?;
+    if !top.status.success() {
+        return Err(failed("kmetal.yaml is not in a git repository".into()));
+    }
+    let top = std::path::PathBuf::from(String::from_utf8_lossy(&top.stdout).trim());
+    let verified = git(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{reference}^{{commit}}"),
+    ])
+    .map_err(|e| failed(e.to_string()))?;
+    if !verified.status.success() {
+        return Err(failed("no such commit".into()));
+    }
+    let relative = |path: &Path| {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let canonical_top = top.canonicalize().unwrap_or(top.clone());
+        let absolute = absolute.canonicalize().unwrap_or_else(|_| absolute.clone());
+        absolute
+            .strip_prefix(&canonical_top)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .ok()
+    };
+    let show = |path: String| {
+        git(&["show", &format!("{reference}:{path}")])
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let out = relative(out_dir).unwrap_or_default();
+    let join = |p: &str| {
+        if out.is_empty() {
+            p.to_string()
+        } else {
+            format!("{out}/{p}")
+        }
+    };
+    let previous = previous_from(|path| show(join(path)));
+    let lock = relative(&root.join(crate::lock::LOCK_FILE)).and_then(show);
+    Ok((previous, lock))
+}
+
+/// Who consented to what: tenants that may be removed, tenants (or
+/// `datastore/<name>`, `platform`) whose objects may be replaced, and whether
+/// every removal of a tenant is allowed (`check`, which reports them).
+pub struct Consent<'a> {
+    pub removal: &'a BTreeSet<String>,
+    pub replace: &'a BTreeSet<String>,
+    pub allow_all: bool,
+}
+
+/// Judge the new output against the previous one. Refusals are pushed to
+/// `diagnostics` at the input line that causes them.
+pub fn judge(
+    previous: &Previous,
+    documents: &[Document],
+    site: &Site,
+    chained_versions: &dyn Fn(&str) -> Vec<String>,
+    consent: &Consent<'_>,
+    source: &dyn Fn(&str) -> Option<std::sync::Arc<str>>,
+    diagnostics: &mut Diagnostics,
+) -> Plan {
+    let new: BTreeMap<Identity, &Document> =
+        documents.iter().map(|d| (identity(&d.value), d)).collect();
+    let mut plan = Plan::default();
+    let place = |file: &str, values: &[&str]| {
+        values
+            .iter()
+            .find_map(|v| {
+                let text = source(file)?;
+                yaml::find_scalar(file, &text, v).into_iter().next()
+            })
+            .unwrap_or_else(|| SourceLocation::file(file))
+    };
+    let mut refuse =
+        |plan_change: &mut Change, at: SourceLocation, message: String, help: String| {
+            plan_change.refused = Some(message.clone());
+            diagnostics.push(
+                Diagnostic::error(codes::DAY2_REFUSED, message)
+                    .at(at)
+                    .help(help),
+            );
+        };
+    let tenant_of = |v: &Value| {
+        v.pointer("/metadata/labels/kmetal.io~1tenant")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let drivers = |objects: &mut dyn Iterator<Item = &Value>| -> BTreeMap<String, String> {
+        let mut map: BTreeMap<String, String> = objects
+            .filter(|v| v["kind"] == "DataStore")
+            .map(|v| {
+                (
+                    v["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    v["spec"]["driver"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        // The platform's `default` DataStore is Kamaji's etcd.
+        map.entry(crate::spec::PLATFORM_DATASTORE.to_string())
+            .or_insert_with(|| "etcd".into());
+        map
+    };
+    let old_drivers = drivers(&mut previous.objects.values().map(|(_, v)| v));
+    let new_drivers = drivers(&mut documents.iter().map(|d| &d.value));
+    // Deleted or replaced.
+    for (id, (path, old)) in &previous.objects {
+        if new.contains_key(id) {
+            continue;
+        }
+        let (group, kind, namespace, name) = id.clone();
+        let tenant = tenant_of(old);
+        let successor = documents.iter().find(|d| {
+            d.value["kind"] == kind.as_str() && tenant.is_some() && tenant_of(&d.value) == tenant
+        });
+        let mut change = Change {
+            kind: kind.clone(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+            tenant: tenant.clone(),
+            action: if successor.is_some() {
+                Action::Replace
+            } else {
+                Action::Delete
+            },
+            meaning: Vec::new(),
+            refused: None,
+            warning: None,
+        };
+        let destructive = match kind.as_str() {
+            "Cluster" => Some("Cluster API deletes the cluster and its machines"),
+            "Namespace" => Some("Kubernetes deletes everything in it, the Cluster too"),
+            "DataStore" => Some("the control planes on it lose their state"),
+            "Kustomization"
+                if group == "kustomize.toolkit.fluxcd.io" && old["spec"]["prune"] == true =>
+            {
+                Some("Flux prunes everything it applied before a new Kustomization takes over")
+            }
+            _ => None,
+        };
+        if kind == "Cluster" {
+            change.meaning.push(match &successor {
+                Some(d) => format!(
+                    "cluster replaced: deleted as {namespace}/{name}, created as {}/{}",
+                    d.value["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default(),
+                    d.value["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                None => "cluster deleted".into(),
+            });
+        }
+        if let Some(why) = destructive {
+            let consented = (successor.is_none() && consent.allow_all)
+                || tenant
+                    .as_ref()
+                    .is_some_and(|t| consent.removal.contains(t) || consent.replace.contains(t))
+                || (kind == "DataStore" && consent.replace.contains(&format!("datastore/{name}")))
+                || (tenant.is_none() && consent.replace.contains("platform"));
+            if !consented {
+                let verb = if successor.is_some() {
+                    "replace"
+                } else {
+                    "delete"
+                };
+                let (at, flag) = match (&successor, &tenant) {
+                    (Some(d), Some(t)) => {
+                        let v = &d.value["metadata"];
+                        let values = [
+                            v["namespace"].as_str().unwrap_or_default(),
+                            v["name"].as_str().unwrap_or_default(),
+                            site.name.as_str(),
+                            site.flux.namespace.as_str(),
+                        ];
+                        let at = place(&d.source, &values);
+                        let at = if at.line == 0 {
+                            place(&site.file, &values)
+                        } else {
+                            at
+                        };
+                        (at, format!("--allow-replace {t}"))
+                    }
+                    (None, Some(t)) => (SourceLocation::file(path), format!("--allow-removal {t}")),
+                    (_, None) if kind == "DataStore" => (
+                        SourceLocation::file(&site.file),
+                        format!("--allow-replace datastore/{name}"),
+                    ),
+                    _ => (
+                        place(
+                            &site.file,
+                            &[site.name.as_str(), site.flux.namespace.as_str()],
+                        ),
+                        "--allow-replace platform".to_string(),
+                    ),
+                };
+                let object = if namespace.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{namespace}/{name}")
+                };
+                refuse(
+                    &mut change,
+                    at,
+                    format!("building would {verb} {kind} {object}: {why}"),
+                    format!(
+                        "if that is what you want, build with {flag}; else restore what changed its name or namespace"
+                    ),
+                );
+            }
+        }
+        plan.changes.push(change);
+    }
+    // Created or updated.
+    for (id, document) in &new {
+        let (_, kind, namespace, name) = id.clone();
+        let object_name = name.clone();
+        let new_value = &document.value;
+        let mut change = Change {
+            kind: kind.clone(),
+            namespace,
+            name,
+            tenant: tenant_of(new_value),
+            action: Action::Create,
+            meaning: Vec::new(),
+            refused: None,
+            warning: None,
+        };
+        let Some((_, old)) = previous.objects.get(id) else {
+            if kind == "Cluster"
+                && !plan
+                    .changes
+                    .iter()
+                    .any(|c| c.kind == "Cluster" && c.tenant == change.tenant)
+            {
+                change.meaning.push("cluster created".into());
+            }
+            plan.changes.push(change);
+            continue;
+        };
+        let changed = differences(old, new_value, "");
+        if changed.is_empty() {
+            continue;
+        }
+        change.action = Action::Update(changed.clone());
+        let at = |values: &[&str]| {
+            let at = place(&document.source, values);
+            if at.line == 0 {
+                place(&site.file, values)
+            } else {
+                at
+            }
+        };
+        match kind.as_str() {
+            "Cluster" => {
+                let version = |v: &Value| {
+                    v.pointer("/spec/topology/version")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (from, to) = (version(old), version(new_value));
+                if from != to {
+                    match version_change(&from, &to, &chained_versions(&to)) {
+                        Ok(words) => change.meaning.push(words),
+                        Err(why) => refuse(
+                            &mut change,
+                            at(&[&to]),
+                            why,
+                            "Cluster API and Kamaji refuse it: go one minor at a time, never down"
+                                .into(),
+                        ),
+                    }
+                }
+                for (what, pointer) in [
+                    ("pod network", "/spec/clusterNetwork/pods/cidrBlocks/0"),
+                    (
+                        "service network",
+                        "/spec/clusterNetwork/services/cidrBlocks/0",
+                    ),
+                ] {
+                    let (a, b) = (old.pointer(pointer), new_value.pointer(pointer));
+                    if a != b {
+                        let to = b.and_then(Value::as_str).unwrap_or_default();
+                        refuse(&mut change, at(&[to]), format!("the {what} of a running cluster cannot change ({} → {to})", a.and_then(Value::as_str).unwrap_or_default()), "keep the network the cluster was created with; a new network needs a new cluster".into());
+                    }
+                }
+                let cp = |v: &Value, p: &str| {
+                    control_plane(v)
+                        .and_then(|c| c.pointer(p))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (vip_a, vip_b) = (
+                    cp(old, "/network/serviceAddress"),
+                    cp(new_value, "/network/serviceAddress"),
+                );
+                if vip_a != vip_b {
+                    refuse(
+                        &mut change,
+                        at(&[&vip_b]),
+                        format!(
+                            "the control-plane VIP of a running cluster cannot move ({vip_a} → {vip_b}): its certificates and kubeconfigs name it"
+                        ),
+                        "keep controlPlane.vip (or the pool) the cluster was created with".into(),
+                    );
+                }
+                let (ds_a, ds_b) = (cp(old, "/dataStoreName"), cp(new_value, "/dataStoreName"));
+                if ds_a != ds_b {
+                    let (d_a, d_b) = (
+                        old_drivers.get(&ds_a).cloned().unwrap_or_default(),
+                        new_drivers.get(&ds_b).cloned().unwrap_or_default(),
+                    );
+                    if d_a == d_b {
+                        change.meaning.push(format!("datastore migration {ds_a} → {ds_b} (same driver: the control plane is read-only while it runs, kubelets restart)"));
+                        change.warning = Some(format!("datastore migration {ds_a} → {ds_b}"));
+                    } else {
+                        refuse(
+                            &mut change,
+                            at(&[&ds_b]),
+                            format!(
+                                "a tenant cannot move from datastore {ds_a} ({d_a}) to {ds_b} ({d_b}): Kamaji migrates only between datastores of one driver"
+                            ),
+                            format!("choose a datastore with driver {d_a}"),
+                        );
+                    }
+                }
+                let replicas =
+                    |v: &Value| v.pointer("/spec/topology/controlPlane/replicas").cloned();
+                if replicas(old) != replicas(new_value) {
+                    change.meaning.push(format!(
+                        "control plane scaled {} → {}",
+                        show(replicas(old)),
+                        show(replicas(new_value))
+                    ));
+                }
+                workers(old, new_value, &mut change);
+            }
+            "DataStore" => {
+                let (a, b) = (
+                    old["spec"]["driver"].as_str().unwrap_or_default(),
+                    new_value["spec"]["driver"].as_str().unwrap_or_default(),
+                );
+                if a != b {
+                    refuse(
+                        &mut change,
+                        place(&site.file, &[b]),
+                        format!(
+                            "the driver of DataStore {} cannot change ({a} → {b}): the DataStore CRD makes it immutable",
+                            object_name
+                        ),
+                        "declare a new datastore with the new driver instead".into(),
+                    );
+                }
+            }
+            "KubevirtMachineTemplate" | "KubevirtClusterTemplate"
+                if changed.iter().any(|p| p.starts_with("/spec")) =>
+            {
+                refuse(
+                    &mut change,
+                    SourceLocation::file(&document.template),
+                    format!(
+                        "{kind} {} is immutable: CAPK refuses any change to its spec",
+                        object_name
+                    ),
+                    "give the changed template a new name (kmetal's class/ does this by content)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        plan.changes.push(change);
+    }
+    // A pool that held VIPs disappearing moves them.
+    for (id, _) in previous
+        .objects
+        .iter()
+        .filter(|(id, _)| id.1 == "IPAddressPool" && !new.contains_key(*id))
+    {
+        let holders: Vec<&str> = previous
+            .lock
+            .tenants
+            .iter()
+            .filter(|(_, h)| h.pool.as_str() == id.3)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        if !holders.is_empty() {
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::DAY2_REFUSED,
+                    format!(
+                        "pool {} holds the VIPs of {}: removing or renaming it would move them",
+                        id.3,
+                        holders.join(", ")
+                    ),
+                )
+                .at(SourceLocation::file(&site.file))
+                .help("keep the pool's name; add a pool for new tenants instead"),
+            );
+        }
+    }
+    plan.changes.sort_by(|a, b| {
+        (&a.tenant, &a.kind, &a.namespace, &a.name).cmp(&(
+            &b.tenant,
+            &b.kind,
+            &b.namespace,
+            &b.name,
+        ))
+    });
+    plan
+}
+
+fn show(v: Option<Value>) -> String {
+    v.map_or_else(|| "default".into(), |v| v.to_string())
+}
+
+fn control_plane(cluster: &Value) -> Option<&Value> {
+    cluster
+        .pointer("/spec/topology/variables")?
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == "controlPlane")
+        .map(|v| &v["value"])
+}
+
+/// Worker pools: scaled, replaced (machine size), added, removed, renamed.
+fn workers(old: &Value, new: &Value, change: &mut Change) {
+    let pools = |v: &Value| -> BTreeMap<String, Value> {
+        v.pointer("/spec/topology/workers/machineDeployments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|md| {
+                (
+                    md["name"].as_str().unwrap_or_default().to_string(),
+                    md.clone(),
+                )
+            })
+            .collect()
+    };
+    let size = |cluster: &Value, md: &Value| {
+        let overrides = md.pointer("/variables/overrides").and_then(Value::as_array);
+        let own = overrides
+            .into_iter()
+            .flatten()
+            .find(|o| o["name"] == "machineSize")
+            .map(|o| o["value"].clone());
+        let global = cluster
+            .pointer("/spec/topology/variables")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == "machineSize")
+            .map(|v| v["value"].clone());
+        own.or(global)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let (a, b) = (pools(old), pools(new));
+    for (name, md) in &b {
+        match a.get(name) {
+            Some(before) => {
+                if before.get("replicas") != md.get("replicas") {
+                    change.meaning.push(format!(
+                        "workers {name} scaled {} → {}",
+                        show(before.get("replicas").cloned()),
+                        show(md.get("replicas").cloned())
+                    ));
+                }
+                let (s_a, s_b) = (size(old, before), size(new, md));
+                if s_a != s_b {
+                    change.meaning.push(format!(
+                        "workers {name} replaced (machine size {s_a} → {s_b})"
+                    ));
+                }
+            }
+            None => change.meaning.push(format!("workers {name} added")),
+        }
+    }
+    let removed: Vec<&String> = a.keys().filter(|n| !b.contains_key(*n)).collect();
+    let added: Vec<&String> = b.keys().filter(|n| !a.contains_key(*n)).collect();
+    for name in &removed {
+        change.meaning.push(format!("workers {name} removed"));
+    }
+    if !removed.is_empty() && !added.is_empty() {
+        change.warning = Some(format!(
+            "worker pool {} renamed to {}: that means new nodes",
+            removed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+}
+
+/// `v1.33.5` → (1, 33, 5).
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = v
+        .strip_prefix('v')?
+        .split('.')
+        .map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// "control plane upgrade a → b", or why Cluster API refuses it. `chain` are
+/// the versions the ClusterClass lists (`spec.kubernetesVersions`), which let
+/// it upgrade through every minor in between.
+fn version_change(from: &str, to: &str, chain: &[String]) -> Result<String, String> {
+    let (Some(a), Some(b)) = (parse_version(from), parse_version(to)) else {
+        return Ok(format!("control plane version {from} → {to}"));
+    };
+    if b < a {
+        return Err(format!(
+            "version cannot be decreased from {from} to {to}: Cluster API's webhook refuses a downgrade"
+        ));
+    }
+    if b.0 != a.0 || b.1 > a.1 + 1 {
+        let listed: BTreeSet<u64> = chain
+            .iter()
+            .filter_map(|v| parse_version(v))
+            .filter(|v| v.0 == a.0)
+            .map(|v| v.1)
+            .collect();
+        let chained = b.0 == a.0 && (a.1 + 1..b.1).all(|m| listed.contains(&m));
+        if !chained {
+            return Err(format!(
+                "version cannot be increased from {from} to {to}: Cluster API upgrades one minor at a time, and the ClusterClass lists no version of every minor in between"
+            ));
+        }
+        return Ok(format!(
+            "control plane upgrade {from} → {to} (chained through every minor in between)"
+        ));
+    }
+    Ok(format!("control plane upgrade {from} → {to}"))
+}
+
+/// JSON pointers of the leaves that differ.
+fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    match (a.get(k), b.get(k)) {
+                        (Some(x), Some(y)) => differences(x, y, &here),
+                        _ => vec![here],
+                    }
+                })
+                .collect()
+        }
+        _ if old == new => Vec::new(),
+        _ => vec![if at.is_empty() {
+            "/".into()
+        } else {
+            at.to_string()
+        }],
+    }
+}
+
+/// The plan as text: one line per change with its meaning; unchanged objects are left out.
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let counts =
+        |pred: &dyn Fn(&Action) -> bool| plan.changes.iter().filter(|c| pred(&c.action)).count();
+    out += &format!(
+        "plan: {} to replace, {} to delete, {} to update, {} to create; {} refused\n",
+        counts(&|a| *a == Action::Replace),
+        counts(&|a| *a == Action::Delete),
+        counts(&|a| matches!(a, Action::Update(_))),
+        counts(&|a| *a == Action::Create),
+        plan.changes.iter().filter(|c| c.refused.is_some()).count()
+    );
+    for c in &plan.changes {
+        let owner = c
+            .tenant
+            .as_ref()
+            .map_or_else(|| "platform".to_string(), |t| format!("tenant {t}"));
+        let action = match &c.action {
+            Action::Create => "create".to_string(),
+            Action::Delete => "delete".to_string(),
+            Action::Replace => "replace".to_string(),
+            Action::Update(fields) => format!("update {}", fields.join(", ")),
+        };
+        let object = if c.namespace.is_empty() {
+            c.name.clone()
+        } else {
+            format!("{}/{}", c.namespace, c.name)
+        };
+        out += &format!("{owner}: {action} {} {object}\n", c.kind);
+        for m in &c.meaning {
+            out += &format!("  {m}\n");
+        }
+        if let Some(w) = &c.warning {
+            out += &format!("  warning: {w}\n");
+        }
+        if let Some(r) = &c.refused {
+            out += &format!("  refused: {r}\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_rules() {
+        assert!(version_change("v1.34.1", "v1.34.0", &[]).is_err());
+        assert!(version_change("v1.33.5", "v1.35.0", &[]).is_err());
+        assert!(version_change("v1.33.5", "v1.35.0", &["v1.34.2".into()]).is_ok());
+        assert_eq!(
+            version_change("v1.33.5", "v1.34.1", &[]).unwrap(),
+            "control plane upgrade v1.33.5 → v1.34.1"
+        );
+    }
+}

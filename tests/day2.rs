@@ -1,0 +1,251 @@
+//! Day 2 on the binary: a fleet is built, then edited; every change is judged
+//! against what the last build wrote (or a git ref), the way Cluster API,
+//! Kamaji and Flux will judge it.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kmetal(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kmetal"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the kmetal binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The bundled example, built, as a repository of its own (output at ./deploy).
+fn built_fleet() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in common::read_tree(&common::root().join("examples/production")) {
+        if path.starts_with("deploy/") {
+            continue;
+        }
+        let content = content.replace("./examples/production/deploy", "./deploy");
+        let target = dir.path().join(path);
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(target, content).unwrap();
+    }
+    let build = kmetal(dir.path(), &["build"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    dir
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no {from:?}");
+    fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// `validate` and `build` refuse, at `at` (file:line), and nothing is written.
+fn refused(dir: &Path, args: &[&str], at: &str, message: &str) {
+    let before = common::read_tree(dir);
+    for command in ["validate", "build"] {
+        let mut all = vec![command];
+        all.extend(args);
+        let run = kmetal(dir, &all);
+        let err = stderr(&run);
+        assert_eq!(run.status.code(), Some(1), "{command}: {err}");
+        assert!(err.contains("kmetal::day2::refused"), "{command}: {err}");
+        assert!(err.contains(at), "{command}: not at {at}:\n{err}");
+        assert!(err.contains(message), "{command}: no {message:?}:\n{err}");
+    }
+    assert_eq!(
+        before,
+        common::read_tree(dir),
+        "a refused build wrote files"
+    );
+}
+
+#[test]
+fn moving_a_namespace_replaces_the_cluster_only_with_consent() {
+    let fleet = built_fleet();
+    edit(
+        fleet.path(),
+        "tenants/acme.yaml",
+        "name: acme\n",
+        "name: acme\nnamespace: acme-moved\n",
+    );
+    refused(
+        fleet.path(),
+        &[],
+        "tenants/acme.yaml:6:12",
+        "building would replace Cluster tenant-acme/acme",
+    );
+    let consent = kmetal(fleet.path(), &["build", "--allow-replace", "acme"]);
+    assert_eq!(consent.status.code(), Some(0), "{}", stderr(&consent));
+    assert!(
+        fleet
+            .path()
+            .join("deploy/tenants/acme/cluster.yaml")
+            .is_file()
+    );
+}
+
+#[test]
+fn what_the_platform_refuses_is_refused_even_with_consent() {
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "tenants/team-b/beta.yaml",
+            "kubernetesVersion: v1.33.5",
+            "kubernetesVersion: v1.33.4",
+            "tenants/team-b/beta.yaml:7",
+            "version cannot be decreased from v1.33.5 to v1.33.4",
+        ),
+        (
+            "tenants/team-b/beta.yaml",
+            "pods: 10.210.0.0/16",
+            "pods: 10.212.0.0/16",
+            "tenants/team-b/beta.yaml:",
+            "the pod network of a running cluster cannot change",
+        ),
+        (
+            "tenants/team-b/beta.yaml",
+            "vip: 192.168.1.121",
+            "vip: 192.168.1.150",
+            "tenants/team-b/beta.yaml:",
+            "the control-plane VIP of a running cluster cannot move",
+        ),
+        (
+            "kmetal.yaml",
+            "driver: PostgreSQL",
+            "driver: MySQL",
+            "kmetal.yaml:",
+            "the driver of DataStore tenant-pg cannot change",
+        ),
+    ];
+    for (file, from, to, at, message) in cases {
+        let fleet = built_fleet();
+        edit(fleet.path(), file, from, to);
+        refused(fleet.path(), &["--allow-replace", "beta"], at, message);
+    }
+}
+
+#[test]
+fn renaming_the_site_needs_consent_for_every_kustomization() {
+    let fleet = built_fleet();
+    edit(
+        fleet.path(),
+        "kmetal.yaml",
+        "name: production",
+        "name: prod",
+    );
+    refused(
+        fleet.path(),
+        &[],
+        "kmetal.yaml:",
+        "building would replace Kustomization kmetal-flux/production-tenant-acme",
+    );
+    let mut args = vec!["build"];
+    for consent in ["acme", "beta", "gamma", "platform"] {
+        args.extend(["--allow-replace", consent]);
+    }
+    let run = kmetal(fleet.path(), &args);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+}
+
+#[test]
+fn allowed_changes_are_planned_in_the_platform_s_words() {
+    let fleet = built_fleet();
+    edit(
+        fleet.path(),
+        "tenants/team-b/beta.yaml",
+        "kubernetesVersion: v1.33.5",
+        "kubernetesVersion: v1.34.1",
+    );
+    edit(
+        fleet.path(),
+        "tenants/team-b/beta.yaml",
+        "replicas: 2\n    machineSize: medium",
+        "replicas: 3\n    machineSize: large",
+    );
+    let plan = kmetal(fleet.path(), &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    assert_eq!(
+        stdout(&plan),
+        "plan: 0 to replace, 0 to delete, 1 to update, 0 to create; 0 refused\n\
+         tenant beta: update /spec/topology/version, /spec/topology/workers/machineDeployments Cluster team-b-beta/beta\n  \
+         control plane upgrade v1.33.5 → v1.34.1\n  \
+         workers md-0 scaled 2 → 3\n  \
+         workers md-0 replaced (machine size medium → large)\n"
+    );
+    let json = kmetal(fleet.path(), &["plan", "--output", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["changes"][0]["kind"], "Cluster");
+    assert_eq!(
+        value["changes"][0]["meaning"][0],
+        "control plane upgrade v1.33.5 → v1.34.1"
+    );
+    let build = kmetal(fleet.path(), &["build"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    let again = kmetal(fleet.path(), &["plan"]);
+    assert_eq!(
+        stdout(&again),
+        "plan: 0 to replace, 0 to delete, 0 to update, 0 to create; 0 refused\n"
+    );
+}
+
+#[test]
+fn plan_against_a_git_ref_judges_what_that_commit_applied() {
+    let fleet = built_fleet();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(fleet.path())
+            .args([
+                "-c",
+                "user.name=kmetal",
+                "-c",
+                "user.email=kmetal@example.com",
+            ])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "fleet"]);
+    edit(
+        fleet.path(),
+        "tenants/acme.yaml",
+        "name: acme\n",
+        "name: acme\nnamespace: acme-moved\n",
+    );
+    let build = kmetal(fleet.path(), &["build", "--allow-replace", "acme"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    // On disk the move is done; against main it is still a replacement.
+    let on_disk = kmetal(fleet.path(), &["plan"]);
+    assert_eq!(on_disk.status.code(), Some(0), "{}", stderr(&on_disk));
+    let against = kmetal(fleet.path(), &["plan", "--against", "main"]);
+    assert_eq!(against.status.code(), Some(1), "{}", stdout(&against));
+    assert!(
+        stdout(&against).contains("replace Cluster tenant-acme/acme"),
+        "{}",
+        stdout(&against)
+    );
+    let consented = kmetal(
+        fleet.path(),
+        &["plan", "--against", "main", "--allow-replace", "acme"],
+    );
+    assert_eq!(consented.status.code(), Some(0), "{}", stderr(&consented));
+    let unknown = kmetal(fleet.path(), &["plan", "--against", "no-such-ref"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+}
