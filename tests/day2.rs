@@ -9,13 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn kmetal(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kmetal"))
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the kmetal binary runs")
+    common::run_kmetal(dir, args)
 }
 
 fn stderr(o: &Output) -> String {

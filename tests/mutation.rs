@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Command;
+use std::process::Output;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
@@ -76,14 +76,8 @@ struct Base {
     editable: Vec<String>,
 }
 
-fn kmetal(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_kmetal"))
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the kmetal binary runs")
+fn kmetal(dir: &Path, args: &[&str]) -> Output {
+    common::run_kmetal(dir, args)
 }
 
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {

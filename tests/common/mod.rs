@@ -75,3 +75,15 @@ pub fn open_case_input(
         project
     })
 }
+
+/// Run the kmetal binary in `dir` (`-C dir`), without colours.
+#[allow(dead_code)]
+pub fn run_kmetal(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kmetal"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the kmetal binary runs")
+}
