@@ -705,6 +705,11 @@ fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
     }
 }
 
+/// The plan's first line: how many objects each action touches.
+pub fn summary(plan: &Plan) -> String {
+    text(plan).lines().next().unwrap_or_default().to_string()
+}
+
 /// The plan as text: one line per change with its meaning; unchanged objects are left out.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();

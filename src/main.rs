@@ -53,6 +53,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Build { .. } => kmetal::build(&project).map(|(compiled, report)| {
             announce_removals(&compiled, "removing");
+            eprintln!("kmetal: {}", kmetal::day2::summary(&compiled.plan));
             eprintln!(
                 "kmetal: {} tenants, {} files in {}: {} written, {} unchanged, {} deleted",
                 compiled.tenants,
@@ -150,6 +151,7 @@ fn report_drift(drift: &kmetal::Drift, stat: bool) -> ExitCode {
         eprintln!("kmetal: up to date");
         return ExitCode::SUCCESS;
     }
+    println!("{}", kmetal::day2::summary(&drift.compiled.plan));
     if stat {
         print!("{}", kmetal::output::drift::stat(&drift.changes));
     } else {

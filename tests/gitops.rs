@@ -72,7 +72,8 @@ fn check_is_clean_after_build_and_shows_an_edit_as_a_diff() {
     let diff = text(&drift.stdout);
     assert!(
         diff.starts_with(
-            "--- a/deploy/tenants/gamma/cluster.yaml\n+++ b/deploy/tenants/gamma/cluster.yaml\n@@"
+            "plan: 0 to replace, 0 to delete, 1 to update, 0 to create; 0 refused\n\
+             --- a/deploy/tenants/gamma/cluster.yaml\n+++ b/deploy/tenants/gamma/cluster.yaml\n@@"
         ),
         "{diff}"
     );
@@ -90,7 +91,8 @@ fn check_is_clean_after_build_and_shows_an_edit_as_a_diff() {
     assert_eq!(stat.status.code(), Some(1));
     assert_eq!(
         text(&stat.stdout),
-        "changed  deploy/tenants/gamma/cluster.yaml (+1 -1)\n1 files would change\n"
+        "plan: 0 to replace, 0 to delete, 1 to update, 0 to create; 0 refused\n\
+         changed  deploy/tenants/gamma/cluster.yaml (+1 -1)\n1 files would change\n"
     );
 }
 
