@@ -122,6 +122,9 @@ pub enum SchemaFile {
 pub enum PlanFormat {
     /// One line per change, with what it means.
     Text,
+    /// For a pull-request comment: counts first, refusals and destructive
+    /// changes first, identical changes grouped across tenants.
+    Markdown,
     /// One JSON document (see README).
     Json,
 }

@@ -753,9 +753,103 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
+/// GitHub's limit on a comment's length.
+const COMMENT_MAX: usize = 65_536;
+
+/// The plan as Markdown, for a pull-request comment: counts first, refusals
+/// and destructive changes before the rest, identical changes grouped across
+/// tenants, cut at GitHub's comment limit with a line saying what was left out.
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = format!("### kmetal plan\n\n{}\n\n", summary(plan));
+    let rank = |c: &Change| match (&c.refused, &c.action) {
+        (Some(_), _) => 0,
+        (_, Action::Replace | Action::Delete) => 1,
+        _ => 2,
+    };
+    // Identical lines (the same meaning in many tenants) become one.
+    let mut groups: BTreeMap<(usize, String), Vec<String>> = BTreeMap::new();
+    for c in &plan.changes {
+        let owner = c.tenant.clone().unwrap_or_else(|| "platform".into());
+        let action = match &c.action {
+            Action::Create => "create",
+            Action::Delete => "**delete**",
+            Action::Replace => "**replace**",
+            Action::Update(_) => "update",
+        };
+        let mut lines = vec![format!("{action} {}", c.kind)];
+        lines.extend(c.meaning.iter().cloned());
+        lines.extend(c.warning.iter().map(|w| format!("⚠️ {w}")));
+        lines.extend(c.refused.iter().map(|r| format!("❌ refused: {r}")));
+        for line in lines.into_iter().skip(usize::from(!c.meaning.is_empty())) {
+            groups
+                .entry((rank(c), line))
+                .or_default()
+                .push(owner.clone());
+        }
+    }
+    let total = groups.len();
+    for (shown, ((_, line), owners)) in groups.into_iter().enumerate() {
+        let who = match owners.as_slice() {
+            [one] => one.clone(),
+            many => format!(
+                "{} tenants ({}{})",
+                many.len(),
+                many.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                if many.len() > 3 { ", …" } else { "" }
+            ),
+        };
+        let entry = format!("- {line} — {who}\n");
+        // Room for the line that says what was left out.
+        if out.len() + entry.len() + 200 > COMMENT_MAX {
+            out += &format!(
+                "\n… {} more lines left out: GitHub comments hold {COMMENT_MAX} characters; run `kmetal plan` for all of them.\n",
+                total - shown
+            );
+            break;
+        }
+        out += &entry;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_groups_and_stays_under_the_comment_limit() {
+        let change = |tenant: &str| Change {
+            kind: "Cluster".into(),
+            namespace: format!("tenant-{tenant}"),
+            name: tenant.into(),
+            tenant: Some(tenant.into()),
+            action: Action::Update(vec!["/spec/topology/version".into()]),
+            meaning: vec!["control plane upgrade v1.33.5 → v1.34.1".into()],
+            refused: None,
+            warning: None,
+        };
+        let plan = Plan {
+            changes: (0..412).map(|i| change(&format!("t{i}"))).collect(),
+        };
+        let text = markdown(&plan);
+        assert!(
+            text.contains(
+                "- control plane upgrade v1.33.5 → v1.34.1 — 412 tenants (t0, t1, t2, …)"
+            ),
+            "{text}"
+        );
+        let many = Plan {
+            changes: (0..5000)
+                .map(|i| Change {
+                    meaning: vec![format!("workers md-{i} scaled 2 → 3")],
+                    ..change(&format!("t{i}"))
+                })
+                .collect(),
+        };
+        let text = markdown(&many);
+        assert!(text.len() <= COMMENT_MAX, "{}", text.len());
+        assert!(text.contains("more lines left out"));
+    }
 
     #[test]
     fn version_rules() {

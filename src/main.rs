@@ -80,6 +80,7 @@ fn main() -> ExitCode {
         cli::Command::Plan { output, .. } => kmetal::compile(&project).map(|compiled| {
             match output {
                 cli::PlanFormat::Text => print!("{}", kmetal::day2::text(&compiled.plan)),
+                cli::PlanFormat::Markdown => print!("{}", kmetal::day2::markdown(&compiled.plan)),
                 cli::PlanFormat::Json => println!(
                     "{}",
                     serde_json::to_string_pretty(&compiled.plan).expect("the plan serializes")

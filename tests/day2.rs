@@ -176,6 +176,14 @@ fn allowed_changes_are_planned_in_the_platform_s_words() {
          workers md-0 scaled 2 → 3\n  \
          workers md-0 replaced (machine size medium → large)\n"
     );
+    let markdown = kmetal(fleet.path(), &["plan", "--output", "markdown"]);
+    assert_eq!(
+        stdout(&markdown),
+        "### kmetal plan\n\nplan: 0 to replace, 0 to delete, 1 to update, 0 to create; 0 refused\n\n\
+         - control plane upgrade v1.33.5 → v1.34.1 — beta\n\
+         - workers md-0 replaced (machine size medium → large) — beta\n\
+         - workers md-0 scaled 2 → 3 — beta\n"
+    );
     let json = kmetal(fleet.path(), &["plan", "--output", "json"]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["changes"][0]["kind"], "Cluster");
