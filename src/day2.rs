@@ -46,6 +46,8 @@ pub enum Action {
     Delete,
     /// Deleted and created under another identity.
     Replace,
+    /// No object: a note about the change as a whole.
+    Notice,
 }
 
 /// One object's change, and what it means for the platform.
@@ -548,8 +550,33 @@ pub fn judge(
             &b.name,
         ))
     });
+    // One edit (a site default) that upgrades many tenants at once.
+    let mut upgrades: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in plan.changes.iter().flat_map(|c| &c.meaning) {
+        if m.starts_with("control plane upgrade") {
+            *upgrades.entry(m.as_str()).or_default() += 1;
+        }
+    }
+    let many: Vec<Change> = upgrades
+        .into_iter()
+        .filter(|(_, n)| *n >= MANY_TENANTS)
+        .map(|(m, n)| Change {
+            kind: "Fleet".into(),
+            namespace: String::new(),
+            name: site.name.to_string(),
+            tenant: None,
+            action: Action::Notice,
+            meaning: Vec::new(),
+            refused: None,
+            warning: Some(format!("{m}: upgrades {n} tenants in one commit",)),
+        })
+        .collect();
+    plan.changes.extend(many);
     plan
 }
+
+/// How many tenants one upgrade must touch to be worth a warning.
+const MANY_TENANTS: usize = 10;
 
 fn show(v: Option<Value>) -> String {
     v.map_or_else(|| "default".into(), |v| v.to_string())
@@ -733,6 +760,7 @@ pub fn text(plan: &Plan) -> String {
             Action::Delete => "delete".to_string(),
             Action::Replace => "replace".to_string(),
             Action::Update(fields) => format!("update {}", fields.join(", ")),
+            Action::Notice => "note on".to_string(),
         };
         let object = if c.namespace.is_empty() {
             c.name.clone()
@@ -775,6 +803,7 @@ pub fn markdown(plan: &Plan) -> String {
             Action::Delete => "**delete**",
             Action::Replace => "**replace**",
             Action::Update(_) => "update",
+            Action::Notice => "note on",
         };
         let mut lines = vec![format!("{action} {}", c.kind)];
         lines.extend(c.meaning.iter().cloned());

@@ -251,3 +251,33 @@ fn plan_against_a_git_ref_judges_what_that_commit_applied() {
     let unknown = kmetal(fleet.path(), &["plan", "--against", "no-such-ref"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
 }
+
+#[test]
+fn a_site_default_that_upgrades_many_tenants_is_a_warning() {
+    let fleet = built_fleet();
+    for i in 0..10 {
+        fs::write(
+            fleet.path().join(format!("tenants/t{i}.yaml")),
+            format!("apiVersion: kmetal.io/v1alpha1\nkind: Tenant\nname: t{i}\n"),
+        )
+        .unwrap();
+    }
+    let build = kmetal(fleet.path(), &["build"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    edit(
+        fleet.path(),
+        "kmetal.yaml",
+        "kubernetesVersion: v1.34.1",
+        "kubernetesVersion: v1.34.2",
+    );
+    let plan = kmetal(fleet.path(), &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    // acme, gamma and t0…t9 inherit the default; beta sets its own version.
+    assert!(
+        stdout(&plan).contains(
+            "platform: note on Fleet production\n  warning: control plane upgrade v1.34.1 → v1.34.2: upgrades 12 tenants in one commit\n"
+        ),
+        "{}",
+        stdout(&plan)
+    );
+}
