@@ -3,8 +3,8 @@
 
     python3 benches/gen_fleet.py N DIR
 
-Variety, deterministic for a given N: three MetalLB pools (two large ones with
-autoAssign, one explicit-only), about a quarter of the tenants with an explicit
+Variety, deterministic for a given N: three MetalLB pools (tenants without a
+VIP take theirs from the first, the site's default pool), about a quarter of the tenants with an explicit
 VIP, the rest allocated; dedicated PostgreSQL and etcd datastores; one to three
 worker pools with per-pool machine-size overrides; several Kubernetes versions
 and machine sizes; tenants spread over sub-directories.

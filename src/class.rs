@@ -267,6 +267,14 @@ pub fn output_dir(stack: &str) -> String {
     format!("{OUTPUT_DIR}/{stack}")
 }
 
+/// The stack whose class object an output path holds, if it holds one.
+pub fn stack_of_document(path: &str) -> Option<&str> {
+    path.strip_prefix(OUTPUT_DIR)?
+        .strip_prefix('/')?
+        .split('/')
+        .next()
+}
+
 /// Whether an output path holds a class object.
 pub fn is_class_document(path: &str) -> bool {
     path.strip_prefix(OUTPUT_DIR)

@@ -246,6 +246,13 @@ pub fn judge(
     };
     let old_drivers = drivers(&mut previous.objects.values().map(|(_, v)| v));
     let new_drivers = drivers(&mut documents.iter().map(|d| &d.value));
+    // The new objects of each tenant, by kind: where a deleted one went.
+    let mut by_tenant: BTreeMap<(&str, String), &Document> = BTreeMap::new();
+    for d in documents {
+        if let (Some(kind), Some(t)) = (d.value["kind"].as_str(), tenant_of(&d.value)) {
+            by_tenant.entry((kind, t)).or_insert(d);
+        }
+    }
     // Deleted or replaced.
     for (id, (path, old)) in &previous.objects {
         if new.contains_key(id) {
@@ -253,9 +260,9 @@ pub fn judge(
         }
         let (group, kind, namespace, name) = id.clone();
         let tenant = tenant_of(old);
-        let successor = documents.iter().find(|d| {
-            d.value["kind"] == kind.as_str() && tenant.is_some() && tenant_of(&d.value) == tenant
-        });
+        let successor = tenant
+            .as_ref()
+            .and_then(|t| by_tenant.get(&(kind.as_str(), t.clone())).copied());
         let mut change = Change {
             kind: kind.clone(),
             namespace: namespace.clone(),
@@ -353,6 +360,13 @@ pub fn judge(
         }
         plan.changes.push(change);
     }
+    // Tenants whose Cluster was just planned as replaced: no "created" for them.
+    let replaced_clusters: BTreeSet<Option<String>> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "Cluster")
+        .map(|c| c.tenant.clone())
+        .collect();
     // Created or updated.
     for (id, document) in &new {
         let (_, kind, namespace, name) = id.clone();
@@ -369,12 +383,7 @@ pub fn judge(
             warning: None,
         };
         let Some((_, old)) = previous.objects.get(id) else {
-            if kind == "Cluster"
-                && !plan
-                    .changes
-                    .iter()
-                    .any(|c| c.kind == "Cluster" && c.tenant == change.tenant)
-            {
+            if kind == "Cluster" && !replaced_clusters.contains(&change.tenant) {
                 change.meaning.push("cluster created".into());
             }
             plan.changes.push(change);

@@ -38,7 +38,10 @@ pub mod variables;
 pub mod verify;
 pub mod yaml;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use rayon::prelude::*;
 
 use diagnostic::Diagnostics;
 use output::{OutputTree, WriteReport};
@@ -245,60 +248,66 @@ fn expand_all(
     stacks: &stack::Stacks,
     diagnostics: &mut Diagnostics,
 ) -> Vec<render::Document> {
-    let mut expanded = Vec::new();
-    for tenant in tenants {
-        let Some(stack) = stacks.tenant.get(tenant.stack.as_str()) else {
-            continue;
-        };
-        if stack.class.is_none() {
-            continue;
+    // One pass over the documents: each stack's class, each tenant's Cluster.
+    let mut classes: BTreeMap<&str, Vec<render::Document>> = BTreeMap::new();
+    let mut clusters: BTreeMap<&str, &render::Document> = BTreeMap::new();
+    for d in documents {
+        if let Some(stack) = class::stack_of_document(&d.path) {
+            classes.entry(stack).or_default().push(d.clone());
+        } else if d.value["kind"] == "Cluster"
+            && let Some(tenant) = d
+                .path
+                .strip_prefix("tenants/")
+                .and_then(|p| p.split('/').next())
+        {
+            clusters.insert(tenant, d);
         }
-        let dir = class::output_dir(stack.name.as_str());
-        let class_documents: Vec<render::Document> = documents
-            .iter()
-            .filter(|d| {
-                d.path
-                    .strip_prefix(&dir)
-                    .is_some_and(|r| r.starts_with('/'))
-            })
-            .cloned()
-            .collect();
-        let cluster = documents.iter().find(|d| {
-            d.value["kind"] == "Cluster" && d.path.starts_with(&format!("tenants/{}/", tenant.name))
-        });
-        let class = class_documents
-            .iter()
-            .find(|d| d.value["kind"] == "ClusterClass");
-        let (Some(cluster), Some(class)) = (cluster, class) else {
-            continue;
-        };
-        match expand::expand(
-            &cluster.value,
-            &class.value,
-            &class_documents,
-            &stack.variables,
-        ) {
-            Ok(objects) => expanded.extend(expand::documents(
-                tenant.name.as_str(),
-                &tenant.source_file,
-                &class.source,
-                objects,
-            )),
-            Err(problem) => diagnostics.push(
-                diagnostic::Diagnostic::error(
-                    diagnostic::codes::EXPAND_FAILED,
-                    format!(
-                        "Cluster API could not expand tenant {}'s Cluster: {problem}",
-                        tenant.name
-                    ),
-                )
-                .at(diagnostic::SourceLocation::file(&tenant.source_file))
-                .related(
-                    diagnostic::SourceLocation::file(&class.source),
-                    "the stack's ClusterClass",
-                )
-                .help("fix the tenant value the patch reads, or the stack's ClusterClass"),
-            ),
+    }
+    let results: Vec<Result<Vec<render::Document>, diagnostic::Diagnostic>> = tenants
+        .par_iter()
+        .filter_map(|tenant| {
+            let stack = stacks.tenant.get(tenant.stack.as_str())?;
+            stack.class.as_ref()?;
+            let class_documents = classes.get(stack.name.as_str())?;
+            let cluster = clusters.get(tenant.name.as_str())?;
+            let class = class_documents
+                .iter()
+                .find(|d| d.value["kind"] == "ClusterClass")?;
+            Some(
+                match expand::expand(
+                    &cluster.value,
+                    &class.value,
+                    class_documents,
+                    &stack.variables,
+                ) {
+                    Ok(objects) => Ok(expand::documents(
+                        tenant.name.as_str(),
+                        &tenant.source_file,
+                        &class.source,
+                        objects,
+                    )),
+                    Err(problem) => Err(diagnostic::Diagnostic::error(
+                        diagnostic::codes::EXPAND_FAILED,
+                        format!(
+                            "Cluster API could not expand tenant {}'s Cluster: {problem}",
+                            tenant.name
+                        ),
+                    )
+                    .at(diagnostic::SourceLocation::file(&tenant.source_file))
+                    .related(
+                        diagnostic::SourceLocation::file(&class.source),
+                        "the stack's ClusterClass",
+                    )
+                    .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
+                },
+            )
+        })
+        .collect();
+    let mut expanded = Vec::new();
+    for result in results {
+        match result {
+            Ok(documents) => expanded.extend(documents),
+            Err(d) => diagnostics.push(d),
         }
     }
     expanded
