@@ -23,6 +23,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::lock::Lock;
 use crate::render::Document;
 use crate::spec::Site;
+use crate::variables::{cluster_variable, named_value};
 use crate::yaml;
 
 /// API group, kind, namespace, name.
@@ -195,7 +196,7 @@ pub fn judge(
     previous: &Previous,
     documents: &[Document],
     site: &Site,
-    chained_versions: &dyn Fn(&str) -> Vec<String>,
+    chained_versions: &[String],
     consent: &Consent<'_>,
     source: &dyn Fn(&str) -> Option<std::sync::Arc<str>>,
     diagnostics: &mut Diagnostics,
@@ -412,7 +413,7 @@ pub fn judge(
                 };
                 let (from, to) = (version(old), version(new_value));
                 if from != to {
-                    match version_change(&from, &to, &chained_versions(&to)) {
+                    match version_change(&from, &to, chained_versions) {
                         Ok(words) => change.meaning.push(words),
                         Err(why) => refuse(
                             &mut change,
@@ -592,12 +593,7 @@ fn show(v: Option<Value>) -> String {
 }
 
 fn control_plane(cluster: &Value) -> Option<&Value> {
-    cluster
-        .pointer("/spec/topology/variables")?
-        .as_array()?
-        .iter()
-        .find(|v| v["name"] == "controlPlane")
-        .map(|v| &v["value"])
+    cluster_variable(cluster, "controlPlane")
 }
 
 /// Worker pools: scaled, replaced (machine size), added, removed, renamed.
@@ -616,22 +612,13 @@ fn workers(old: &Value, new: &Value, change: &mut Change) {
             .collect()
     };
     let size = |cluster: &Value, md: &Value| {
-        let overrides = md.pointer("/variables/overrides").and_then(Value::as_array);
-        let own = overrides
-            .into_iter()
-            .flatten()
-            .find(|o| o["name"] == "machineSize")
-            .map(|o| o["value"].clone());
-        let global = cluster
-            .pointer("/spec/topology/variables")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|v| v["name"] == "machineSize")
-            .map(|v| v["value"].clone());
-        own.or(global)
-            .and_then(|v| v.as_str().map(str::to_string))
+        let own = md
+            .pointer("/variables/overrides")
+            .and_then(|o| named_value(o, "machineSize"));
+        own.or_else(|| cluster_variable(cluster, "machineSize"))
+            .and_then(Value::as_str)
             .unwrap_or_default()
+            .to_string()
     };
     let (a, b) = (pools(old), pools(new));
     for (name, md) in &b {

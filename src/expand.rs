@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::gotmpl;
 use crate::render::Document;
 use crate::stack::Variable;
+use crate::variables::apply_defaults;
 
 /// What stands where CAPI writes five random characters (a valid name part;
 /// CAPI's alphabet is consonants and digits, so no real name ends like this
@@ -309,38 +310,17 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value
     }
     for definition in definitions {
         match values.get_mut(&definition.name) {
-            Some(value) => default_into(value, &definition.schema),
+            Some(value) => apply_defaults(&definition.schema, value),
             None => {
                 if let Some(default) = definition.schema.get("default") {
                     let mut value = default.clone();
-                    default_into(&mut value, &definition.schema);
+                    apply_defaults(&definition.schema, &mut value);
                     values.insert(definition.name.clone(), value);
                 }
             }
         }
     }
     values
-}
-
-/// Structural defaulting: every property missing from an object gets its
-/// schema's `default`, recursively.
-fn default_into(value: &mut Value, schema: &Value) {
-    let (Some(object), Some(properties)) = (
-        value.as_object_mut(),
-        schema.get("properties").and_then(Value::as_object),
-    ) else {
-        return;
-    };
-    for (key, property) in properties {
-        if !object.contains_key(key)
-            && let Some(default) = property.get("default")
-        {
-            object.insert(key.clone(), default.clone());
-        }
-        if let Some(child) = object.get_mut(key) {
-            default_into(child, property);
-        }
-    }
 }
 
 /// A name from a naming template (`{{ .cluster.name }}`, `{{ .random }}`,

@@ -170,16 +170,8 @@ fn cluster(found: &mut Found<'_, '_>, document: &Document, defined: &Defined<'_>
             );
         }
     }
-    let variables = document
-        .value
-        .pointer("/spec/topology/variables")
-        .and_then(Value::as_array);
-    let control_plane = variables
-        .into_iter()
-        .flatten()
-        .find(|v| v.get("name").and_then(Value::as_str) == Some("controlPlane"))
-        .and_then(|v| v.get("value"));
-    let Some(control_plane) = control_plane else {
+    let Some(control_plane) = crate::variables::cluster_variable(&document.value, "controlPlane")
+    else {
         return;
     };
     if let Some(store) = str_at(control_plane, "/dataStoreName")

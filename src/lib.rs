@@ -193,7 +193,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     };
     let mut refusals = Diagnostics::new();
     let source = |file: &str| diagnostics.source(file).cloned();
-    let chained = |_: &str| site_stack_versions(&stacks, &site);
+    let chained = class_versions(&stacks);
     let plan = day2::judge(
         &previous,
         &documents,
@@ -231,8 +231,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
 
 /// Every Kubernetes version the stacks list (a ClusterClass's
 /// `spec.kubernetesVersions` lets Cluster API chain upgrades through them).
-fn site_stack_versions(stacks: &stack::Stacks, site: &spec::Site) -> Vec<String> {
-    let _ = site;
+fn class_versions(stacks: &stack::Stacks) -> Vec<String> {
     stacks
         .tenant
         .values()

@@ -202,8 +202,22 @@ fn display_path(pointer: &str) -> String {
     }
 }
 
+/// The value of a Cluster's topology variable `name`, if it sets one.
+pub fn cluster_variable<'v>(cluster: &'v Value, name: &str) -> Option<&'v Value> {
+    named_value(cluster.pointer("/spec/topology/variables")?, name)
+}
+
+/// The `value` of entry `name` in a list of `{name, value}` (a topology's
+/// variables, or a worker pool's overrides).
+pub fn named_value<'v>(list: &'v Value, name: &str) -> Option<&'v Value> {
+    list.as_array()?
+        .iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(name))?
+        .get("value")
+}
+
 /// Fill in `default`s of missing object properties, as the API server does.
-fn apply_defaults(schema: &Value, value: &mut Value) {
+pub fn apply_defaults(schema: &Value, value: &mut Value) {
     let (Some(properties), Value::Object(map)) =
         (schema.get("properties").and_then(Value::as_object), value)
     else {
