@@ -7,6 +7,8 @@
 //! `additionalProperties: false` on every object. It says what may be written;
 //! names, references and networks are still checked only by kmetal itself.
 
+use std::sync::OnceLock;
+
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 
@@ -23,16 +25,23 @@ pub enum InputKind {
 
 /// The JSON Schema (draft-07) of one input file, pretty-printed, ending in a newline.
 pub fn input_schema(kind: InputKind) -> String {
-    let schema = match kind {
-        InputKind::Tenant => schema_for::<RawTenant>(),
-        InputKind::Site => schema_for::<RawSite>(),
-    };
-    format!("{schema:#}\n")
+    format!("{:#}\n", of(kind))
+}
+
+/// The JSON Schema of one input file, generated once per run: every tenant
+/// file is read against it.
+pub fn of(kind: InputKind) -> &'static serde_json::Value {
+    static TENANT: OnceLock<serde_json::Value> = OnceLock::new();
+    static SITE: OnceLock<serde_json::Value> = OnceLock::new();
+    match kind {
+        InputKind::Tenant => TENANT.get_or_init(schema_for::<RawTenant>),
+        InputKind::Site => SITE.get_or_init(schema_for::<RawSite>),
+    }
 }
 
 /// The JSON Schema (draft-07) of `T` as a value: what editors get, and what
 /// [`crate::yaml::parse_recovering`] reads input files against.
-pub fn schema_for<T: JsonSchema>() -> serde_json::Value {
+fn schema_for<T: JsonSchema>() -> serde_json::Value {
     SchemaSettings::draft07()
         .for_deserialize()
         .into_generator()

@@ -62,7 +62,13 @@ pub fn parse_site(
     diagnostics: &mut Diagnostics,
 ) -> Option<yaml::Recovered<raw::RawSite>> {
     let text = decode(project::SITE_FILE, bytes, diagnostics)?;
-    yaml::parse_recovering(project::SITE_FILE, &text, "site", diagnostics)
+    yaml::parse_recovering(
+        project::SITE_FILE,
+        &text,
+        "site",
+        crate::schema::of(crate::schema::InputKind::Site),
+        diagnostics,
+    )
 }
 
 /// The bytes of a tenant file → its raw spec, or diagnostics.
@@ -72,7 +78,14 @@ pub fn parse_tenant(
     diagnostics: &mut Diagnostics,
 ) -> Option<TenantSource> {
     let text = decode(&file, bytes, diagnostics)?;
-    let raw = yaml::parse_recovering(&file, &text, "tenant", diagnostics)?.value;
+    let raw = yaml::parse_recovering(
+        &file,
+        &text,
+        "tenant",
+        crate::schema::of(crate::schema::InputKind::Tenant),
+        diagnostics,
+    )?
+    .value;
     Some(TenantSource { file, raw })
 }
 

@@ -138,7 +138,7 @@ pub fn check_site(
 /// Whether a part cut out while parsing may have held `section`: one under
 /// it, or a key that is no key of the site at all (a misspelt section).
 fn unread_section(cut: &[String], section: &str) -> bool {
-    let schema = crate::schema::schema_for::<RawSite>();
+    let schema = crate::schema::of(crate::schema::InputKind::Site);
     let known = |key: &str| schema.pointer(&format!("/properties/{key}")).is_some();
     cut.iter().any(|path| {
         let first = path.split(['.', '[']).next().unwrap_or_default();

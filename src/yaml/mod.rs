@@ -7,7 +7,6 @@
 //! lines, and is deterministic. serde-saphyr stands behind this module so that
 //! the choice of library can change in one file.
 
-use schemars::JsonSchema;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use serde_saphyr::budget::BudgetBreach;
@@ -153,18 +152,18 @@ pub struct Recovered<T> {
 /// the file's JSON Schema (unknown, of the wrong type, missing) is reported at
 /// its place and left out, and the rest is read. `None` only when nothing of
 /// the file can be used (no document, a syntax error, a misfit at the top).
-pub fn parse_recovering<T: DeserializeOwned + JsonSchema>(
+pub fn parse_recovering<T: DeserializeOwned>(
     file: &str,
     text: &str,
     what: &str,
+    schema: &Value,
     diagnostics: &mut crate::diagnostic::Diagnostics,
 ) -> Option<Recovered<T>> {
     let node = one_node(file, text, what)
         .map_err(|d| diagnostics.push(d))
         .ok()?;
-    let schema = crate::schema::schema_for::<T>();
-    let mut recovery = tree::Recovery::new(file, text, &schema);
-    let kept = recovery.walk(&node, &schema, "");
+    let mut recovery = tree::Recovery::new(file, text, schema);
+    let kept = recovery.walk(&node, schema, "");
     let reported = !recovery.diagnostics.is_empty();
     for d in recovery.diagnostics {
         diagnostics.push(d);
