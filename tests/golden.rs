@@ -38,7 +38,13 @@ fn run_case(case_dir: &Path) -> Outcome {
 /// Compile `input` with the options of the case in `case_dir`.
 fn run(input: &Path, case_dir: &Path) -> Outcome {
     let allow = fs::read_to_string(case_dir.join("allow-removal")).unwrap_or_default();
-    let crds = case_dir.join("crds");
+    // Relative to the package root (the tests' working directory), so that
+    // messages naming a CRD file wrap the same wherever the clone lives.
+    let case_relative = case_dir
+        .strip_prefix(common::root())
+        .unwrap_or(case_dir)
+        .to_path_buf();
+    let crds = case_relative.join("crds");
     let human = |diagnostics: &Diagnostics| {
         let text = report::render(
             diagnostics,
@@ -48,7 +54,8 @@ fn run(input: &Path, case_dir: &Path) -> Outcome {
             },
         );
         let text = text.replace(&input.display().to_string(), "<input>");
-        Outcome::Stderr(text.replace(&case_dir.display().to_string(), "<case>"))
+        let text = text.replace(&case_dir.display().to_string(), "<case>");
+        Outcome::Stderr(text.replace(&case_relative.display().to_string(), "<case>"))
     };
     let project = common::open_case_input(input).map(|mut project| {
         project.allow_removal = allow.lines().map(str::to_string).collect();
