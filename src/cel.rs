@@ -8,7 +8,11 @@
 //! - Other evaluation errors fail the rule: its message plus ` (evaluation error: …)`.
 //! - Rules are parsed, not type-checked (the `cel` crate has no checker): a call to an
 //!   unknown function is refused at compile time, anything else surfaces at evaluation.
-//! - Transition rules (those mentioning `oldSelf`) are skipped: there is no old object.
+//! - Transition rules (those mentioning `oldSelf`) run only in [`CelRules::evaluate_update`],
+//!   at the nodes where the old object has a value at the same place, as the API server
+//!   correlates them: object fields and map values by key, list items only in
+//!   `x-kubernetes-list-type: map` lists, by their `x-kubernetes-list-map-keys`.
+//!   (`optionalOldSelf` is not supported; none of the kinds kmetal emits uses it.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -36,13 +40,18 @@ pub struct CelRules {
     /// The schema tree, `$ref`s shared; `root` indexes it.
     nodes: Vec<Node>,
     root: usize,
-    skipped: usize,
+    transition_rules: usize,
 }
 
 /// One schema node: its own rules, and the schemas of its children.
 #[derive(Default)]
 struct Node {
     rules: Vec<Rule>,
+    /// Rules that use `oldSelf`: run on updates only.
+    transition: Vec<Rule>,
+    /// `x-kubernetes-list-map-keys` of a `x-kubernetes-list-type: map` list: how its
+    /// items correlate with the old list's.
+    list_map_keys: Option<Vec<String>>,
     properties: BTreeMap<String, usize>,
     items: Option<usize>,
     additional: Option<usize>,
@@ -68,7 +77,7 @@ impl CelRules {
     /// Walk a JSON Schema (draft-07 JSON form of an openAPIV3Schema: `properties`, `items`,
     /// `additionalProperties` as schema, `definitions` + `$ref: "#/definitions/x"` may appear)
     /// and compile every `x-kubernetes-validations` rule. Rules that use `oldSelf` are
-    /// transition rules: skip them (count them in `skipped_transition_rules()`).
+    /// transition rules, kept apart for [`CelRules::evaluate_update`].
     /// A rule that does not compile is an Err naming the schema path and the rule.
     pub fn compile(schema: &serde_json::Value) -> Result<CelRules, String> {
         let mut compiler = Compiler {
@@ -76,20 +85,82 @@ impl CelRules {
             env: Arc::new(environment()),
             nodes: Vec::new(),
             refs: HashMap::new(),
-            skipped: 0,
+            transition_rules: 0,
         };
         let root = compiler.node(schema, "")?;
         Ok(CelRules {
             env: compiler.env,
             nodes: compiler.nodes,
             root,
-            skipped: compiler.skipped,
+            transition_rules: compiler.transition_rules,
         })
     }
 
-    /// How many rules were skipped for using `oldSelf`.
-    pub fn skipped_transition_rules(&self) -> usize {
-        self.skipped
+    /// How many rules use `oldSelf` (they run on updates only).
+    pub fn transition_rules(&self) -> usize {
+        self.transition_rules
+    }
+
+    /// The transition rules an update from `old` to `instance` breaks, as the API server
+    /// checks them on update: each runs where both objects have a value at correlated
+    /// places, with `self` the new value and `oldSelf` the old one. Same order as
+    /// [`CelRules::evaluate`].
+    pub fn evaluate_update(&self, instance: &Json, old: &Json) -> Vec<CelViolation> {
+        let mut found = Found::new();
+        self.visit_update(self.root, instance, old, &mut Vec::new(), &mut found);
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.into_iter().map(|(_, violation)| violation).collect()
+    }
+
+    fn visit_update(
+        &self,
+        id: usize,
+        value: &Json,
+        old: &Json,
+        at: &mut Vec<Segment>,
+        found: &mut Found,
+    ) {
+        if value.is_null() || old.is_null() {
+            return;
+        }
+        let node = &self.nodes[id];
+        if !node.transition.is_empty() {
+            let mut context = Context::with_env(Arc::clone(&self.env));
+            context.add_variable_from_value("self", to_cel(value));
+            context.add_variable_from_value("oldSelf", to_cel(old));
+            check_rules(&node.transition, &context, at, found);
+        }
+        match (value, old) {
+            (Json::Object(fields), Json::Object(old_fields)) => {
+                for (name, child) in fields {
+                    let schema = node.properties.get(name).copied().or(node.additional);
+                    if let (Some(schema), Some(old_child)) = (schema, old_fields.get(name)) {
+                        at.push(Segment::Key(name.clone()));
+                        self.visit_update(schema, child, old_child, at, found);
+                        at.pop();
+                    }
+                }
+            }
+            (Json::Array(items), Json::Array(old_items)) => {
+                let (Some(schema), Some(keys)) = (node.items, &node.list_map_keys) else {
+                    return;
+                };
+                let key_of = |item: &Json| -> Vec<Json> {
+                    keys.iter()
+                        .map(|k| item.get(k).cloned().unwrap_or(Json::Null))
+                        .collect()
+                };
+                for (index, item) in items.iter().enumerate() {
+                    let key = key_of(item);
+                    if let Some(old_item) = old_items.iter().find(|o| key_of(o) == key) {
+                        at.push(Segment::Index(index));
+                        self.visit_update(schema, item, old_item, at, found);
+                        at.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Evaluate every rule at every instance node its schema node applies to
@@ -133,14 +204,19 @@ impl CelRules {
     fn check(&self, node: &Node, value: &Json, at: &[Segment], found: &mut Found) {
         let mut context = Context::with_env(Arc::clone(&self.env));
         context.add_variable_from_value("self", to_cel(value));
-        for rule in &node.rules {
-            let message = match rule.program.execute(&context) {
-                Ok(Value::Bool(true)) => continue,
-                Ok(_) | Err(ExecutionError::NoSuchKey(_)) => rule.message(&context),
-                Err(error) => format!("{} (evaluation error: {error})", rule.message(&context)),
-            };
-            found.push((at.to_vec(), violation(at, &rule.source, message)));
-        }
+        check_rules(&node.rules, &context, at, found);
+    }
+}
+
+/// Run `rules` in `context`; each that does not hold is a violation at `at`.
+fn check_rules(rules: &[Rule], context: &Context<'_, '_>, at: &[Segment], found: &mut Found) {
+    for rule in rules {
+        let message = match rule.program.execute(context) {
+            Ok(Value::Bool(true)) => continue,
+            Ok(_) | Err(ExecutionError::NoSuchKey(_)) => rule.message(context),
+            Err(error) => format!("{} (evaluation error: {error})", rule.message(context)),
+        };
+        found.push((at.to_vec(), violation(at, &rule.source, message)));
     }
 }
 
@@ -166,7 +242,7 @@ struct Compiler<'s> {
     env: Arc<Env>,
     nodes: Vec<Node>,
     refs: HashMap<&'s str, usize>,
-    skipped: usize,
+    transition_rules: usize,
 }
 
 impl<'s> Compiler<'s> {
@@ -196,7 +272,18 @@ impl<'s> Compiler<'s> {
     }
 
     fn fill(&mut self, id: usize, schema: &'s Json, path: &str) -> Result<(), String> {
-        let rules = self.rules(schema, path)?;
+        let (rules, transition) = self.rules(schema, path)?;
+        let list_map_keys = (schema.get("x-kubernetes-list-type").and_then(Json::as_str)
+            == Some("map"))
+        .then(|| {
+            let keys = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Json::as_array);
+            keys.into_iter()
+                .flatten()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        });
         let mut properties = BTreeMap::new();
         let fields = schema.get("properties").and_then(Json::as_object);
         for (name, sub) in fields.into_iter().flatten() {
@@ -207,6 +294,8 @@ impl<'s> Compiler<'s> {
         let additional = self.child(schema, "additionalProperties", path)?;
         self.nodes[id] = Node {
             rules,
+            transition,
+            list_map_keys,
             properties,
             items,
             additional,
@@ -222,11 +311,12 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    fn rules(&mut self, schema: &Json, path: &str) -> Result<Vec<Rule>, String> {
+    /// A schema node's rules: those that hold on any object, and the transition rules.
+    fn rules(&mut self, schema: &Json, path: &str) -> Result<(Vec<Rule>, Vec<Rule>), String> {
         let entries = schema
             .get("x-kubernetes-validations")
             .and_then(Json::as_array);
-        let mut rules = Vec::new();
+        let (mut rules, mut transition) = (Vec::new(), Vec::new());
         for entry in entries.into_iter().flatten() {
             let text = |key| {
                 entry
@@ -237,19 +327,22 @@ impl<'s> Compiler<'s> {
             let source = text("rule")
                 .ok_or_else(|| format!("schema {path:?}: a validation without a rule"))?;
             let program = self.program(source, path)?;
-            if program.references().has_variable("oldSelf") {
-                self.skipped += 1;
-                continue;
-            }
+            let on_update = program.references().has_variable("oldSelf");
             let message_expression = text("messageExpression").map(|m| self.program(m, path));
-            rules.push(Rule {
+            let rule = Rule {
                 source: source.to_owned(),
                 program,
                 message: text("message").map(str::to_owned),
                 message_expression: message_expression.transpose()?,
-            });
+            };
+            if on_update {
+                self.transition_rules += 1;
+                transition.push(rule);
+            } else {
+                rules.push(rule);
+            }
         }
-        Ok(rules)
+        Ok((rules, transition))
     }
 
     fn program(&self, source: &str, path: &str) -> Result<Program, String> {
@@ -419,7 +512,7 @@ mod tests {
     #[test]
     fn datastore_rules_match_the_api_server() {
         let rules = rules("kamaji.clastix.io/datastore_v1alpha1.json");
-        assert_eq!(rules.skipped_transition_rules(), 2);
+        assert_eq!(rules.transition_rules(), 2);
         let secret = |key: &str| {
             json!({"secretReference": {
                 "name": "certs", "namespace": "kamaji", "keyPath": key}})
@@ -515,13 +608,63 @@ mod tests {
     }
 
     #[test]
+    fn transition_rules_run_on_updates_where_the_old_value_exists() {
+        let rules = rules("kamaji.clastix.io/datastore_v1alpha1.json");
+        let store = |driver: &str| {
+            json!({"spec": {"driver": driver, "endpoints": ["db:5432"],
+                "basicAuth": {"username": {"content": "dQ=="}, "password": {"content": "cA=="}},
+                "tlsConfig": {"certificateAuthority": {"certificate": {"content": "Yw=="}}}}})
+        };
+        let update = |new: &Json, old: &Json| -> Vec<String> {
+            (rules.evaluate_update(new, old).into_iter())
+                .map(|v| format!("{}: {}", v.path, v.message))
+                .collect()
+        };
+        let (pg, mysql) = (store("PostgreSQL"), store("MySQL"));
+        assert_eq!(update(&pg, &pg), Vec::<String>::new());
+        // Both rules of the CRD: on the field and on the spec.
+        assert_eq!(
+            update(&mysql, &pg),
+            [
+                "/spec: driver is immutable and cannot be changed after creation",
+                "/spec/driver: Datastore driver is immutable",
+            ]
+        );
+        // Creating (no old object) and on-create evaluation run no transition rule.
+        assert_eq!(update(&mysql, &json!({})), Vec::<String>::new());
+        assert!(messages(&rules, &mysql).is_empty());
+
+        // Lists correlate by their map keys only; maps by key.
+        let schema = json!({"type": "object", "properties": {
+            "byName": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"size": {"type": "integer",
+                    "x-kubernetes-validations": [{"rule": "self >= oldSelf", "message": "no shrinking"}]}}}},
+            "atomic": {"type": "array", "items": {"type": "object", "properties": {"size": {"type": "integer",
+                "x-kubernetes-validations": [{"rule": "self >= oldSelf", "message": "no shrinking"}]}}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string",
+                "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "fixed"}]}}}});
+        let rules = CelRules::compile(&schema).unwrap_or_else(|e| panic!("{e}"));
+        let old = json!({"byName": [{"name": "a", "size": 2}, {"name": "b", "size": 2}],
+            "atomic": [{"size": 2}], "labels": {"x": "1"}});
+        let new = json!({"byName": [{"name": "b", "size": 1}, {"name": "c", "size": 0}],
+            "atomic": [{"size": 1}], "labels": {"x": "2", "y": "3"}});
+        let found: Vec<String> = (rules.evaluate_update(&new, &old).into_iter())
+            .map(|v| format!("{}: {}", v.path, v.message))
+            .collect();
+        assert_eq!(found, ["/byName/0/size: no shrinking", "/labels/x: fixed"]);
+    }
+
+    #[test]
     fn every_indexed_schema_compiles_with_its_transition_rules_counted() {
         let index = read("index.json");
         for entry in index.as_array().expect("index is a list") {
             let file = entry["file"].as_str().expect("every entry names its file");
             let rules = rules(file);
             let compiled: usize = rules.nodes.iter().map(|n| n.rules.len()).sum();
-            let counts = (compiled + rules.skipped, rules.skipped_transition_rules());
+            let transition: usize = rules.nodes.iter().map(|n| n.transition.len()).sum();
+            assert_eq!(transition, rules.transition_rules(), "{file}");
+            let counts = (compiled + transition, transition);
             assert_eq!(
                 json!(counts),
                 json!([entry["celRules"], entry["celTransitionRules"]]),

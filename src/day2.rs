@@ -74,7 +74,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
 }
 
-fn identity(v: &Value) -> Identity {
+/// An object's identity: API group, kind, namespace, name.
+pub fn identity(v: &Value) -> Identity {
     let s = |p: &str| {
         v.pointer(p)
             .and_then(Value::as_str)
@@ -190,14 +191,31 @@ pub struct Consent<'a> {
     pub allow_all: bool,
 }
 
+/// `(old, new)` → `(JSON pointer, message)` of each CRD transition rule broken.
+pub type UpdateRules<'a> = dyn Fn(&Value, &Value) -> Vec<(String, String)> + 'a;
+
+/// What the CRDs say about updates, and what Cluster API expanded before and
+/// after: the objects no output holds, yet the API server judges.
+pub struct Updates<'a> {
+    /// The CRD transition rules (`oldSelf`) an update old → new breaks, as
+    /// `(JSON pointer, message)`.
+    pub rules: &'a UpdateRules<'a>,
+    pub old_expanded: &'a BTreeMap<Identity, Value>,
+    pub new_expanded: &'a [Document],
+    /// Tenants whose previous topology no longer expands, and why.
+    pub unexpanded: &'a [(String, String)],
+}
+
 /// Judge the new output against the previous one. Refusals are pushed to
 /// `diagnostics` at the input line that causes them.
+#[allow(clippy::too_many_arguments)]
 pub fn judge(
     previous: &Previous,
     documents: &[Document],
     site: &Site,
     chained_versions: &[String],
     consent: &Consent<'_>,
+    updates: &Updates<'_>,
     source: &dyn Fn(&str) -> Option<std::sync::Arc<str>>,
     diagnostics: &mut Diagnostics,
 ) -> Plan {
@@ -425,16 +443,24 @@ pub fn judge(
                     }
                 }
                 for (what, pointer) in [
-                    ("pod network", "/spec/clusterNetwork/pods/cidrBlocks/0"),
+                    ("pod network", "/spec/clusterNetwork/pods/cidrBlocks"),
                     (
                         "service network",
-                        "/spec/clusterNetwork/services/cidrBlocks/0",
+                        "/spec/clusterNetwork/services/cidrBlocks",
                     ),
+                    ("service domain", "/spec/clusterNetwork/serviceDomain"),
                 ] {
                     let (a, b) = (old.pointer(pointer), new_value.pointer(pointer));
                     if a != b {
-                        let to = b.and_then(Value::as_str).unwrap_or_default();
-                        refuse(&mut change, at(&[to]), format!("the {what} of a running cluster cannot change ({} → {to})", a.and_then(Value::as_str).unwrap_or_default()), "keep the network the cluster was created with; a new network needs a new cluster".into());
+                        let (from, to) = (words(a), words(b));
+                        let shown = |w: &[&str]| {
+                            if w.is_empty() {
+                                "none".to_string()
+                            } else {
+                                w.join(", ")
+                            }
+                        };
+                        refuse(&mut change, at(&to), format!("the {what} of a running cluster cannot change ({} → {})", shown(&from), shown(&to)), "keep the network the cluster was created with; a new network needs a new cluster".into());
                     }
                 }
                 let cp = |v: &Value, p: &str| {
@@ -522,7 +548,101 @@ pub fn judge(
             }
             _ => {}
         }
+        // What no rule above refused, the CRD's transition rules may.
+        if change.refused.is_none() {
+            for (pointer, message) in (updates.rules)(old, new_value) {
+                let value = new_value.pointer(&pointer).and_then(Value::as_str);
+                refuse(
+                    &mut change,
+                    at(&value.into_iter().collect::<Vec<_>>()),
+                    format!("the API server would refuse this update of {kind} {object_name} at {}: {message}", shown(&pointer)),
+                    "keep the value the object was created with, or replace the object under a new name".into(),
+                );
+            }
+        }
         plan.changes.push(change);
+    }
+    // The objects Cluster API creates from each Cluster: the update rules of
+    // their CRDs, where the tenant's own change was not refused already.
+    let refused_tenants: BTreeSet<String> = (plan.changes.iter())
+        .filter(|c| c.refused.is_some())
+        .filter_map(|c| c.tenant.clone())
+        .collect();
+    let class_files: BTreeSet<&str> = (documents.iter())
+        .filter(|d| crate::class::is_class_document(&d.path))
+        .map(|d| d.source.as_str())
+        .collect();
+    for document in updates.new_expanded {
+        let id = identity(&document.value);
+        let tenant = document
+            .path
+            .split('/')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let Some(old) = updates.old_expanded.get(&id) else {
+            continue;
+        };
+        if refused_tenants.contains(&tenant) {
+            continue;
+        }
+        let broken = (updates.rules)(old, &document.value);
+        if broken.is_empty() {
+            continue;
+        }
+        let (_, kind, namespace, name) = id;
+        let mut change = Change {
+            kind: kind.clone(),
+            namespace,
+            name: name.clone(),
+            tenant: Some(tenant),
+            action: Action::Update(differences(old, &document.value, "")),
+            meaning: vec![format!(
+                "{kind} {name} updated by Cluster API from the ClusterClass"
+            )],
+            refused: None,
+            warning: None,
+        };
+        let tenant_changed = (plan.changes.iter()).any(|c| {
+            c.tenant == change.tenant
+                && c.kind == "Cluster"
+                && matches!(c.action, Action::Update(_))
+        });
+        for (pointer, message) in broken {
+            let value = document.value.pointer(&pointer).and_then(Value::as_str);
+            // The tenant's edit, or else the class's: its ClusterClass or a
+            // template of it.
+            let files: Vec<&str> = if tenant_changed {
+                vec![document.source.as_str()]
+            } else {
+                std::iter::once(document.template.as_str())
+                    .chain(class_files.iter().copied())
+                    .collect()
+            };
+            let at = (value.into_iter())
+                .flat_map(|v| files.iter().map(move |f| place(f, &[v])))
+                .find(|at| at.line > 0)
+                .unwrap_or_else(|| SourceLocation::file(files[0]));
+            refuse(
+                &mut change,
+                at,
+                format!("the API server would refuse Cluster API's update of {kind} {name} at {}: {message}", shown(&pointer)),
+                "keep what the ClusterClass's patches give this field for running clusters, or replace the cluster".into(),
+            );
+        }
+        plan.changes.push(change);
+    }
+    for (tenant, why) in updates.unexpanded {
+        plan.changes.push(Change {
+            kind: "Cluster".into(),
+            namespace: String::new(),
+            name: tenant.clone(),
+            tenant: Some(tenant.clone()),
+            action: Action::Notice,
+            meaning: Vec::new(),
+            refused: None,
+            warning: Some(format!("the previous topology does not expand any more, so the update rules of what Cluster API created were not checked: {why}")),
+        });
     }
     // A pool that held VIPs disappearing moves them.
     for (id, _) in previous
@@ -583,6 +703,20 @@ pub fn judge(
         .collect();
     plan.changes.extend(many);
     plan
+}
+
+/// The text of a scalar or of a list's items.
+fn words(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A JSON pointer as messages show it: `/` for the whole object.
+fn shown(pointer: &str) -> &str {
+    if pointer.is_empty() { "/" } else { pointer }
 }
 
 /// How many tenants one upgrade must touch to be worth a warning.

@@ -148,6 +148,12 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     diagnostics.extend(schemas.verify(&documents));
     let expanded = expand_all(&documents, &resolved, &stacks, &mut diagnostics);
     diagnostics.extend(schemas.verify(&expanded));
+    // The classes as rendered: the previous topology expands on them when the
+    // previous output holds none.
+    let class_documents: Vec<render::Document> = (documents.iter())
+        .filter(|d| class::is_class_document(&d.path))
+        .cloned()
+        .collect();
     // Checked either way; written only when kmetal installs the classes.
     if !site.emit_cluster_classes {
         documents.retain(|d| !class::is_class_document(&d.path));
@@ -194,6 +200,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let mut refusals = Diagnostics::new();
     let source = |file: &str| diagnostics.source(file).cloned();
     let chained = class_versions(&stacks);
+    let (old_expanded, unexpanded) = expand_previous(&previous, &class_documents, &stacks);
     let plan = day2::judge(
         &previous,
         &documents,
@@ -203,6 +210,12 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             removal: &project.allow_removal,
             replace: &project.allow_replace,
             allow_all: project.allow_all_removals,
+        },
+        &day2::Updates {
+            rules: &|old, new| schemas.update_violations(old, new),
+            old_expanded: &old_expanded,
+            new_expanded: &expanded,
+            unexpanded: &unexpanded,
         },
         &source,
         &mut refusals,
@@ -247,69 +260,171 @@ fn expand_all(
     stacks: &stack::Stacks,
     diagnostics: &mut Diagnostics,
 ) -> Vec<render::Document> {
-    // One pass over the documents: each stack's class, each tenant's Cluster.
-    let mut classes: BTreeMap<&str, Vec<render::Document>> = BTreeMap::new();
-    let mut clusters: BTreeMap<&str, &render::Document> = BTreeMap::new();
-    for d in documents {
-        if let Some(stack) = class::stack_of_document(&d.path) {
-            classes.entry(stack).or_default().push(d.clone());
-        } else if d.value["kind"] == "Cluster"
-            && let Some(tenant) = d
-                .path
-                .strip_prefix("tenants/")
-                .and_then(|p| p.split('/').next())
-        {
-            clusters.insert(tenant, d);
-        }
-    }
-    let results: Vec<Result<Vec<render::Document>, diagnostic::Diagnostic>> = tenants
-        .par_iter()
+    let classes = classes_of(documents.iter());
+    let clusters = clusters_of(documents.iter());
+    let jobs: Vec<Expansion<'_>> = tenants
+        .iter()
         .filter_map(|tenant| {
             let stack = stacks.tenant.get(tenant.stack.as_str())?;
-            stack.class.as_ref()?;
-            let class_documents = classes.get(stack.name.as_str())?;
-            let cluster = clusters.get(tenant.name.as_str())?;
-            let class = class_documents
-                .iter()
-                .find(|d| d.value["kind"] == "ClusterClass")?;
-            Some(
-                match expand::expand(
-                    &cluster.value,
-                    &class.value,
-                    class_documents,
-                    &stack.variables,
-                ) {
-                    Ok(objects) => Ok(expand::documents(
-                        tenant.name.as_str(),
-                        &tenant.source_file,
-                        &class.source,
-                        objects,
-                    )),
-                    Err(problem) => Err(diagnostic::Diagnostic::error(
-                        diagnostic::codes::EXPAND_FAILED,
-                        format!(
-                            "Cluster API could not expand tenant {}'s Cluster: {problem}",
-                            tenant.name
-                        ),
-                    )
-                    .at(diagnostic::SourceLocation::file(&tenant.source_file))
-                    .related(
-                        diagnostic::SourceLocation::file(&class.source),
-                        "the stack's ClusterClass",
-                    )
-                    .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
-                },
-            )
+            Some(Expansion {
+                tenant: tenant.name.as_str(),
+                source: &tenant.source_file,
+                cluster: &clusters.get(tenant.name.as_str())?.value,
+                stack,
+                class: classes.get(stack.name.as_str())?,
+            })
         })
         .collect();
     let mut expanded = Vec::new();
-    for result in results {
+    for result in jobs
+        .par_iter()
+        .filter_map(Expansion::run)
+        .collect::<Vec<_>>()
+    {
         match result {
             Ok(documents) => expanded.extend(documents),
             Err(d) => diagnostics.push(d),
         }
     }
     expanded
+}
+
+/// What Cluster API expanded from the previous output, by identity: each old
+/// Cluster on the class the previous output emitted, or on the current class
+/// when it emitted none (a site whose platform installs the class). The
+/// tenants whose old topology no longer expands are listed with why.
+fn expand_previous(
+    previous: &day2::Previous,
+    current: &[render::Document],
+    stacks: &stack::Stacks,
+) -> (
+    BTreeMap<day2::Identity, serde_json::Value>,
+    Vec<(String, String)>,
+) {
+    let old: Vec<render::Document> = (previous.objects.values())
+        .map(|(path, value)| render::Document {
+            path: path.clone(),
+            source: path.clone(),
+            template: path.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    let old_classes = classes_of(old.iter());
+    let current_classes = classes_of(current.iter().filter(|d| class::is_class_document(&d.path)));
+    let jobs: Vec<Expansion<'_>> = clusters_of(old.iter())
+        .into_iter()
+        .filter_map(|(tenant, cluster)| {
+            let class_name = cluster
+                .value
+                .pointer("/spec/topology/classRef/name")?
+                .as_str()?;
+            let stack =
+                (stacks.tenant.values()).find(|s| s.cluster_class.name.as_str() == class_name)?;
+            let name = stack.name.as_str();
+            let class = old_classes
+                .get(name)
+                .or_else(|| current_classes.get(name))?;
+            Some(Expansion {
+                tenant,
+                source: &cluster.source,
+                cluster: &cluster.value,
+                stack,
+                class,
+            })
+        })
+        .collect();
+    let mut objects = BTreeMap::new();
+    let mut unexpanded = Vec::new();
+    for (job, result) in jobs
+        .iter()
+        .zip(jobs.par_iter().map(Expansion::run).collect::<Vec<_>>())
+    {
+        match result {
+            Some(Ok(documents)) => objects.extend(
+                documents
+                    .into_iter()
+                    .map(|d| (day2::identity(&d.value), d.value)),
+            ),
+            Some(Err(d)) => unexpanded.push((job.tenant.to_string(), d.message)),
+            None => {}
+        }
+    }
+    (objects, unexpanded)
+}
+
+/// The class documents of each stack, by stack name.
+fn classes_of<'d>(
+    documents: impl Iterator<Item = &'d render::Document>,
+) -> BTreeMap<&'d str, Vec<render::Document>> {
+    let mut classes: BTreeMap<&str, Vec<render::Document>> = BTreeMap::new();
+    for d in documents {
+        if let Some(stack) = class::stack_of_document(&d.path) {
+            classes.entry(stack).or_default().push(d.clone());
+        }
+    }
+    classes
+}
+
+/// Each tenant's Cluster, by tenant name (its directory in the output).
+fn clusters_of<'d>(
+    documents: impl Iterator<Item = &'d render::Document>,
+) -> BTreeMap<&'d str, &'d render::Document> {
+    documents
+        .filter(|d| d.value["kind"] == "Cluster")
+        .filter_map(|d| {
+            let tenant = d.path.strip_prefix("tenants/")?.split('/').next()?;
+            Some((tenant, d))
+        })
+        .collect()
+}
+
+/// One tenant's Cluster to expand on its stack's class.
+struct Expansion<'a> {
+    tenant: &'a str,
+    source: &'a str,
+    cluster: &'a serde_json::Value,
+    stack: &'a stack::Stack,
+    class: &'a [render::Document],
+}
+
+impl Expansion<'_> {
+    /// The expanded objects, or a diagnostic at the tenant's file; none for a
+    /// stack without a class.
+    fn run(&self) -> Option<Result<Vec<render::Document>, diagnostic::Diagnostic>> {
+        self.stack.class.as_ref()?;
+        let class = self
+            .class
+            .iter()
+            .find(|d| d.value["kind"] == "ClusterClass")?;
+        Some(
+            match expand::expand(
+                self.cluster,
+                &class.value,
+                self.class,
+                &self.stack.variables,
+            ) {
+                Ok(objects) => Ok(expand::documents(
+                    self.tenant,
+                    self.source,
+                    &class.source,
+                    objects,
+                )),
+                Err(problem) => Err(diagnostic::Diagnostic::error(
+                    diagnostic::codes::EXPAND_FAILED,
+                    format!(
+                        "Cluster API could not expand tenant {}'s Cluster: {problem}",
+                        self.tenant
+                    ),
+                )
+                .at(diagnostic::SourceLocation::file(self.source))
+                .related(
+                    diagnostic::SourceLocation::file(&class.source),
+                    "the stack's ClusterClass",
+                )
+                .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
+            },
+        )
+    }
 }
 
 /// The last guard: a tenant file that was read either reaches the output or

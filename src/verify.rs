@@ -182,6 +182,29 @@ impl Schemas {
         found
     }
 
+    /// `(JSON pointer, message)` of each CRD transition rule (`oldSelf`) that an
+    /// update of `old` to `new` breaks, as the API server would refuse it. Objects
+    /// of another apiVersion or kind, or of a kind without a schema, break none.
+    pub fn update_violations(&self, old: &Value, new: &Value) -> Vec<(String, String)> {
+        let field = |v: &Value, f: &str| v.get(f).and_then(Value::as_str).map(str::to_string);
+        let key = (field(new, "apiVersion"), field(new, "kind"));
+        if key != (field(old, "apiVersion"), field(old, "kind")) {
+            return Vec::new();
+        }
+        let (Some(api_version), Some(kind)) = key else {
+            return Vec::new();
+        };
+        let Some(schema) = self.by_kind.get(&(api_version, kind)) else {
+            return Vec::new();
+        };
+        (schema.rules.evaluate_update(new, old).into_iter())
+            .map(|v| {
+                let message = format!("{} (rule `{}` of {})", v.message, v.rule, schema.origin);
+                (v.path, message)
+            })
+            .collect()
+    }
+
     fn unknown_kind(&self, (api_version, kind): &(String, String)) -> String {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         if let Some((served, file)) = self.from_crds.get(&(group.to_string(), kind.clone())) {

@@ -281,3 +281,86 @@ fn a_site_default_that_upgrades_many_tenants_is_a_warning() {
         stdout(&plan)
     );
 }
+
+#[test]
+fn crd_update_rules_judge_what_cluster_api_would_update() {
+    // The site's own copy of the stack, whose control planes run with a
+    // loadBalancerClass.
+    let fleet = tempfile::tempdir().unwrap();
+    let stack = "stacks/kubevirt-kubeadm";
+    let template = format!("{stack}/class/kamajicontrolplanetemplate.yaml");
+    let mut files = common::read_tree(&common::root().join("examples/production"));
+    for (path, text) in common::read_tree(&common::root().join(stack)) {
+        files.insert(format!("{stack}/{path}"), text);
+    }
+    for (path, content) in files {
+        let content = content.replace("./examples/production/deploy", "./deploy");
+        let target = fleet.path().join(path);
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(target, content).unwrap();
+    }
+    let class =
+        |name: &str| format!("        loadBalancerConfig:\n          loadBalancerClass: {name}\n");
+    edit(
+        fleet.path(),
+        &template,
+        "        serviceType: LoadBalancer\n",
+        &format!("        serviceType: LoadBalancer\n{}", class("metallb")),
+    );
+    let build = kmetal(fleet.path(), &["build"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    // Another class for every running control plane: the CRD refuses it.
+    edit(
+        fleet.path(),
+        &template,
+        &class("metallb"),
+        &class("kube-vip"),
+    );
+    let crds = common::root().join("../shared/crds/upstream");
+    let crds = crds.to_str().unwrap();
+    for crds_args in [vec![], vec!["--crds", crds]] {
+        let mut args = vec!["plan"];
+        args.extend(&crds_args);
+        let plan = kmetal(fleet.path(), &args);
+        let out = stdout(&plan);
+        assert_eq!(
+            plan.status.code(),
+            Some(1),
+            "{crds_args:?}: {out}{}",
+            stderr(&plan)
+        );
+        for tenant in ["acme", "beta", "gamma"] {
+            let refusal = format!(
+                "the API server would refuse Cluster API's update of KamajiControlPlane {tenant} at /spec/network/loadBalancerConfig/loadBalancerClass: LoadBalancerClass is immutable"
+            );
+            assert!(out.contains(&refusal), "{crds_args:?}: {out}");
+        }
+        let validate = kmetal(fleet.path(), &["validate"]);
+        let err = stderr(&validate);
+        assert_eq!(validate.status.code(), Some(1), "{err}");
+        // At the class's line that sets it.
+        assert!(err.contains(&format!("{template}:15:")), "{err}");
+    }
+    // Unsetting it is not refused: the rule runs only where the old and the
+    // new object both have a loadBalancerConfig, as in the API server.
+    edit(fleet.path(), &template, &class("kube-vip"), "");
+    let plan = kmetal(fleet.path(), &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+
+    // The DataStore's driver: refused once, by kmetal's own rule at the
+    // site's line, not a second time by the CRD's.
+    edit(
+        fleet.path(),
+        "kmetal.yaml",
+        "driver: PostgreSQL",
+        "driver: MySQL",
+    );
+    let validate = kmetal(fleet.path(), &["validate", "--crds", crds]);
+    let err = stderr(&validate);
+    assert_eq!(validate.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("kmetal::day2::refused").count(), 1, "{err}");
+    assert!(
+        err.contains("the driver of DataStore tenant-pg cannot change"),
+        "{err}"
+    );
+}
