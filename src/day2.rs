@@ -233,7 +233,10 @@ pub fn judge(
     };
     let mut refuse =
         |plan_change: &mut Change, at: SourceLocation, message: String, help: String| {
-            plan_change.refused = Some(message.clone());
+            plan_change.refused = Some(match plan_change.refused.take() {
+                Some(earlier) => format!("{earlier}; {message}"),
+                None => message.clone(),
+            });
             diagnostics.push(
                 Diagnostic::error(codes::DAY2_REFUSED, message)
                     .at(at)
@@ -918,12 +921,13 @@ const COMMENT_MAX: usize = 65_536;
 /// and destructive changes before the rest, identical changes grouped across
 /// tenants, cut at GitHub's comment limit with a line saying what was left out.
 pub fn markdown(plan: &Plan) -> String {
-    let mut out = format!("### kmetal plan\n\n{}\n\n", summary(plan));
-    let rank = |c: &Change| match (&c.refused, &c.action) {
-        (Some(_), _) => 0,
-        (_, Action::Replace | Action::Delete) => 1,
-        _ => 2,
-    };
+    let mut out = format!("### kmetal plan\n\n{}\n", summary(plan));
+    const SECTIONS: [&str; 4] = [
+        "Refused",
+        "Destructive (deleted or replaced)",
+        "Warnings",
+        "Changes",
+    ];
     // Identical lines (the same meaning in many tenants) become one.
     let mut groups: BTreeMap<(usize, String), Vec<String>> = BTreeMap::new();
     for c in &plan.changes {
@@ -935,19 +939,21 @@ pub fn markdown(plan: &Plan) -> String {
             Action::Update(_) => "update",
             Action::Notice => "note on",
         };
-        let mut lines = vec![format!("{action} {}", c.kind)];
-        lines.extend(c.meaning.iter().cloned());
-        lines.extend(c.warning.iter().map(|w| format!("⚠️ {w}")));
-        lines.extend(c.refused.iter().map(|r| format!("❌ refused: {r}")));
-        for line in lines.into_iter().skip(usize::from(!c.meaning.is_empty())) {
-            groups
-                .entry((rank(c), line))
-                .or_default()
-                .push(owner.clone());
+        let destructive = matches!(c.action, Action::Replace | Action::Delete);
+        let section = usize::from(!destructive) * 2 + 1;
+        let mut lines = vec![(section, format!("{action} {}", c.kind))];
+        lines.extend(c.meaning.iter().map(|m| (section, m.clone())));
+        let skip = usize::from(!c.meaning.is_empty());
+        let mut lines: Vec<(usize, String)> = lines.into_iter().skip(skip).collect();
+        lines.extend(c.warning.iter().map(|w| (2, format!("⚠️ {w}"))));
+        lines.extend(c.refused.iter().map(|r| (0, format!("❌ {r}"))));
+        for line in lines {
+            groups.entry(line).or_default().push(owner.clone());
         }
     }
     let total = groups.len();
-    for (shown, ((_, line), owners)) in groups.into_iter().enumerate() {
+    let mut section = None;
+    for (shown, ((at, line), owners)) in groups.into_iter().enumerate() {
         let who = match owners.as_slice() {
             [one] => one.clone(),
             many => format!(
@@ -957,7 +963,12 @@ pub fn markdown(plan: &Plan) -> String {
                 if many.len() > 3 { ", …" } else { "" }
             ),
         };
-        let entry = format!("- {line} — {who}\n");
+        let heading = if section == Some(at) {
+            String::new()
+        } else {
+            format!("\n#### {}\n\n", SECTIONS[at])
+        };
+        let entry = format!("{heading}- {line} — {who}\n");
         // Room for the line that says what was left out.
         if out.len() + entry.len() + 200 > COMMENT_MAX {
             out += &format!(
@@ -966,6 +977,7 @@ pub fn markdown(plan: &Plan) -> String {
             );
             break;
         }
+        section = Some(at);
         out += &entry;
     }
     out

@@ -267,6 +267,45 @@ fn output_does_not_depend_on_thread_count() {
     }
 }
 
+/// Cases whose `kmetal plan` is pinned in its three formats
+/// (`expected.plan.txt`, `.md`, `.json`): their input holds a built `deploy/`.
+const PLAN_CASES: &[&str] = &["day2-plan", "error-day2"];
+
+#[test]
+fn plan_formats_are_pinned() {
+    let mut failures = String::new();
+    for case in PLAN_CASES {
+        let case_dir = common::root().join("golden").join(case);
+        let mut project = common::open_case_input(&case_dir.join("input")).unwrap();
+        project.plan_only = true;
+        let compiled = match kmetal::compile(&project) {
+            Ok(compiled) => compiled,
+            Err(d) => panic!("{case}: {}", report::render(&d, report::Format::Json)),
+        };
+        let plan = &compiled.plan;
+        let json = serde_json::to_string_pretty(plan).unwrap() + "\n";
+        for (file, text) in [
+            ("expected.plan.txt", kmetal::day2::text(plan)),
+            ("expected.plan.md", kmetal::day2::markdown(plan)),
+            ("expected.plan.json", json),
+        ] {
+            let path = case_dir.join(file);
+            if update() {
+                fs::write(&path, &text).unwrap();
+                continue;
+            }
+            let expected = fs::read_to_string(&path).unwrap_or_default();
+            if expected != text {
+                failures += &common::unified_diff(&format!("{case}/{file}"), &expected, &text);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "pinned plans differ (UPDATE_GOLDEN=1 to bless):\n{failures}"
+    );
+}
+
 /// Cases whose diagnostics are also pinned as JSON lines (`expected.json`)
 /// and GitHub annotations (`expected.github`).
 const OTHER_FORMATS: &[&str] = &["error-fleet-mistakes"];
