@@ -18,6 +18,10 @@ SITE = """apiVersion: kmetal.io/v1alpha1
 kind: Site
 name: bench
 bootstrapServer: 10.10.0.10
+bootImages:
+  v1.33.4: registry.example.com/capk/ubuntu-2404-container-disk:v1.33.4
+  v1.34.0: registry.example.com/capk/ubuntu-2404-container-disk:v1.34.0
+  v1.34.2: registry.example.com/capk/ubuntu-2404-container-disk:v1.34.2
 defaults:
   kubernetesVersion: v1.34.1
   machineSize: small

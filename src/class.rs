@@ -282,8 +282,13 @@ pub fn is_class_document(path: &str) -> bool {
 }
 
 /// The stack's class as it is emitted: the templates under their content
-/// names, then the ClusterClass pointing at them.
-pub fn documents(stack: &Stack, class: &StackClass) -> Vec<Document> {
+/// names, then the ClusterClass pointing at them, with one patch per
+/// Kubernetes version that has a boot image (`site_images` over the stack's).
+pub fn documents(
+    stack: &Stack,
+    class: &StackClass,
+    site_images: &BTreeMap<String, String>,
+) -> Vec<Document> {
     let namespace = stack.cluster_class.namespace.as_str();
     let mut names: BTreeMap<(&str, &str), String> = BTreeMap::new();
     let mut documents = Vec::new();
@@ -305,6 +310,13 @@ pub fn documents(stack: &Stack, class: &StackClass) -> Vec<Document> {
     let mut value = object.value.clone();
     place(&mut value, stack.cluster_class.name.as_str());
     value["spec"]["kubernetesVersions"] = json!(stack.kubernetes_versions);
+    if let Some(boot) = &stack.boot_images {
+        let patches = boot_image_patches(stack, boot, &value, site_images);
+        match value["spec"]["patches"].as_array_mut() {
+            Some(list) => list.extend(patches),
+            None => value["spec"]["patches"] = Value::Array(patches),
+        }
+    }
     let pointers: Vec<String> = template_refs(&value).into_iter().map(|(p, _)| p).collect();
     for pointer in pointers {
         if let Some(reference) = value.pointer_mut(&pointer) {
@@ -322,6 +334,61 @@ pub fn documents(stack: &Stack, class: &StackClass) -> Vec<Document> {
         value,
     ));
     documents
+}
+
+/// One patch per Kubernetes version with an image: enabled for the machine
+/// deployments of that version, it sets the image at `boot.path` in the
+/// infrastructure template of every worker class. Per version, so that a
+/// worker pool boots its own version's image while Cluster API upgrades the
+/// control plane first.
+fn boot_image_patches(
+    stack: &Stack,
+    boot: &crate::stack::BootImages,
+    class: &Value,
+    site_images: &BTreeMap<String, String>,
+) -> Vec<Value> {
+    // The worker classes by infrastructure template kind.
+    let mut by_kind: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let workers = class
+        .pointer("/spec/workers/machineDeployments")
+        .and_then(Value::as_array);
+    for worker in workers.into_iter().flatten() {
+        let reference = &worker["infrastructure"]["templateRef"];
+        let (Some(api), Some(kind), Some(name)) = (
+            reference["apiVersion"].as_str(),
+            reference["kind"].as_str(),
+            worker["class"].as_str(),
+        ) else {
+            continue;
+        };
+        by_kind
+            .entry((api.to_string(), kind.to_string()))
+            .or_default()
+            .push(name.to_string());
+    }
+    let mut patches = Vec::new();
+    for version in &stack.kubernetes_versions {
+        let Some(Some(image)) = stack.boot_image(site_images, version) else {
+            continue;
+        };
+        let definitions: Vec<Value> = by_kind
+            .iter()
+            .map(|((api, kind), names)| {
+                json!({
+                    "selector": {"apiVersion": api, "kind": kind,
+                        "matchResources": {"machineDeploymentClass": {"names": names}}},
+                    "jsonPatches": [{"op": "replace", "path": boot.path, "value": image}],
+                })
+            })
+            .collect();
+        patches.push(json!({
+            "name": format!("boot-image-{}", version.replace('.', "-")),
+            "description": format!("Workers of Kubernetes {version} boot {image}."),
+            "enabledIf": format!("{{{{ eq .builtin.machineDeployment.version \"{version}\" }}}}"),
+            "definitions": definitions,
+        }));
+    }
+    patches
 }
 
 fn document(stack: &Stack, object: &ClassObject, name: &str, value: Value) -> Document {

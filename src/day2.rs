@@ -589,6 +589,7 @@ pub fn judge(
         if refused_tenants.contains(&tenant) {
             continue;
         }
+        rollouts(old, document, &tenant, &mut plan);
         let broken = (updates.rules)(old, &document.value);
         if broken.is_empty() {
             continue;
@@ -684,14 +685,22 @@ pub fn judge(
         ))
     });
     // One edit (a site default) that upgrades many tenants at once.
-    let mut upgrades: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in plan.changes.iter().flat_map(|c| &c.meaning) {
-        if m.starts_with("control plane upgrade") {
-            *upgrades.entry(m.as_str()).or_default() += 1;
+    let mut upgrades: BTreeMap<String, BTreeSet<Option<&str>>> = BTreeMap::new();
+    for c in &plan.changes {
+        for m in &c.meaning {
+            let key = if m.starts_with("control plane upgrade") {
+                format!("{m}: upgrades")
+            } else if m.ends_with("from the ClusterClass: every machine rolls out)") {
+                "a ClusterClass change replaces workers: rolls out the machines of".to_string()
+            } else {
+                continue;
+            };
+            upgrades.entry(key).or_default().insert(c.tenant.as_deref());
         }
     }
     let many: Vec<Change> = upgrades
         .into_iter()
+        .map(|(m, tenants)| (m, tenants.len()))
         .filter(|(_, n)| *n >= MANY_TENANTS)
         .map(|(m, n)| Change {
             kind: "Fleet".into(),
@@ -701,11 +710,54 @@ pub fn judge(
             action: Action::Notice,
             meaning: Vec::new(),
             refused: None,
-            warning: Some(format!("{m}: upgrades {n} tenants in one commit",)),
+            warning: Some(format!("{m} {n} tenants in one commit")),
         })
         .collect();
     plan.changes.extend(many);
     plan
+}
+
+/// A worker pool whose machine template (infrastructure or bootstrap) Cluster
+/// API would rotate, which rolls out every machine: said on the tenant's
+/// Cluster change, or as a change of its own when the Cluster did not change
+/// (an edit of the ClusterClass, which reaches every tenant at once).
+fn rollouts(old: &Value, document: &Document, tenant: &str, plan: &mut Plan) {
+    let kind = document.value["kind"].as_str().unwrap_or_default();
+    if !matches!(kind, "KubevirtMachineTemplate" | "KubeadmConfigTemplate")
+        || old["spec"] == document.value["spec"]
+    {
+        return;
+    }
+    let pool = document
+        .value
+        .pointer("/metadata/labels/topology.cluster.x-k8s.io~1deployment-name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let already = format!("workers {pool} replaced");
+    let cluster = (plan.changes.iter_mut())
+        .find(|c| c.kind == "Cluster" && c.tenant.as_deref() == Some(tenant));
+    if let Some(cluster) = &cluster
+        && cluster.meaning.iter().any(|m| m.starts_with(&already))
+    {
+        return;
+    }
+    let words = format!("{already} (new {kind} from the ClusterClass: every machine rolls out)");
+    match cluster {
+        Some(cluster) => cluster.meaning.push(words),
+        None => {
+            let (_, kind, namespace, name) = identity(&document.value);
+            plan.changes.push(Change {
+                kind,
+                namespace,
+                name,
+                tenant: Some(tenant.to_string()),
+                action: Action::Update(differences(old, &document.value, "")),
+                meaning: vec![words],
+                refused: None,
+                warning: None,
+            });
+        }
+    }
 }
 
 /// The text of a scalar or of a list's items.

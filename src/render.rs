@@ -195,7 +195,7 @@ impl Renderer {
                 .collect();
         for stack in used.into_iter().filter_map(|s| stacks.tenant.get(s)) {
             if let Some(class) = &stack.class {
-                documents.extend(crate::class::documents(stack, class));
+                documents.extend(crate::class::documents(stack, class, &site.boot_images));
             }
         }
         documents.sort_by(|a, b| a.path.cmp(&b.path));

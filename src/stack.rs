@@ -62,6 +62,97 @@ pub struct Stack {
     pub templates: BTreeMap<Label, Template>,
     /// The stack's own ClusterClass (`class/`), if it ships one.
     pub class: Option<crate::class::StackClass>,
+    /// The image worker VMs boot, per Kubernetes version (only with `class/`).
+    pub boot_images: Option<BootImages>,
+}
+
+/// Where the image a worker VM boots goes, and the image of each Kubernetes
+/// version (a site may override or add images, `bootImages` in kmetal.yaml).
+#[derive(Clone, Debug)]
+pub struct BootImages {
+    /// JSON pointer into each worker class's infrastructure template.
+    pub path: String,
+    /// Kubernetes version → image.
+    pub images: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// The image workers of `version` boot: the site's, else the stack's. `None`
+    /// for a stack that sets no boot images, `Some(None)` for a version it has no
+    /// image for.
+    pub fn boot_image<'a>(
+        &'a self,
+        site_images: &'a BTreeMap<String, String>,
+        version: &str,
+    ) -> Option<Option<&'a str>> {
+        let images = self.boot_images.as_ref()?;
+        Some(
+            (site_images
+                .get(version)
+                .or_else(|| images.images.get(version)))
+            .map(String::as_str),
+        )
+    }
+}
+
+/// Why a version has no boot image, and what to do, for a diagnostic.
+pub fn no_boot_image(stack: &Stack, version: &str) -> (String, String) {
+    (
+        format!(
+            "stack {} has no boot image for Kubernetes {version}: its workers would boot nothing",
+            stack.name
+        ),
+        format!(
+            "add the image to kmetal.yaml, e.g. `bootImages: {{{version}: <registry>/<image>:{version}}}`, or choose a version with an image"
+        ),
+    )
+}
+
+/// Check an OCI image reference: `name[:tag]` or `name@sha256:<digest>`, with
+/// a tag or a digest, lowercase name, no whitespace.
+pub fn check_image(s: &str) -> Result<(), String> {
+    let fail = |why: &str| {
+        Err(format!(
+            "{s:?} is not an image reference ({why}), like registry.example.com/capk/ubuntu-2404-container-disk:v1.34.1"
+        ))
+    };
+    let (name, pinned) = match s.split_once('@') {
+        Some((name, digest)) => (
+            name,
+            digest
+                .strip_prefix("sha256:")
+                .is_some_and(|d| d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit())),
+        ),
+        None => match s.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (
+                name,
+                !tag.is_empty()
+                    && tag.len() <= 128
+                    && tag
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            ),
+            _ => (s, false),
+        },
+    };
+    if !pinned {
+        return fail("it needs a tag or an @sha256: digest");
+    }
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    };
+    let mut parts = name.split('/');
+    // The first part may be a registry host with a port.
+    let host = parts.next().unwrap_or_default();
+    let host_ok = host.split_once(':').map_or(part(host), |(h, port)| {
+        part(h) && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())
+    });
+    if !host_ok || !parts.all(part) {
+        return fail("its name is lowercase letters, digits, '.', '_', '-' and '/'");
+    }
+    Ok(())
 }
 
 /// Every stack and the platform templates.
@@ -86,6 +177,15 @@ struct RawStack {
     worker_classes: Option<S<Vec<S<String>>>>,
     #[serde(default)]
     variables: Vec<S<RawVariable>>,
+    /// Only with class/: the image worker VMs boot, per Kubernetes version.
+    boot_images: Option<S<RawBootImages>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBootImages {
+    path: S<String>,
+    images: BTreeMap<String, S<String>>,
 }
 
 /// A ClusterClass variable, declared as CAPI declares it.
@@ -349,6 +449,51 @@ fn check_stack(
             (sizes, workers, check_variables(&mut c, &raw.variables))
         }
     };
+    let boot_images = raw.boot_images.as_ref().and_then(|raw_images| {
+        if class.is_none() {
+            c.error(
+                codes::STACK_INVALID,
+                raw_images,
+                "bootImages needs the stack's ClusterClass (class/): its patches set the image"
+                    .into(),
+                Some("remove bootImages, or add class/".into()),
+            );
+            return None;
+        }
+        let path = &raw_images.value.path;
+        if !path.value.starts_with('/') {
+            c.error(
+                codes::STACK_INVALID,
+                path,
+                format!("bootImages.path {:?} is not a JSON pointer", path.value),
+                Some(
+                    "write the path from the template's root, e.g. /spec/template/spec/…/image"
+                        .into(),
+                ),
+            );
+        }
+        let mut images = BTreeMap::new();
+        for (version, image) in &raw_images.value.images {
+            if !kubernetes_versions.contains(version) {
+                c.error(
+                    codes::STACK_INVALID,
+                    image,
+                    format!(
+                        "bootImages.images names {version}, which kubernetesVersions does not list"
+                    ),
+                    Some("add the version to kubernetesVersions, or remove its image".into()),
+                );
+            } else if let Err(why) = check_image(&image.value) {
+                c.error(codes::STACK_INVALID, image, why, None);
+            } else {
+                images.insert(version.clone(), image.value.clone());
+            }
+        }
+        Some(BootImages {
+            path: path.value.clone(),
+            images,
+        })
+    });
     let mut templates = BTreeMap::new();
     let prefix = format!("{dir}/templates/");
     for (path, source) in files {
@@ -393,6 +538,7 @@ fn check_stack(
         variables,
         templates,
         class,
+        boot_images,
     })
 }
 

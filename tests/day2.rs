@@ -95,9 +95,9 @@ fn what_the_platform_refuses_is_refused_even_with_consent() {
         (
             "tenants/team-b/beta.yaml",
             "kubernetesVersion: v1.33.5",
-            "kubernetesVersion: v1.33.4",
+            "kubernetesVersion: v1.32.1",
             "tenants/team-b/beta.yaml:7",
-            "version cannot be decreased from v1.33.5 to v1.33.4",
+            "version cannot be decreased from v1.33.5 to v1.32.1",
         ),
         (
             "tenants/team-b/beta.yaml",
@@ -179,7 +179,7 @@ fn allowed_changes_are_planned_in_the_platform_s_words() {
     let markdown = kmetal(fleet.path(), &["plan", "--output", "markdown"]);
     assert_eq!(
         stdout(&markdown),
-        "### kmetal plan\n\nplan: 0 to replace, 0 to delete, 1 to update, 0 to create; 0 refused\n\n\
+        "### kmetal plan\n\nplan: 0 to replace, 0 to delete, 1 to update, 0 to create; 0 refused\n\n#### Changes\n\n\
          - control plane upgrade v1.33.5 → v1.34.1 — beta\n\
          - workers md-0 replaced (machine size medium → large) — beta\n\
          - workers md-0 scaled 2 → 3 — beta\n"
@@ -253,15 +253,40 @@ fn plan_against_a_git_ref_judges_what_that_commit_applied() {
 }
 
 #[test]
-fn a_site_default_that_upgrades_many_tenants_is_a_warning() {
+fn a_change_that_reaches_many_tenants_is_a_warning() {
     let fleet = built_fleet();
     for i in 0..10 {
         fs::write(
             fleet.path().join(format!("tenants/t{i}.yaml")),
-            format!("apiVersion: kmetal.io/v1alpha1\nkind: Tenant\nname: t{i}\n"),
+            format!("apiVersion: kmetal.io/v1alpha1\nkind: Tenant\nname: t{i}\nworkers:\n  - name: md-0\n    replicas: 1\n"),
         )
         .unwrap();
     }
+    let build = kmetal(fleet.path(), &["build"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    // A mirror for v1.34.1's boot image: a ClusterClass change that rotates
+    // the worker template of every tenant on v1.34.1.
+    let images = "bootImages:\n  v1.34.1: registry.example.com/capk/ubuntu-2404-container-disk:v1.34.1\n  v1.34.2: registry.example.com/capk/ubuntu-2404-container-disk:v1.34.2\n";
+    edit(
+        fleet.path(),
+        "kmetal.yaml",
+        "defaults:\n",
+        &format!("{images}defaults:\n"),
+    );
+    let plan = kmetal(fleet.path(), &["plan"]);
+    let out = stdout(&plan);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    assert!(
+        out.contains("warning: a ClusterClass change replaces workers: rolls out the machines of 11 tenants in one commit\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("KubevirtMachineTemplate tenant-t0/t0-md-0-xxxxx\n  workers md-0 replaced (new KubevirtMachineTemplate from the ClusterClass: every machine rolls out)\n"),
+        "{out}"
+    );
+    // gamma and t0…t9 have workers on v1.34.1 (acme has none); beta runs
+    // v1.33.5, whose image did not change.
+    assert!(!out.contains("tenant beta:"), "{out}");
     let build = kmetal(fleet.path(), &["build"]);
     assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
     edit(
@@ -339,7 +364,12 @@ fn crd_update_rules_judge_what_cluster_api_would_update() {
         let err = stderr(&validate);
         assert_eq!(validate.status.code(), Some(1), "{err}");
         // At the class's line that sets it.
-        assert!(err.contains(&format!("{template}:15:")), "{err}");
+        let text = fs::read_to_string(fleet.path().join(&template)).unwrap();
+        let line = 1 + text
+            .lines()
+            .position(|l| l.ends_with("loadBalancerClass: kube-vip"))
+            .unwrap();
+        assert!(err.contains(&format!("{template}:{line}:")), "{err}");
     }
     // Unsetting it is not refused: the rule runs only where the old and the
     // new object both have a loadBalancerConfig, as in the API server.

@@ -55,6 +55,11 @@ fn the_seed_kamaji_control_plane_is_reproduced() {
         json!({"imageTag": "v1.13.1"})
     );
     seed["spec"]["addons"]["coreDNS"] = json!({});
+    let konnectivity = &mut seed["spec"]["addons"]["konnectivity"];
+    for part in ["server", "agent"] {
+        let version = konnectivity[part].as_object_mut().unwrap().remove("version");
+        assert_eq!(version, Some(json!("v0.34.0")), "{part}");
+    }
     let metadata = ours["metadata"].as_object_mut().unwrap();
     metadata.remove("labels");
     metadata.remove("annotations");

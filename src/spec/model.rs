@@ -40,6 +40,8 @@ pub struct Site {
     /// Whether kmetal writes the stacks' ClusterClasses into the output
     /// (`clusterClasses: kmetal`), or the platform installs them.
     pub emit_cluster_classes: bool,
+    /// The site's boot images, by Kubernetes version (over the stacks' own).
+    pub boot_images: BTreeMap<String, String>,
     /// What failed; nothing is rendered from a site with any error.
     pub problems: SiteProblems,
 }

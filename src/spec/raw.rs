@@ -7,6 +7,7 @@
 //! descriptions, so say what a field is and its default, shortly.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -93,6 +94,10 @@ pub struct RawSite {
     pub stack: Option<S<String>>,
     /// Who installs the stacks' ClusterClasses: `kmetal` writes them into the output, `platform` means the platform chart already installs them (kmetal still checks against its own definition, which the running class must match). Default: kmetal.
     pub cluster_classes: Option<S<String>>,
+    /// Images worker VMs boot, per Kubernetes version (e.g. v1.35.2: registry.example.com/capk/ubuntu-2404-container-disk:v1.35.2), over the stack's own bootImages: a mirror, or your builds for versions the stack has no image for. Default: none.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^v[0-9]+[.][0-9]+[.][0-9]+$"}))]
+    pub boot_images: BTreeMap<String, S<String>>,
     /// Default address (IP or DNS name) workers join (bootstrapConfig.serverAddress). Default: none; then every tenant sets it.
     pub bootstrap_server: Option<S<String>>,
     /// Defaults for tenant fields.

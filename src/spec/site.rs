@@ -1,5 +1,6 @@
 //! `RawSite` → [`Site`]: names, references inside the site, built-in defaults.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
 use super::checker::{FileChecker, HOST_MAX, TEXT_MAX, UniqueNames, site_default_error};
@@ -65,7 +66,14 @@ pub fn check_site(
     let mark = c.diagnostics.mark();
     let pools = check_pools(&mut c, raw_pools, &mut problems);
     problems.pools = c.diagnostics.reported_since_mark(mark).or(unread_pools);
-    let defaults = check_defaults(&mut c, raw, stacks, &data_stores, &pools, &mut problems);
+    let boot_images = check_boot_images(&mut c, raw, stacks);
+    let defaults = check_defaults(
+        &mut c,
+        raw,
+        stacks,
+        (&data_stores, &pools, &boot_images),
+        &mut problems,
+    );
     let metallb_namespace = match metallb.and_then(|m| m.namespace.as_ref()) {
         Some(ns) => c.label(ns, "MetalLB namespace"),
         None => Some(label("kmetal-metallb")),
@@ -131,8 +139,40 @@ pub fn check_site(
             prune: true,
         }),
         emit_cluster_classes,
+        boot_images,
         problems,
     }
+}
+
+/// `bootImages`: each a version some stack lists, each a valid image reference.
+fn check_boot_images(
+    c: &mut FileChecker<'_>,
+    raw: &RawSite,
+    stacks: &Stacks,
+) -> BTreeMap<String, String> {
+    let mut images = BTreeMap::new();
+    for (version, image) in &raw.boot_images {
+        let listed = (stacks.tenant.values())
+            .any(|s| s.boot_images.is_some() && s.kubernetes_versions.contains(version));
+        if !listed {
+            c.error(
+                codes::SPEC_UNKNOWN_REFERENCE,
+                image,
+                format!("bootImages names {version}, which no stack with boot images lists"),
+                Some("name a version of the stack's kubernetesVersions".into()),
+            );
+        } else if let Err(why) = crate::stack::check_image(&image.value) {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                image,
+                format!("bootImages {version}: {why}"),
+                None,
+            );
+        } else {
+            images.insert(version.clone(), image.value.clone());
+        }
+    }
+    images
 }
 
 /// Whether a part cut out while parsing may have held `section`: one under
@@ -260,8 +300,7 @@ fn check_defaults(
     c: &mut FileChecker<'_>,
     raw: &RawSite,
     stacks: &Stacks,
-    data_stores: &[DataStore],
-    pools: &[Pool],
+    (data_stores, pools, boot_images): (&[DataStore], &[Pool], &BTreeMap<String, String>),
     problems: &mut SiteProblems,
 ) -> Defaults {
     let d = raw.defaults.as_ref();
@@ -306,6 +345,17 @@ fn check_defaults(
                 ));
                 broken(c, key, mark);
             }
+        }
+        // The default version's workers must have an image to boot.
+        let version = d.and_then(|d| d.kubernetes_version.as_ref());
+        if let Some(version) =
+            version.filter(|v| default_stack.kubernetes_versions.contains(&v.value))
+            && let Some(None) = default_stack.boot_image(boot_images, &version.value)
+        {
+            let (message, help) = crate::stack::no_boot_image(default_stack, &version.value);
+            let mark = c.diagnostics.mark();
+            c.error(codes::SPEC_UNKNOWN_REFERENCE, version, message, Some(help));
+            broken(c, "kubernetesVersion", mark);
         }
     }
     let network = d.and_then(|d| d.network.as_ref());

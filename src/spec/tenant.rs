@@ -229,6 +229,26 @@ fn checked_tenant(
         ),
         None => (None, None),
     };
+    // Its workers must have an image to boot. A site default without one is
+    // reported at the site's line, for the site's default stack.
+    let kubernetes_version = match (kubernetes_version, stack) {
+        (Some(version), Some(stack))
+            if stack.boot_image(&site.boot_images, &version) == Some(None) =>
+        {
+            let own = raw.kubernetes_version.as_ref();
+            if own.is_some() || stack.name.as_str() != d.stack.value.as_str() {
+                let (message, help) = crate::stack::no_boot_image(stack, &version);
+                let at = own.map_or_else(|| name_location.clone(), |v| c.location(v));
+                c.diagnostics.push(
+                    Diagnostic::error(codes::SPEC_UNKNOWN_REFERENCE, message)
+                        .at(at)
+                        .help(help),
+                );
+            }
+            None
+        }
+        (version, _) => version,
+    };
     let bootstrap_server = match &raw.bootstrap_server {
         Some(b) => c.placed(b, |c| c.host(b, "bootstrap server")),
         None => match (
