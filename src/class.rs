@@ -259,26 +259,14 @@ fn content_name(base: &str, value: &Value) -> String {
     format!("{base}-{}", &hex[..HASH_LEN])
 }
 
-/// Where the stacks' class objects go in the output.
-const OUTPUT_DIR: &str = "platform/clusterclasses";
-
-/// The directory of a stack's class objects in the output.
-pub fn output_dir(stack: &str) -> String {
-    format!("{OUTPUT_DIR}/{stack}")
-}
-
 /// The stack whose class object an output path holds, if it holds one.
 pub fn stack_of_document(path: &str) -> Option<&str> {
-    path.strip_prefix(OUTPUT_DIR)?
-        .strip_prefix('/')?
-        .split('/')
-        .next()
+    crate::layout::stack_of_class_file(path)
 }
 
 /// Whether an output path holds a class object.
 pub fn is_class_document(path: &str) -> bool {
-    path.strip_prefix(OUTPUT_DIR)
-        .is_some_and(|rest| rest.starts_with('/'))
+    stack_of_document(path).is_some()
 }
 
 /// The stack's class as it is emitted: the templates under their content
@@ -395,7 +383,7 @@ fn document(stack: &Stack, object: &ClassObject, name: &str, value: Value) -> Do
     Document {
         path: format!(
             "{}/{}-{name}.yaml",
-            output_dir(stack.name.as_str()),
+            crate::layout::class_dir(stack.name.as_str()),
             object.kind.to_lowercase()
         ),
         source: object.file.clone(),

@@ -299,9 +299,17 @@ pub fn judge(
             refused: None,
             warning: None,
         };
+        let kept = (old.pointer("/metadata/annotations/kustomize.toolkit.fluxcd.io~1prune"))
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.eq_ignore_ascii_case("disabled"));
+        if kind == "Namespace" && kept {
+            change.meaning.push(format!(
+                "namespace {name} stays (Flux does not prune it): delete it once its Cluster is gone"
+            ));
+        }
         let destructive = match kind.as_str() {
             "Cluster" => Some("Cluster API deletes the cluster and its machines"),
-            "Namespace" => Some("Kubernetes deletes everything in it, the Cluster too"),
+            "Namespace" if !kept => Some("Kubernetes deletes everything in it, the Cluster too"),
             "DataStore" => Some("the control planes on it lose their state"),
             "Kustomization"
                 if group == "kustomize.toolkit.fluxcd.io" && old["spec"]["prune"] == true =>
@@ -577,10 +585,7 @@ pub fn judge(
         .collect();
     for document in updates.new_expanded {
         let id = identity(&document.value);
-        let tenant = document
-            .path
-            .split('/')
-            .nth(1)
+        let tenant = crate::layout::tenant_of_expanded(&document.path)
             .unwrap_or_default()
             .to_string();
         let Some(old) = updates.old_expanded.get(&id) else {

@@ -587,12 +587,9 @@ pub fn documents(
 ) -> Vec<Document> {
     let mut by_path = BTreeMap::new();
     for value in objects {
-        let kind = value["kind"].as_str().unwrap_or_default().to_lowercase();
-        let name = value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        by_path.insert(format!("expand/{tenant}/{kind}-{name}.yaml"), value);
+        let kind = value["kind"].as_str().unwrap_or_default();
+        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        by_path.insert(crate::layout::expanded_file(tenant, kind, name), value);
     }
     by_path
         .into_iter()
@@ -612,7 +609,8 @@ pub fn text(
     expanded: &[Document],
     tenants: &[String],
 ) -> Result<String, crate::diagnostic::Diagnostics> {
-    let tenant_of = |d: &Document| d.path.split('/').nth(1).unwrap_or_default().to_string();
+    let tenant_of =
+        |d: &Document| (crate::layout::tenant_of_expanded(&d.path).unwrap_or_default()).to_string();
     let known: std::collections::BTreeSet<String> = expanded.iter().map(tenant_of).collect();
     let mut diagnostics = crate::diagnostic::Diagnostics::new();
     for t in tenants.iter().filter(|t| !known.contains(*t)) {

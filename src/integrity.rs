@@ -7,7 +7,7 @@
 //! VIP outside every MetalLB pool, an object in a namespace that no one
 //! creates. Each violation is reported at the input that produced the value.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
@@ -291,14 +291,43 @@ fn flux_path(found: &mut Found<'_, '_>, cx: &Context<'_>) {
         return;
     }
     let files = cx.tree.files();
-    for (path, text) in files.iter().filter(|(p, _)| p.starts_with("flux/")) {
-        let Ok(value) = yaml::parse_value(text) else {
+    let flux_files: Vec<(&String, Value)> = (files.iter())
+        .filter(|(p, _)| p.starts_with(&format!("{}/", crate::layout::FLUX_DIR)))
+        .filter_map(|(p, text)| Some((p, yaml::parse_value(text).ok()?)))
+        .collect();
+    // The artifacts kmetal's ArtifactGenerators make: name → the directory
+    // they copy, in the source.
+    let mut artifacts: BTreeMap<&str, String> = BTreeMap::new();
+    for (_, value) in flux_files
+        .iter()
+        .filter(|(_, v)| v["kind"] == "ArtifactGenerator")
+    {
+        let list = value.pointer("/spec/artifacts").and_then(Value::as_array);
+        for artifact in list.into_iter().flatten() {
+            let (Some(name), Some(from)) = (
+                artifact["name"].as_str(),
+                artifact.pointer("/copy/0/from").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let dir = from.split_once('/').map_or("", |(_, rest)| rest);
+            artifacts.insert(name, dir.trim_end_matches("/**").to_string());
+        }
+    }
+    for (path, value) in &flux_files {
+        let Some(target) = str_at(value, "/spec/path") else {
             continue;
         };
-        let Some(target) = str_at(&value, "/spec/path") else {
-            continue;
+        // A Kustomization of an artifact kmetal generates applies that
+        // artifact's root: the directory it copies must be one of this output.
+        let generated = (str_at(value, "/spec/sourceRef/kind") == Some("ExternalArtifact"))
+            .then(|| str_at(value, "/spec/sourceRef/name").and_then(|n| artifacts.get(n)))
+            .flatten();
+        let target_dir = match generated {
+            Some(dir) if normal(target).is_empty() => dir.clone(),
+            _ => target.to_string(),
         };
-        let inside = normal(target)
+        let inside = normal(&target_dir)
             .strip_prefix(&flux_path)
             .map(|rest| rest.trim_start_matches('/').to_string());
         let ok = inside.is_some_and(|dir| files.contains_key(&join(&dir, "kustomization.yaml")));

@@ -22,6 +22,7 @@ mod embedded;
 pub mod expand;
 pub mod gotmpl;
 pub mod integrity;
+pub mod layout;
 pub mod lock;
 pub mod network;
 pub mod openapi;
@@ -32,6 +33,7 @@ pub mod report;
 pub mod resolve;
 pub mod scaffold;
 pub mod schema;
+pub mod shard;
 pub mod spec;
 pub mod stack;
 pub mod variables;
@@ -141,6 +143,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     }
     let (mut documents, problems) = renderer.render_all(&site, &stacks, &resolved);
     diagnostics.extend(problems);
+    artifacts_fit(&site, &resolved, &mut diagnostics);
     let mut schemas = verify::Schemas::embedded();
     if let Some(crds) = &project.crds {
         schemas = schemas.with_crds(crds, &mut diagnostics);
@@ -240,6 +243,53 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         plan,
         refusals,
     })
+}
+
+/// An ArtifactGenerator holds at most this many artifacts (source-watcher's CRD).
+const ARTIFACTS_MAX: usize = 1000;
+
+/// With per-tenant artifacts, each shard's generator holds one artifact per
+/// tenant of the shard: at most [`ARTIFACTS_MAX`].
+fn artifacts_fit(
+    site: &spec::Site,
+    tenants: &[resolve::ResolvedTenant],
+    diagnostics: &mut Diagnostics,
+) {
+    if !site.flux.per_tenant_artifacts {
+        return;
+    }
+    let mut per_shard: BTreeMap<Option<String>, usize> = BTreeMap::new();
+    for tenant in tenants {
+        *per_shard
+            .entry(shard::of(tenant.name.as_str(), site.flux.shards))
+            .or_default() += 1;
+    }
+    let Some((shard, most)) = per_shard.into_iter().max_by_key(|(_, n)| *n) else {
+        return;
+    };
+    if most <= ARTIFACTS_MAX {
+        return;
+    }
+    let at = (diagnostics.source(&site.file).cloned())
+        .and_then(|text| {
+            yaml::find_scalar(&site.file, &text, "per-tenant")
+                .into_iter()
+                .next()
+        })
+        .unwrap_or_else(|| diagnostic::SourceLocation::file(&site.file));
+    let holds = match shard {
+        Some(shard) => format!("shard {shard} holds {most} tenants"),
+        None => format!("the site has {most} tenants and no shards"),
+    };
+    let fewest = tenants.len().div_ceil(ARTIFACTS_MAX) + 1;
+    diagnostics.push(
+        diagnostic::Diagnostic::error(
+            diagnostic::codes::SPEC_INVALID_VALUE,
+            format!("flux.artifacts: per-tenant gives each shard one ArtifactGenerator, which holds at most {ARTIFACTS_MAX} artifacts; {holds}"),
+        )
+        .at(at)
+        .help(format!("set flux.shards to {fewest} or more (a shard's share of the tenants varies by a few percent)")),
+    );
 }
 
 /// Every Kubernetes version the stacks list (a ClusterClass's
@@ -372,7 +422,7 @@ fn clusters_of<'d>(
     documents
         .filter(|d| d.value["kind"] == "Cluster")
         .filter_map(|d| {
-            let tenant = d.path.strip_prefix("tenants/")?.split('/').next()?;
+            let tenant = layout::tenant_of(&d.path)?;
             Some((tenant, d))
         })
         .collect()

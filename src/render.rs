@@ -12,9 +12,15 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::layout::{self, Part};
 use crate::network::Pool;
 use crate::resolve::ResolvedTenant;
+use crate::shard;
 use crate::spec::{Certificate, DataStore, Issuer, Site};
 use crate::stack::{Stacks, Template};
 use crate::yaml;
@@ -105,66 +111,179 @@ impl Renderer {
         let file = site.file.as_str();
         for pool in &site.pools {
             let ctx = context(&site_ctx, "pool", &pool_context(pool));
-            let path = format!("platform/metallb/ipaddresspool-{}.yaml", pool.name);
-            job(path, file, platform("ipaddresspool.yaml.j2"), ctx.clone());
+            let stem = format!("ipaddresspool-{}", pool.name);
+            job(
+                Part::Metallb.file(&stem),
+                file,
+                platform("ipaddresspool.yaml.j2"),
+                ctx.clone(),
+            );
             if pool.l2_advertisement {
-                let path = format!("platform/metallb/l2advertisement-{}.yaml", pool.name);
-                job(path, file, platform("l2advertisement.yaml.j2"), ctx);
+                let stem = format!("l2advertisement-{}", pool.name);
+                job(
+                    Part::Metallb.file(&stem),
+                    file,
+                    platform("l2advertisement.yaml.j2"),
+                    ctx,
+                );
             }
         }
         for issuer in &site.issuers {
-            let path = format!("platform/cert-manager/clusterissuer-{}.yaml", issuer.name);
             job(
-                path,
+                Part::CertManager.file(&format!("clusterissuer-{}", issuer.name)),
                 file,
                 platform("clusterissuer.yaml.j2"),
                 context::<Issuer>(&site_ctx, "issuer", issuer),
             );
         }
         for cert in &site.certificates {
-            let path = format!(
-                "platform/cert-manager/certificate-{}-{}.yaml",
-                cert.namespace, cert.name
-            );
             job(
-                path,
+                Part::CertManager.file(&format!("certificate-{}-{}", cert.namespace, cert.name)),
                 file,
                 platform("certificate.yaml.j2"),
                 context::<Certificate>(&site_ctx, "certificate", cert),
             );
         }
         for store in &site.data_stores {
-            let path = format!("platform/datastores/datastore-{}.yaml", store.name);
             job(
-                path,
+                Part::DataStores.file(&format!("datastore-{}", store.name)),
                 file,
                 platform("datastore.yaml.j2"),
                 context::<DataStore>(&site_ctx, "dataStore", store),
             );
         }
-        job(
-            "flux/platform.yaml".into(),
-            file,
-            platform("flux-platform.yaml.j2"),
-            context(&site_ctx, "none", &()),
-        );
+        // The stacks whose ClusterClass kmetal writes: the site's default
+        // stack and every tenant's.
+        let classes: BTreeSet<&str> = std::iter::once(site.defaults.stack.value.as_str())
+            .chain(tenants.iter().map(|t| t.stack.as_str()))
+            .filter(|s| stacks.tenant.get(*s).is_some_and(|s| s.class.is_some()))
+            .collect();
+        let parts: BTreeSet<Part> = [
+            (Part::Metallb, !site.pools.is_empty()),
+            (
+                Part::CertManager,
+                !(site.issuers.is_empty() && site.certificates.is_empty()),
+            ),
+            (Part::DataStores, !site.data_stores.is_empty()),
+            (
+                Part::ClusterClasses,
+                site.emit_cluster_classes && !classes.is_empty(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(part, present)| present.then_some(part))
+        .collect();
+        let repository =
+            serde_json::to_value(&site.flux.source_ref).expect("a source reference serializes");
+        for part in &parts {
+            let kustomization = json!({
+                "name": layout::platform_kustomization(site.name.as_str(), *part),
+                "part": part.dir_name(),
+                "path": layout::in_source(&site.flux.path, &part.dir()),
+                "sourceRef": repository,
+            });
+            job(
+                layout::flux_platform_file(*part),
+                file,
+                platform("flux-platform.yaml.j2"),
+                context(&site_ctx, "kustomization", &kustomization),
+            );
+        }
+        // Per shard (or for all when unsharded): the tenants' artifacts.
+        let mut generators: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
         for tenant in tenants {
+            let name = tenant.name.as_str();
+            let shard = shard::of(name, site.flux.shards);
+            let kustomization_name = layout::tenant_kustomization(site.name.as_str(), name);
+            let (source_ref, path) = if site.flux.per_tenant_artifacts {
+                generators.entry(shard.clone()).or_default().push(json!({
+                    "name": kustomization_name,
+                    "from": layout::copy_from(ARTIFACT_SOURCE, &site.flux.path, &layout::tenant_dir(name)),
+                }));
+                (
+                    json!({"kind": "ExternalArtifact", "name": kustomization_name}),
+                    "./".to_string(),
+                )
+            } else {
+                (
+                    repository.clone(),
+                    layout::in_source(&site.flux.path, &layout::tenant_dir(name)),
+                )
+            };
+            let stack = stacks.tenant.get(tenant.stack.as_str());
+            let uses = [
+                (Part::Metallb, true),
+                (
+                    Part::DataStores,
+                    tenant.control_plane.data_store.as_str() != crate::spec::PLATFORM_DATASTORE,
+                ),
+                (
+                    Part::ClusterClasses,
+                    stack.is_some_and(|s| s.class.is_some()),
+                ),
+            ];
+            let depends_on: Vec<Value> = uses
+                .into_iter()
+                .filter(|(part, used)| *used && parts.contains(part))
+                .map(|(part, _)| json!({"name": layout::platform_kustomization(site.name.as_str(), part)}))
+                .collect();
+            let mut labels = json!({
+                "app.kubernetes.io/managed-by": "kmetal",
+                "kmetal.io/tenant": name,
+            });
+            if let Some(shard) = &shard {
+                labels[SHARD_LABEL] = json!(shard);
+            }
+            let kustomization = json!({
+                "name": kustomization_name,
+                "labels": labels,
+                "path": path,
+                "sourceRef": source_ref,
+                "dependsOn": depends_on,
+            });
             let ctx = context(&site_ctx, "tenant", tenant);
             let source = tenant.source_file.as_str();
             job(
-                format!("flux/tenant-{}.yaml", tenant.name),
+                layout::flux_tenant_file(name),
                 source,
                 platform("flux-tenant.yaml.j2"),
-                ctx.clone(),
+                with(&ctx, "kustomization", &kustomization),
             );
             for (stem, template) in &stacks.tenant[tenant.stack.as_str()].templates {
                 job(
-                    format!("tenants/{}/{stem}.yaml", tenant.name),
+                    layout::tenant_file(name, stem.as_str()),
                     source,
                     template,
                     ctx.clone(),
                 );
             }
+        }
+        for (shard, artifacts) in generators {
+            let (name, path) = layout::artifact_generator(site.name.as_str(), shard.as_deref());
+            let mut labels = json!({"app.kubernetes.io/managed-by": "kmetal"});
+            if let Some(shard) = &shard {
+                labels[SHARD_LABEL] = json!(shard);
+            }
+            let mut source = json!({
+                "alias": ARTIFACT_SOURCE,
+                "kind": site.flux.source_ref.kind,
+                "name": site.flux.source_ref.name,
+            });
+            if let Some(ns) = &site.flux.source_ref.namespace {
+                source["namespace"] = json!(ns);
+            }
+            let generator = json!({
+                "name": name,
+                "labels": labels,
+                "source": source,
+                "artifacts": artifacts,
+            });
+            job(
+                path,
+                file,
+                platform("flux-artifacts.yaml.j2"),
+                context(&site_ctx, "generator", &generator),
+            );
         }
         // Each template is rendered once per object; tenants render in
         // parallel, and the results keep the jobs' order.
@@ -187,13 +306,8 @@ impl Renderer {
                 Err(d) => diagnostics.push(d),
             }
         }
-        // The ClusterClass of every stack in use, once: the site's default
-        // stack and every tenant's.
-        let used: std::collections::BTreeSet<&str> =
-            std::iter::once(site.defaults.stack.value.as_str())
-                .chain(tenants.iter().map(|t| t.stack.as_str()))
-                .collect();
-        for stack in used.into_iter().filter_map(|s| stacks.tenant.get(s)) {
+        // The ClusterClass of every stack in use, once.
+        for stack in classes.into_iter().filter_map(|s| stacks.tenant.get(s)) {
             if let Some(class) = &stack.class {
                 documents.extend(crate::class::documents(stack, class, &site.boot_images));
             }
@@ -255,6 +369,20 @@ fn context<T: Serialize + ?Sized>(
     );
     minijinja::Value::from(minijinja::value::Serde(Value::Object(map)))
 }
+
+/// `ctx` with one more key.
+fn with<T: Serialize + ?Sized>(ctx: &minijinja::Value, key: &str, value: &T) -> minijinja::Value {
+    let extra = serde_json::to_value(value).expect("template contexts serialize: string keys only");
+    let mut map = serde_json::Map::new();
+    map.insert(key.into(), extra);
+    let extra = minijinja::Value::from(minijinja::value::Serde(serde_json::Value::Object(map)));
+    minijinja::context! { ..extra, ..ctx.clone() }
+}
+
+/// The label Flux's sharding selects on.
+pub const SHARD_LABEL: &str = "sharding.fluxcd.io/key";
+/// The alias of the site's source in the ArtifactGenerators.
+const ARTIFACT_SOURCE: &str = "source";
 
 /// One object to render: where it goes, what it comes from, with what.
 struct Job<'s> {

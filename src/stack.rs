@@ -25,6 +25,7 @@ pub const PLATFORM_TEMPLATES: &[&str] = &[
     "certificate.yaml.j2",
     "clusterissuer.yaml.j2",
     "datastore.yaml.j2",
+    "flux-artifacts.yaml.j2",
     "flux-platform.yaml.j2",
     "flux-tenant.yaml.j2",
     "ipaddresspool.yaml.j2",

@@ -69,10 +69,7 @@ pub fn check(
         .iter()
         .filter(|d| d.value.get("kind") == Some(&Value::from("Cluster")))
     {
-        let tenant = document
-            .path
-            .strip_prefix("tenants/")
-            .and_then(|rest| rest.split('/').next());
+        let tenant = crate::layout::tenant_of(&document.path);
         let Some(variables) = tenant
             .and_then(|t| stack_of.get(t))
             .and_then(|stack| compiled.get(stack))

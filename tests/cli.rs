@@ -81,7 +81,7 @@ fn out_flag_writes_elsewhere() {
         &["build", "--out", out.path().to_str().unwrap()],
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(out.path().join("flux/platform.yaml").is_file());
+    assert!(out.path().join("flux/platform-metallb.yaml").is_file());
     assert!(!repo.path().join("deploy").exists());
 }
 

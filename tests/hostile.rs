@@ -107,11 +107,11 @@ const FIELDS: &[Field] = &[
         baseline: "./deploy",
         plausible: "(\\./)?[a-z]{1,8}(/[a-zA-Z0-9._ -]{1,8}){0,3}/?",
         kind: "Kustomization",
-        object: |_| "production-platform".into(),
+        object: |_| "production-platform-metallb".into(),
         get: |o| o.pointer("/spec/path"),
         written: |v| match v.trim_end_matches('/') {
-            "" => "./platform".into(),
-            path => format!("{path}/platform"),
+            "" => "./platform/metallb".into(),
+            path => format!("{path}/platform/metallb"),
         },
     },
     Field {

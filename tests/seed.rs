@@ -57,7 +57,10 @@ fn the_seed_kamaji_control_plane_is_reproduced() {
     seed["spec"]["addons"]["coreDNS"] = json!({});
     let konnectivity = &mut seed["spec"]["addons"]["konnectivity"];
     for part in ["server", "agent"] {
-        let version = konnectivity[part].as_object_mut().unwrap().remove("version");
+        let version = konnectivity[part]
+            .as_object_mut()
+            .unwrap()
+            .remove("version");
         assert_eq!(version, Some(json!("v0.34.0")), "{part}");
     }
     let metadata = ours["metadata"].as_object_mut().unwrap();

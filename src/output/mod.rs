@@ -162,7 +162,7 @@ fn kustomizations<'a>(files: impl Iterator<Item = &'a String>) -> Vec<(String, S
         }
     }
     if let Some(root) = entries.get_mut("") {
-        root.retain(|name| name == "flux");
+        root.retain(|name| name == crate::layout::FLUX_DIR);
     }
     entries
         .into_iter()

@@ -190,6 +190,13 @@ pub struct Flux {
     pub path: String,
     pub interval: String,
     pub prune: bool,
+    /// Of tenant Kustomizations.
+    pub timeout: String,
+    pub retry_interval: String,
+    /// How many shards the tenants are spread over; none when 0.
+    pub shards: u32,
+    /// Whether each tenant gets its own artifact (`flux.artifacts: per-tenant`).
+    pub per_tenant_artifacts: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

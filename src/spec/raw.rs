@@ -312,6 +312,14 @@ pub struct RawFlux {
     pub interval: Option<S<String>>,
     /// Whether Flux deletes objects no longer in the output. Default: true.
     pub prune: Option<bool>,
+    /// How long a tenant's Kustomization waits for its Cluster to become Available before it reports failure (it then retries after retryInterval). Default: 10m.
+    pub timeout: Option<S<String>>,
+    /// How soon a failed tenant Kustomization is retried. Default: 2m.
+    pub retry_interval: Option<S<String>>,
+    /// Spread the tenant Kustomizations over this many Flux shards (label sharding.fluxcd.io/key: shard0 … shardN-1, by rendezvous hashing of the tenant's name); the platform stays on the main controllers. Default: none (no shards).
+    pub shards: Option<S<u32>>,
+    /// Where each tenant Kustomization takes its files from: `repository` (the sourceRef, so every commit reconciles every tenant) or `per-tenant` (an ArtifactGenerator gives each tenant its own artifact, whose revision changes only when its directory does; needs Flux source-watcher). Default: repository.
+    pub artifacts: Option<S<String>>,
 }
 
 /// A Flux source object.

@@ -137,6 +137,10 @@ pub fn check_site(
             path: format!("./{DEFAULT_OUTPUT}"),
             interval: "10m".into(),
             prune: true,
+            timeout: "10m".into(),
+            retry_interval: "2m".into(),
+            shards: 0,
+            per_tenant_artifacts: false,
         }),
         emit_cluster_classes,
         boot_images,
@@ -197,7 +201,7 @@ const LABEL_VALUE_MAX: usize = 63;
 /// applies (`kustomize.toolkit.fluxcd.io/name`), so `<site>-platform` must
 /// fit in one; the tenant check holds `<site>-tenant-<name>` to the same.
 fn flux_label_fits(c: &mut FileChecker<'_>, raw: &S<String>, name: &Subdomain) -> bool {
-    let platform = format!("{name}-platform");
+    let platform = crate::layout::longest_platform_kustomization(name.as_str());
     if platform.len() <= LABEL_VALUE_MAX {
         return true;
     }
@@ -210,7 +214,7 @@ fn flux_label_fits(c: &mut FileChecker<'_>, raw: &S<String>, name: &Subdomain) -
         ),
         Some(format!(
             "shorten the site name to at most {} characters; tenant Kustomizations are named <site>-tenant-<name>, so a short one leaves room for tenant names",
-            LABEL_VALUE_MAX - "-platform".len()
+            LABEL_VALUE_MAX - (platform.len() - name.as_str().len())
         )),
     );
     false
@@ -926,18 +930,40 @@ fn check_flux(c: &mut FileChecker<'_>, raw: &RawFlux, output: &str) -> Option<Fl
         }
         None => format!("./{output}"),
     };
-    let interval = match &raw.interval {
+    let mut duration = |value: &Option<S<String>>, what: &str, default: &str| match value {
         Some(i) if !is_duration(&i.value) => {
             c.error(
                 codes::SPEC_INVALID_VALUE,
                 i,
-                format!("interval {:?} is not a duration", i.value),
+                format!("{what} {:?} is not a duration", i.value),
                 Some("write e.g. 10m, 1h or 30s".into()),
             );
-            return None;
+            None
         }
-        Some(i) => i.value.clone(),
-        None => "10m".into(),
+        Some(i) => Some(i.value.clone()),
+        None => Some(default.to_string()),
+    };
+    let interval = duration(&raw.interval, "interval", "10m");
+    let timeout = duration(&raw.timeout, "timeout", "10m");
+    let retry_interval = duration(&raw.retry_interval, "retryInterval", "2m");
+    let shards = match &raw.shards {
+        Some(n) if n.value == 0 || n.value > MAX_SHARDS => {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                n,
+                format!("flux.shards must be 1 to {MAX_SHARDS}, not {}", n.value),
+                Some("leave it out for no shards".into()),
+            );
+            None
+        }
+        Some(n) => Some(n.value),
+        None => Some(0),
+    };
+    let per_tenant_artifacts = match &raw.artifacts {
+        Some(a) => c
+            .reference(a, "flux.artifacts setting", ["repository", "per-tenant"])
+            .then(|| a.value == "per-tenant"),
+        None => Some(false),
     };
     kind_ok.then_some(())?;
     Some(Flux {
@@ -948,10 +974,18 @@ fn check_flux(c: &mut FileChecker<'_>, raw: &RawFlux, output: &str) -> Option<Fl
             namespace: source_namespace,
         },
         path: if path.is_empty() { ".".into() } else { path },
-        interval,
+        interval: interval?,
         prune: raw.prune.unwrap_or(true),
+        timeout: timeout?,
+        retry_interval: retry_interval?,
+        shards: shards?,
+        per_tenant_artifacts: per_tenant_artifacts?,
     })
 }
+
+/// More shards than this is a typo: Flux's own guidance shards at tens of
+/// thousands of Kustomizations, about 1,000 per controller.
+const MAX_SHARDS: u32 = 100;
 
 /// A Go duration as Flux accepts it: `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`.
 fn is_duration(s: &str) -> bool {

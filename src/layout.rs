@@ -1,0 +1,192 @@
+//! The output directory's layout, in one place: where every object goes, the
+//! names of the Flux objects that apply each part, and the way back from a
+//! path to the tenant or stack it belongs to. Rendering, the output tree,
+//! the checks and the Flux templates all take their paths from here.
+//!
+//! ```text
+//! kustomization.yaml                 lists flux/ only
+//! flux/platform-<part>.yaml          one Kustomization per platform part
+//! flux/tenant-<tenant>.yaml          one Kustomization per tenant
+//! flux/artifacts[-<shard>].yaml      ArtifactGenerators (flux.artifacts: per-tenant)
+//! platform/<part>/…                  metallb, cert-manager, datastores, clusterclasses/<stack>
+//! tenants/<tenant>/<template>.yaml   one file per stack template
+//! ```
+
+use serde::Serialize;
+
+/// The directory Flux is pointed at (the root lists only it).
+pub const FLUX_DIR: &str = "flux";
+const TENANTS_DIR: &str = "tenants";
+const PLATFORM_DIR: &str = "platform";
+
+/// A part of the platform, applied by a Kustomization of its own, so that one
+/// broken object holds back only what depends on its part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Part {
+    Metallb,
+    CertManager,
+    DataStores,
+    ClusterClasses,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [
+        Part::Metallb,
+        Part::CertManager,
+        Part::DataStores,
+        Part::ClusterClasses,
+    ];
+
+    /// Its directory under `platform/`, and the suffix of its Kustomization's name.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Part::Metallb => "metallb",
+            Part::CertManager => "cert-manager",
+            Part::DataStores => "datastores",
+            Part::ClusterClasses => "clusterclasses",
+        }
+    }
+
+    /// `platform/<part>`.
+    pub fn dir(self) -> String {
+        format!("{PLATFORM_DIR}/{}", self.dir_name())
+    }
+
+    /// A file of this part: `platform/<part>/<stem>.yaml`.
+    pub fn file(self, stem: &str) -> String {
+        format!("{}/{stem}.yaml", self.dir())
+    }
+
+    /// The part a path of the output lies in.
+    pub fn of(path: &str) -> Option<Part> {
+        let rest = path.strip_prefix(PLATFORM_DIR)?.strip_prefix('/')?;
+        let dir = rest.split('/').next()?;
+        Part::ALL.into_iter().find(|p| p.dir_name() == dir)
+    }
+}
+
+/// The name of the Kustomization that applies a platform part.
+pub fn platform_kustomization(site: &str, part: Part) -> String {
+    format!("{site}-platform-{}", part.dir_name())
+}
+
+/// The longest name a platform Kustomization of `site` takes.
+pub fn longest_platform_kustomization(site: &str) -> String {
+    (Part::ALL.into_iter())
+        .map(|p| platform_kustomization(site, p))
+        .max_by_key(String::len)
+        .unwrap_or_default()
+}
+
+/// The name of a tenant's Kustomization (and of its artifact).
+pub fn tenant_kustomization(site: &str, tenant: &str) -> String {
+    format!("{site}-tenant-{tenant}")
+}
+
+/// `flux/platform-<part>.yaml`.
+pub fn flux_platform_file(part: Part) -> String {
+    format!("{FLUX_DIR}/platform-{}.yaml", part.dir_name())
+}
+
+/// `flux/tenant-<tenant>.yaml`.
+pub fn flux_tenant_file(tenant: &str) -> String {
+    format!("{FLUX_DIR}/tenant-{tenant}.yaml")
+}
+
+/// The ArtifactGenerator of one shard (or of every tenant): its name and file.
+pub fn artifact_generator(site: &str, shard: Option<&str>) -> (String, String) {
+    match shard {
+        Some(shard) => (
+            format!("{site}-tenants-{shard}"),
+            format!("{FLUX_DIR}/artifacts-{shard}.yaml"),
+        ),
+        None => (
+            format!("{site}-tenants"),
+            format!("{FLUX_DIR}/artifacts.yaml"),
+        ),
+    }
+}
+
+/// `tenants/<tenant>`.
+pub fn tenant_dir(tenant: &str) -> String {
+    format!("{TENANTS_DIR}/{tenant}")
+}
+
+/// `tenants/<tenant>/<stem>.yaml`.
+pub fn tenant_file(tenant: &str, stem: &str) -> String {
+    format!("{TENANTS_DIR}/{tenant}/{stem}.yaml")
+}
+
+/// The tenant a path of the output belongs to (`tenants/<tenant>/…`).
+pub fn tenant_of(path: &str) -> Option<&str> {
+    path.strip_prefix(TENANTS_DIR)?
+        .strip_prefix('/')?
+        .split('/')
+        .next()
+        .filter(|t| !t.is_empty())
+}
+
+/// `platform/clusterclasses/<stack>`: a stack's class objects.
+pub fn class_dir(stack: &str) -> String {
+    format!("{}/{stack}", Part::ClusterClasses.dir())
+}
+
+/// The stack whose class object an output path holds, if it holds one.
+pub fn stack_of_class_file(path: &str) -> Option<&str> {
+    let dir = Part::ClusterClasses.dir();
+    path.strip_prefix(dir.as_str())?
+        .strip_prefix('/')?
+        .split('/')
+        .next()
+}
+
+/// The pseudo-path of an object `kmetal expand` shows for a tenant (never written).
+pub fn expanded_file(tenant: &str, kind: &str, name: &str) -> String {
+    format!("expand/{tenant}/{}-{name}.yaml", kind.to_lowercase())
+}
+
+/// The tenant of an expanded object's pseudo-path.
+pub fn tenant_of_expanded(path: &str) -> Option<&str> {
+    path.strip_prefix("expand/")?.split('/').next()
+}
+
+/// A directory of the output as Flux names it in the source: `flux.path` + dir.
+pub fn in_source(flux_path: &str, dir: &str) -> String {
+    format!("{flux_path}/{dir}")
+}
+
+/// The same, as an ArtifactGenerator's copy source takes it: `@alias/<path>/**`.
+pub fn copy_from(alias: &str, flux_path: &str, dir: &str) -> String {
+    let path = in_source(flux_path, dir);
+    let path = path.trim_start_matches("./").trim_start_matches('.');
+    let path = path.trim_start_matches('/');
+    format!("@{alias}/{path}/**")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_lead_back_to_what_they_hold() {
+        assert_eq!(tenant_of(&tenant_file("acme", "cluster")), Some("acme"));
+        assert_eq!(tenant_of("tenantsx/acme/cluster.yaml"), None);
+        assert_eq!(tenant_of(&flux_tenant_file("acme")), None);
+        let class = format!("{}/clusterclass-x.yaml", class_dir("kubevirt-kubeadm"));
+        assert_eq!(stack_of_class_file(&class), Some("kubevirt-kubeadm"));
+        assert_eq!(Part::of(&class), Some(Part::ClusterClasses));
+        assert_eq!(Part::of(&Part::Metallb.file("x")), Some(Part::Metallb));
+        assert_eq!(Part::of("platform/other/x.yaml"), None);
+        let expanded = expanded_file("acme", "MachineDeployment", "acme-md-0");
+        assert_eq!(tenant_of_expanded(&expanded), Some("acme"));
+        assert_eq!(
+            copy_from("src", "./deploy", &tenant_dir("acme")),
+            "@src/deploy/tenants/acme/**"
+        );
+        assert_eq!(copy_from("src", ".", "tenants/a"), "@src/tenants/a/**");
+        assert_eq!(
+            longest_platform_kustomization("s"),
+            "s-platform-clusterclasses"
+        );
+    }
+}
