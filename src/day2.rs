@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -94,30 +95,53 @@ pub fn identity(v: &Value) -> Identity {
     )
 }
 
-/// The previous output from files: `read(relative path)` gives a file's text.
-/// Only what the old `.kmetal-manifest` lists is kmetal's.
-pub fn previous_from(read: impl Fn(&str) -> Option<String>) -> Previous {
+/// The new output's object at a path, if the previous output's text there is
+/// the same: then it needs no parsing.
+pub type Unchanged<'a> = dyn Fn(&str, &str) -> Option<Value> + Sync + 'a;
+
+/// The previous output from files: `manifest` is the old `.kmetal-manifest`
+/// (only what it lists is kmetal's), `read` gives the texts of many paths at
+/// once. Files whose text the new output repeats are taken from it unparsed;
+/// the others are parsed in parallel.
+pub fn previous_from(
+    manifest: Option<String>,
+    read: impl FnOnce(&[String]) -> Vec<Option<String>>,
+    unchanged: &Unchanged<'_>,
+) -> Previous {
     let mut previous = Previous::default();
-    let Some(manifest) = read(crate::output::MANIFEST) else {
+    let Some(manifest) = manifest else {
         return previous;
     };
-    for path in manifest.lines().filter(|l| !l.starts_with('#')) {
-        if !path.ends_with(".yaml") || path.ends_with("kustomization.yaml") {
-            continue;
+    let paths: Vec<String> = (manifest.lines())
+        .filter(|l| !l.starts_with('#'))
+        .filter(|p| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
+        .map(str::to_string)
+        .collect();
+    let texts = read(&paths);
+    let values: Vec<Option<Value>> = paths
+        .par_iter()
+        .zip(texts.par_iter())
+        .map(|(path, text)| {
+            let text = text.as_deref()?;
+            unchanged(path, text).or_else(|| yaml::parse_value(text).ok())
+        })
+        .collect();
+    for (path, value) in paths.into_iter().zip(values) {
+        if let Some(value) = value {
+            previous.objects.insert(identity(&value), (path, value));
         }
-        let Some(value) = read(path).and_then(|text| yaml::parse_value(&text).ok()) else {
-            continue;
-        };
-        previous
-            .objects
-            .insert(identity(&value), (path.to_string(), value));
     }
     previous
 }
 
 /// The previous output as the output directory holds it.
-pub fn previous_on_disk(out_dir: &Path) -> Previous {
-    previous_from(|path| std::fs::read_to_string(out_dir.join(path)).ok())
+pub fn previous_on_disk(out_dir: &Path, unchanged: &Unchanged<'_>) -> Previous {
+    let read = |path: &str| std::fs::read_to_string(out_dir.join(path)).ok();
+    previous_from(
+        read(crate::output::MANIFEST),
+        |paths| paths.par_iter().map(|p| read(p)).collect(),
+        unchanged,
+    )
 }
 
 /// The previous output and lock at git `reference` (`kmetal plan --against`).
@@ -125,6 +149,7 @@ pub fn previous_at(
     root: &Path,
     reference: &str,
     out_dir: &Path,
+    unchanged: &Unchanged<'_>,
 ) -> Result<(Previous, Option<String>), Diagnostic> {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -177,9 +202,55 @@ pub fn previous_at(
             format!("{out}/{p}")
         }
     };
-    let previous = previous_from(|path| show(join(path)));
+    // Every file in one `git cat-file --batch`, not one git per file.
+    let batch = |paths: &[String]| -> Vec<Option<String>> {
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| format!("{reference}:{}", join(p)))
+            .collect();
+        cat_files(root, &names).unwrap_or_else(|| paths.iter().map(|p| show(join(p))).collect())
+    };
+    let previous = previous_from(show(join(crate::output::MANIFEST)), batch, unchanged);
     let lock = relative(&root.join(crate::lock::LOCK_FILE)).and_then(show);
     Ok((previous, lock))
+}
+
+/// The contents of `objects` (`REF:path`) from one `git cat-file --batch`;
+/// a missing object is `None`. `None` as a whole when git cannot run.
+fn cat_files(root: &Path, objects: &[String]) -> Option<Vec<Option<String>>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["cat-file", "--batch"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let input: String = objects.iter().map(|o| format!("{o}\n")).collect();
+    // Written from a thread: git answers while it reads, and a full pipe
+    // either way would stall both.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().ok()?;
+    writer.join().ok()?.ok()?;
+    let mut out = output.stdout.as_slice();
+    let mut texts = Vec::with_capacity(objects.len());
+    for _ in objects {
+        let end = out.iter().position(|b| *b == b'\n')?;
+        let header = std::str::from_utf8(&out[..end]).ok()?;
+        out = &out[end + 1..];
+        if header.ends_with(" missing") {
+            texts.push(None);
+            continue;
+        }
+        let size: usize = header.rsplit(' ').next()?.parse().ok()?;
+        let body = out.get(..size)?;
+        texts.push(String::from_utf8(body.to_vec()).ok());
+        out = out.get(size + 1..)?;
+    }
+    Some(texts)
 }
 
 /// Who consented to what: tenants that may be removed, tenants (or
@@ -591,6 +662,9 @@ pub fn judge(
         let Some(old) = updates.old_expanded.get(&id) else {
             continue;
         };
+        if *old == document.value {
+            continue;
+        }
         if refused_tenants.contains(&tenant) {
             continue;
         }

@@ -80,7 +80,7 @@ pub fn check(documents: &[Document], cx: &Context<'_>) -> Diagnostics {
         }
     }
     kustomize_resources(&mut found, cx.tree);
-    flux_path(&mut found, cx);
+    flux_path(&mut found, documents, cx);
     found.diagnostics
 }
 
@@ -268,7 +268,7 @@ fn join(dir: &str, entry: &str) -> String {
 
 /// `flux.path` is where the output directory sits in the git repository, and
 /// every Flux Kustomization's `path` is a directory of the output.
-fn flux_path(found: &mut Found<'_, '_>, cx: &Context<'_>) {
+fn flux_path(found: &mut Found<'_, '_>, documents: &[Document], cx: &Context<'_>) {
     let flux_path = normal(&cx.site.flux.path);
     if let Some(root) = cx.git_root
         && let Some(actual) = relative_to(cx.out_dir, root)
@@ -291,9 +291,10 @@ fn flux_path(found: &mut Found<'_, '_>, cx: &Context<'_>) {
         return;
     }
     let files = cx.tree.files();
-    let flux_files: Vec<(&String, Value)> = (files.iter())
-        .filter(|(p, _)| p.starts_with(&format!("{}/", crate::layout::FLUX_DIR)))
-        .filter_map(|(p, text)| Some((p, yaml::parse_value(text).ok()?)))
+    let flux_dir = format!("{}/", crate::layout::FLUX_DIR);
+    let flux_files: Vec<(&String, &Value)> = (documents.iter())
+        .filter(|d| d.path.starts_with(&flux_dir))
+        .map(|d| (&d.path, &d.value))
         .collect();
     // The artifacts kmetal's ArtifactGenerators make: name → the directory
     // they copy, in the source.

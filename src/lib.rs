@@ -182,28 +182,45 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         },
     );
     diagnostics.extend(dangling);
+    // A previous file the new output repeats byte for byte holds the new object.
+    let by_path: BTreeMap<&str, &serde_json::Value> = documents
+        .iter()
+        .map(|d| (d.path.as_str(), &d.value))
+        .collect();
+    let files = tree.files();
+    let unchanged = |path: &str, text: &str| {
+        (files.get(path).is_some_and(|now| now == text))
+            .then(|| by_path.get(path).map(|v| (*v).clone()))
+            .flatten()
+    };
     let previous = match &project.against {
-        Some(reference) => match day2::previous_at(&project.root, reference, &out_dir) {
-            Ok((previous, lock)) => day2::Previous {
-                lock: lock
-                    .and_then(|text| lock::Lock::parse(&text).ok())
-                    .unwrap_or_default(),
-                ..previous
-            },
-            Err(d) => {
-                diagnostics.push(d);
-                return Err(diagnostics);
+        Some(reference) => {
+            match day2::previous_at(&project.root, reference, &out_dir, &unchanged) {
+                Ok((previous, lock)) => day2::Previous {
+                    lock: lock
+                        .and_then(|text| lock::Lock::parse(&text).ok())
+                        .unwrap_or_default(),
+                    ..previous
+                },
+                Err(d) => {
+                    diagnostics.push(d);
+                    return Err(diagnostics);
+                }
             }
-        },
+        }
         None => day2::Previous {
             lock: old_lock.clone(),
-            ..day2::previous_on_disk(&out_dir)
+            ..day2::previous_on_disk(&out_dir, &unchanged)
         },
     };
     let mut refusals = Diagnostics::new();
     let source = |file: &str| diagnostics.source(file).cloned();
     let chained = class_versions(&stacks);
-    let (old_expanded, unexpanded) = expand_previous(&previous, &class_documents, &stacks);
+    let (old_expanded, unexpanded) = expand_previous(
+        &previous,
+        (&class_documents, &documents, &expanded),
+        &stacks,
+    );
     let plan = day2::judge(
         &previous,
         &documents,
@@ -341,17 +358,27 @@ fn expand_all(
 
 /// What Cluster API expanded from the previous output, by identity: each old
 /// Cluster on the class the previous output emitted, or on the current class
-/// when it emitted none (a site whose platform installs the class). The
-/// tenants whose old topology no longer expands are listed with why.
+/// when it emitted none (a site whose platform installs the class). A tenant
+/// whose Cluster and class are unchanged expanded to what it expands to now:
+/// it is left out (nothing to judge), so only changed tenants are expanded
+/// again. The tenants whose old topology
+/// no longer expands are listed with why.
 fn expand_previous(
     previous: &day2::Previous,
-    current: &[render::Document],
+    now: (
+        &[render::Document],
+        &[render::Document],
+        &[render::Document],
+    ),
     stacks: &stack::Stacks,
 ) -> (
     BTreeMap<day2::Identity, serde_json::Value>,
     Vec<(String, String)>,
 ) {
-    let old: Vec<render::Document> = (previous.objects.values())
+    let (current, documents, expanded) = now;
+    // Only the old classes (few) are copied; the old Clusters are borrowed.
+    let old_class_documents: Vec<render::Document> = (previous.objects.values())
+        .filter(|(path, _)| class::is_class_document(path))
         .map(|(path, value)| render::Document {
             path: path.clone(),
             source: path.clone(),
@@ -359,30 +386,54 @@ fn expand_previous(
             value: value.clone(),
         })
         .collect();
-    let old_classes = classes_of(old.iter());
-    let current_classes = classes_of(current.iter().filter(|d| class::is_class_document(&d.path)));
-    let jobs: Vec<Expansion<'_>> = clusters_of(old.iter())
-        .into_iter()
-        .filter_map(|(tenant, cluster)| {
-            let class_name = cluster
-                .value
-                .pointer("/spec/topology/classRef/name")?
-                .as_str()?;
-            let stack =
-                (stacks.tenant.values()).find(|s| s.cluster_class.name.as_str() == class_name)?;
-            let name = stack.name.as_str();
-            let class = old_classes
-                .get(name)
-                .or_else(|| current_classes.get(name))?;
-            Some(Expansion {
-                tenant,
-                source: &cluster.source,
-                cluster: &cluster.value,
-                stack,
-                class,
-            })
-        })
+    let old_classes = classes_of(old_class_documents.iter());
+    let current_classes = classes_of(current.iter());
+    let new_clusters = clusters_of(documents.iter());
+    let expanded_tenants: std::collections::BTreeSet<&str> = (expanded.iter())
+        .filter_map(|d| layout::tenant_of_expanded(&d.path))
         .collect();
+    let same_class = |stack: &str| match (old_classes.get(stack), current_classes.get(stack)) {
+        (None, _) => true,
+        (Some(a), Some(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
+        }
+        (Some(_), None) => false,
+    };
+    let old_clusters = (previous.objects.values())
+        .filter(|(_, value)| value["kind"] == "Cluster")
+        .filter_map(|(path, value)| Some((layout::tenant_of(path)?, path, value)));
+    let mut jobs: Vec<Expansion<'_>> = Vec::new();
+    for (tenant, path, cluster) in old_clusters {
+        let Some(stack) = (cluster.pointer("/spec/topology/classRef/name"))
+            .and_then(serde_json::Value::as_str)
+            .and_then(|name| {
+                (stacks.tenant.values()).find(|s| s.cluster_class.name.as_str() == name)
+            })
+        else {
+            continue;
+        };
+        let name = stack.name.as_str();
+        // Unchanged: it expanded to what it expands to now, so there is no
+        // update to judge; it is left out.
+        let unchanged = new_clusters
+            .get(tenant)
+            .is_some_and(|d| d.value == *cluster)
+            && same_class(name)
+            && expanded_tenants.contains(tenant);
+        if unchanged {
+            continue;
+        }
+        let Some(class) = old_classes.get(name).or_else(|| current_classes.get(name)) else {
+            continue;
+        };
+        jobs.push(Expansion {
+            tenant,
+            source: path,
+            cluster,
+            stack,
+            class,
+        });
+    }
     let mut objects = BTreeMap::new();
     let mut unexpanded = Vec::new();
     for (job, result) in jobs
@@ -411,6 +462,9 @@ fn classes_of<'d>(
         if let Some(stack) = class::stack_of_document(&d.path) {
             classes.entry(stack).or_default().push(d.clone());
         }
+    }
+    for documents in classes.values_mut() {
+        documents.sort_by(|a, b| a.path.cmp(&b.path));
     }
     classes
 }
