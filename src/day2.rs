@@ -382,6 +382,9 @@ pub fn judge(
             "Cluster" => Some("Cluster API deletes the cluster and its machines"),
             "Namespace" if !kept => Some("Kubernetes deletes everything in it, the Cluster too"),
             "DataStore" => Some("the control planes on it lose their state"),
+            "HelmRelease" => Some(
+                "helm-controller uninstalls the add-on from the tenant cluster (without its CNI, no workload runs)",
+            ),
             "Kustomization"
                 if group == "kustomize.toolkit.fluxcd.io" && old["spec"]["prune"] == true =>
             {
@@ -431,7 +434,19 @@ pub fn judge(
                         };
                         (at, format!("--allow-replace {t}"))
                     }
-                    (None, Some(t)) => (SourceLocation::file(path), format!("--allow-removal {t}")),
+                    (None, Some(t)) => {
+                        // A tenant still in the output (an add-on it lost): its
+                        // own file says why, and the consent is to change it.
+                        let remaining = (documents.iter())
+                            .find(|d| tenant_of(&d.value).as_deref() == Some(t.as_str()));
+                        match remaining {
+                            Some(d) => (
+                                place(&d.source, &[name.as_str()]),
+                                format!("--allow-replace {t}"),
+                            ),
+                            None => (SourceLocation::file(path), format!("--allow-removal {t}")),
+                        }
+                    }
                     (_, None) if kind == "DataStore" => (
                         SourceLocation::file(&site.file),
                         format!("--allow-replace datastore/{name}"),
@@ -454,7 +469,7 @@ pub fn judge(
                     at,
                     format!("building would {verb} {kind} {object}: {why}"),
                     format!(
-                        "if that is what you want, build with {flag}; else restore what changed its name or namespace"
+                        "if that is what you want, build with {flag}; else restore what removed, renamed or moved it"
                     ),
                 );
             }

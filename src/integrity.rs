@@ -76,6 +76,28 @@ pub fn check(documents: &[Document], cx: &Context<'_>) -> Diagnostics {
             "Kustomization" if api_group(v) == "kustomize.toolkit.fluxcd.io" => {
                 kustomization(&mut found, document, &defined);
             }
+            "HelmRelease" => {
+                let own_ns = namespace.unwrap_or_default();
+                let source = v
+                    .pointer("/spec/chart/spec/sourceRef")
+                    .or_else(|| v.pointer("/spec/chartRef"));
+                if let Some(source) = source {
+                    let kind = str_at(source, "/kind").unwrap_or_default();
+                    let name = str_at(source, "/name").unwrap_or_default();
+                    let ns = str_at(source, "/namespace").unwrap_or(own_ns);
+                    if !defined
+                        .chart_sources
+                        .contains(&format!("{kind}/{ns}/{name}"))
+                    {
+                        found.report(
+                            document,
+                            name,
+                            format!("HelmRelease takes its chart from {kind} {ns}/{name}, which the output does not define"),
+                            "fix the add-on's template: its source is platform/addons/",
+                        );
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -91,6 +113,8 @@ struct Defined<'a> {
     issuers: BTreeSet<&'a str>,
     /// `namespace/name` of every Flux Kustomization.
     kustomizations: BTreeSet<String>,
+    /// `kind/namespace/name` of every Flux Helm chart source.
+    chart_sources: BTreeSet<String>,
     /// `namespace/name` of every ClusterClass emitted, or installed by the
     /// platform (a stack without class/, or `clusterClasses: platform`).
     cluster_classes: BTreeSet<String>,
@@ -105,6 +129,7 @@ impl<'a> Defined<'a> {
             data_stores: BTreeSet::from([PLATFORM_DATASTORE]),
             issuers: BTreeSet::new(),
             kustomizations: BTreeSet::new(),
+            chart_sources: BTreeSet::new(),
             cluster_classes: BTreeSet::new(),
             pools: Vec::new(),
         };
@@ -138,6 +163,10 @@ impl<'a> Defined<'a> {
                 ("kustomize.toolkit.fluxcd.io", Some("Kustomization")) => {
                     let ns = str_at(v, "/metadata/namespace").unwrap_or_default();
                     defined.kustomizations.insert(format!("{ns}/{name}"));
+                }
+                ("source.toolkit.fluxcd.io", Some(kind @ ("HelmRepository" | "OCIRepository"))) => {
+                    let ns = str_at(v, "/metadata/namespace").unwrap_or_default();
+                    defined.chart_sources.insert(format!("{kind}/{ns}/{name}"));
                 }
                 ("metallb.io", Some("IPAddressPool")) => {
                     let addresses = v.pointer("/spec/addresses").and_then(Value::as_array);

@@ -8,7 +8,7 @@
 //! flux/platform-<part>.yaml          one Kustomization per platform part
 //! flux/tenant-<tenant>.yaml          one Kustomization per tenant
 //! flux/artifacts[-<shard>].yaml      ArtifactGenerators (flux.artifacts: per-tenant)
-//! platform/<part>/…                  metallb, cert-manager, datastores, clusterclasses/<stack>
+//! platform/<part>/…                  metallb, cert-manager, datastores, clusterclasses/<stack>, addons
 //! tenants/<tenant>/<template>.yaml   one file per stack template
 //! ```
 
@@ -27,14 +27,17 @@ pub enum Part {
     CertManager,
     DataStores,
     ClusterClasses,
+    /// The chart sources of the tenants' add-ons.
+    Addons,
 }
 
 impl Part {
-    pub const ALL: [Part; 4] = [
+    pub const ALL: [Part; 5] = [
         Part::Metallb,
         Part::CertManager,
         Part::DataStores,
         Part::ClusterClasses,
+        Part::Addons,
     ];
 
     /// Its directory under `platform/`, and the suffix of its Kustomization's name.
@@ -44,6 +47,7 @@ impl Part {
             Part::CertManager => "cert-manager",
             Part::DataStores => "datastores",
             Part::ClusterClasses => "clusterclasses",
+            Part::Addons => "addons",
         }
     }
 

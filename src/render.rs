@@ -152,6 +152,42 @@ impl Renderer {
                 context::<DataStore>(&site_ctx, "dataStore", store),
             );
         }
+        // The chart source of each add-on, once.
+        let addon_contexts: BTreeMap<&str, Value> = (site.addons.iter())
+            .map(|addon| {
+                let source_name = format!("addon-{}", addon.name);
+                let (oci, url) = match &addon.source {
+                    crate::spec::AddonSource::Oci(url) => (
+                        true,
+                        format!("{}/{}", url.trim_end_matches('/'), addon.chart),
+                    ),
+                    crate::spec::AddonSource::Helm(url) => (false, url.clone()),
+                };
+                let context = json!({
+                    "name": addon.name,
+                    "sourceName": source_name,
+                    "oci": oci,
+                    "url": url,
+                    "chart": addon.chart,
+                    "version": addon.version,
+                    "targetNamespace": addon.target_namespace,
+                });
+                (addon.name.as_str(), context)
+            })
+            .collect();
+        for (name, addon) in &addon_contexts {
+            let (kind, template) = if addon["oci"] == true {
+                ("ocirepository", "ocirepository.yaml.j2")
+            } else {
+                ("helmrepository", "helmrepository.yaml.j2")
+            };
+            job(
+                Part::Addons.file(&format!("{kind}-{name}")),
+                file,
+                platform(template),
+                context(&site_ctx, "addon", addon),
+            );
+        }
         // The stacks whose ClusterClass kmetal writes: the site's default
         // stack and every tenant's.
         let classes: BTreeSet<&str> = std::iter::once(site.defaults.stack.value.as_str())
@@ -169,6 +205,7 @@ impl Renderer {
                 Part::ClusterClasses,
                 site.emit_cluster_classes && !classes.is_empty(),
             ),
+            (Part::Addons, !site.addons.is_empty()),
         ]
         .into_iter()
         .filter_map(|(part, present)| present.then_some(part))
@@ -221,6 +258,7 @@ impl Renderer {
                     Part::ClusterClasses,
                     stack.is_some_and(|s| s.class.is_some()),
                 ),
+                (Part::Addons, !tenant.addons.is_empty()),
             ];
             let depends_on: Vec<Value> = uses
                 .into_iter()
@@ -234,8 +272,24 @@ impl Renderer {
             if let Some(shard) = &shard {
                 labels[SHARD_LABEL] = json!(shard);
             }
+            // Ready when the Cluster is Available and every add-on installed.
+            let mut health = vec![json!({
+                "apiVersion": "cluster.x-k8s.io/v1beta2",
+                "kind": "Cluster",
+                "name": name,
+                "namespace": tenant.namespace,
+            })];
+            health.extend(tenant.addons.iter().map(|a| {
+                json!({
+                    "apiVersion": "helm.toolkit.fluxcd.io/v2",
+                    "kind": "HelmRelease",
+                    "name": a.name,
+                    "namespace": tenant.namespace,
+                })
+            }));
             let kustomization = json!({
                 "name": kustomization_name,
+                "healthChecks": health,
                 "labels": labels,
                 "path": path,
                 "sourceRef": source_ref,
@@ -255,6 +309,19 @@ impl Renderer {
                     source,
                     template,
                     ctx.clone(),
+                );
+            }
+            for addon in &tenant.addons {
+                let Some(shared) = addon_contexts.get(addon.name.as_str()) else {
+                    continue;
+                };
+                let mut this = shared.clone();
+                this["values"] = addon.values.clone();
+                job(
+                    layout::tenant_file(name, &format!("helmrelease-{}", addon.name)),
+                    source,
+                    platform("helmrelease.yaml.j2"),
+                    with(&ctx, "addon", &this),
                 );
             }
         }

@@ -26,6 +26,8 @@ pub struct ResolvedTenant {
     pub control_plane: ResolvedControlPlane,
     pub network: ResolvedNetwork,
     pub workers: Vec<Worker>,
+    /// The site's add-ons this tenant gets, with its values.
+    pub addons: Vec<crate::spec::TenantAddon>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -77,5 +79,6 @@ pub fn resolve(placed: &Placed<'_>, stack: &Stack) -> ResolvedTenant {
             subnet: tenant.subnet.clone(),
         },
         workers: tenant.workers.clone(),
+        addons: tenant.addons.clone(),
     }
 }

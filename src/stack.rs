@@ -28,8 +28,11 @@ pub const PLATFORM_TEMPLATES: &[&str] = &[
     "flux-artifacts.yaml.j2",
     "flux-platform.yaml.j2",
     "flux-tenant.yaml.j2",
+    "helmrelease.yaml.j2",
+    "helmrepository.yaml.j2",
     "ipaddresspool.yaml.j2",
     "l2advertisement.yaml.j2",
+    "ocirepository.yaml.j2",
 ];
 const TEMPLATE_SUFFIX: &str = ".yaml.j2";
 

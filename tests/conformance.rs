@@ -288,3 +288,43 @@ fn collect_pointers(value: &Value, at: String, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// The YAML of `docs/getting-started.md` (the GitRepository and root
+/// Kustomization that apply kmetal's output) passes the upstream CRDs.
+#[test]
+fn the_getting_started_yaml_satisfies_the_upstream_crds() {
+    let upstream = upstream();
+    let text = std::fs::read_to_string(common::root().join("docs/getting-started.md")).unwrap();
+    let mut kinds = Vec::new();
+    let mut failures = Vec::new();
+    for block in text.split("```yaml\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        for doc in kmetal::yaml::parse_values(block).unwrap() {
+            let key: Key = (
+                doc["apiVersion"].as_str().unwrap().to_string(),
+                doc["kind"].as_str().unwrap().to_string(),
+            );
+            let crd = upstream
+                .get(&key)
+                .unwrap_or_else(|| panic!("no upstream CRD for {key:?}"));
+            for error in crd.validator.iter_errors(&doc) {
+                failures.push(format!("{key:?}: {}: {error}", error.instance_path()));
+            }
+            for violation in crd.rules.evaluate(&doc) {
+                failures.push(format!(
+                    "{key:?}: {}: {}",
+                    violation.path, violation.message
+                ));
+            }
+            kinds.push(key.1);
+        }
+    }
+    assert_eq!(kinds, ["GitRepository", "Kustomization"]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // It points where the bundled example's kmetal.yaml says Flux finds it.
+    let example =
+        std::fs::read_to_string(common::root().join("examples/production/kmetal.yaml")).unwrap();
+    for name in ["kmetal-gitops", "kmetal-flux"] {
+        assert!(text.contains(name) && example.contains(name), "{name}");
+    }
+}

@@ -394,3 +394,34 @@ fn crd_update_rules_judge_what_cluster_api_would_update() {
         "{err}"
     );
 }
+
+#[test]
+fn removing_a_tenant_s_add_on_needs_consent() {
+    let fleet = built_fleet();
+    edit(
+        fleet.path(),
+        "tenants/team-b/beta.yaml",
+        "  cilium:\n    values:",
+        "  cilium:\n    enabled: false\n    values:",
+    );
+    refused(
+        fleet.path(),
+        &[],
+        "tenants/team-b/beta.yaml",
+        "building would delete HelmRelease team-b-beta/cilium",
+    );
+    let build = kmetal(fleet.path(), &["build", "--allow-replace", "beta"]);
+    assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
+    assert!(
+        !fleet
+            .path()
+            .join("deploy/tenants/beta/helmrelease-cilium.yaml")
+            .exists()
+    );
+    assert!(
+        fleet
+            .path()
+            .join("deploy/tenants/acme/helmrelease-cilium.yaml")
+            .exists()
+    );
+}

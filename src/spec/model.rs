@@ -14,6 +14,80 @@ use std::collections::BTreeMap;
 use crate::diagnostic::{Reported, SourceLocation};
 use crate::network::Pool;
 
+/// A Helm chart installed into every tenant cluster, checked.
+#[derive(Clone, Debug)]
+pub struct Addon {
+    pub name: Label,
+    pub source: AddonSource,
+    pub chart: String,
+    pub version: String,
+    pub target_namespace: Label,
+    /// The site's values (a mapping).
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// Value path → the tenant fact kmetal fills in there.
+    pub tenant_values: Vec<(Vec<String>, TenantFact)>,
+    pub schema: Option<ValuesSchema>,
+}
+
+/// Where an add-on's chart comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddonSource {
+    /// An https:// Helm repository (a Flux HelmRepository).
+    Helm(String),
+    /// An oci:// repository holding the chart (a Flux OCIRepository).
+    Oci(String),
+}
+
+/// What kmetal knows about a tenant that an add-on's values may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantFact {
+    PodCidr,
+    PodCidrs,
+    ServiceCidr,
+    ClusterName,
+    ClusterNamespace,
+}
+
+impl TenantFact {
+    pub const NAMES: [&'static str; 5] = [
+        "podCIDR",
+        "podCIDRs",
+        "serviceCIDR",
+        "clusterName",
+        "clusterNamespace",
+    ];
+
+    pub fn parse(name: &str) -> Option<TenantFact> {
+        let all = [
+            TenantFact::PodCidr,
+            TenantFact::PodCidrs,
+            TenantFact::ServiceCidr,
+            TenantFact::ClusterName,
+            TenantFact::ClusterNamespace,
+        ];
+        (Self::NAMES.iter().zip(all))
+            .find(|(n, _)| **n == name)
+            .map(|(_, f)| f)
+    }
+}
+
+/// An add-on's values schema, compiled once.
+#[derive(Clone)]
+pub struct ValuesSchema(pub std::sync::Arc<jsonschema::Validator>);
+
+impl std::fmt::Debug for ValuesSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ValuesSchema")
+    }
+}
+
+/// A tenant's add-on: the site's, with its values merged for this tenant.
+#[derive(Clone, Debug, Serialize)]
+pub struct TenantAddon {
+    pub name: Label,
+    pub values: serde_json::Value,
+}
+
 /// A join address: an IP address or a DNS name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -42,6 +116,8 @@ pub struct Site {
     pub emit_cluster_classes: bool,
     /// The site's boot images, by Kubernetes version (over the stacks' own).
     pub boot_images: BTreeMap<String, String>,
+    /// The add-ons every tenant cluster gets (those that passed their checks).
+    pub addons: Vec<Addon>,
     /// What failed; nothing is rendered from a site with any error.
     pub problems: SiteProblems,
 }
@@ -59,6 +135,8 @@ pub struct SiteProblems {
     /// A datastore was left out, or `dataStores` was not read: a tenant's
     /// unknown datastore may be explained by it.
     pub data_stores: Option<Reported>,
+    /// Add-ons left out by name: a tenant naming one reports nothing more.
+    pub left_out_addons: BTreeMap<String, Reported>,
     /// The site name failed: checks that need it are skipped.
     pub name: bool,
     /// A pool was left out, or part of the file was not read: a VIP in no
@@ -231,6 +309,8 @@ pub struct Tenant {
     pub services: Defaulted<IpNet>,
     pub subnet: Subdomain,
     pub workers: Vec<Worker>,
+    /// The site's add-ons this tenant gets, its values merged.
+    pub addons: Vec<TenantAddon>,
 }
 
 #[derive(Clone, Debug, Serialize)]

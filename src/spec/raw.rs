@@ -111,6 +111,33 @@ pub struct RawSite {
     pub cert_manager: Option<RawCertManager>,
     /// How Flux applies the output directory.
     pub flux: RawFlux,
+    /// Helm charts every tenant cluster gets (the CNI first), each installed by a Flux HelmRelease per tenant through the Cluster's kubeconfig; a tenant may opt out or override values. Default: none.
+    #[serde(default)]
+    pub addons: Vec<RawAddon>,
+}
+
+/// A Helm chart installed into every tenant cluster.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAddon {
+    /// Name of the add-on, a DNS-1123 label: names its HelmRelease in each tenant's namespace, and tenants' addons.<name>.
+    pub name: S<String>,
+    /// Chart repository: an https:// Helm repository (a Flux HelmRepository) or an oci:// registry path holding the chart (a Flux OCIRepository).
+    pub repository: S<String>,
+    /// Name of the chart in the repository.
+    pub chart: S<String>,
+    /// Exact chart version, e.g. 1.18.4.
+    pub version: S<String>,
+    /// Namespace in the tenant cluster the chart is installed into.
+    pub target_namespace: S<String>,
+    /// Helm values for every tenant, a mapping. Default: none.
+    pub values: Option<serde_json::Value>,
+    /// Values kmetal fills in per tenant: a dotted value path (e.g. ipam.operator.clusterPoolIPv4PodCIDRList) → podCIDR, podCIDRs (a list), serviceCIDR, clusterName or clusterNamespace. Default: none.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9_-]+([.][A-Za-z0-9_-]+)*$"}))]
+    pub tenant_values: BTreeMap<String, S<String>>,
+    /// JSON Schema (draft 7) that each tenant's values (the site's, the tenant's over them, and tenantValues) must match. Default: none.
+    pub values_schema: Option<serde_json::Value>,
 }
 
 /// Defaults for tenant fields, used where a tenant does not set them.
@@ -364,6 +391,20 @@ pub struct RawTenant {
     /// Worker pools (MachineDeployments). Default: none.
     #[serde(default)]
     pub workers: Vec<RawWorker>,
+    /// Per add-on of the site (by name): opt out, or override its values. Default: every add-on with the site's values.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"}))]
+    pub addons: BTreeMap<String, RawTenantAddon>,
+}
+
+/// A tenant's settings for one of the site's add-ons.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTenantAddon {
+    /// Whether this cluster gets the add-on. Default: true.
+    pub enabled: Option<bool>,
+    /// Helm values merged over the site's (mappings merge key by key; anything else replaces). Default: none.
+    pub values: Option<serde_json::Value>,
 }
 
 /// The hosted control plane of a tenant cluster.

@@ -67,6 +67,7 @@ pub fn check_site(
     let pools = check_pools(&mut c, raw_pools, &mut problems);
     problems.pools = c.diagnostics.reported_since_mark(mark).or(unread_pools);
     let boot_images = check_boot_images(&mut c, raw, stacks);
+    let addons = check_addons(&mut c, &raw.addons, &mut problems);
     let defaults = check_defaults(
         &mut c,
         raw,
@@ -144,8 +145,139 @@ pub fn check_site(
         }),
         emit_cluster_classes,
         boot_images,
+        addons,
         problems,
     }
+}
+
+/// The site's add-ons; one that fails a check is left out, with its error.
+fn check_addons(
+    c: &mut FileChecker<'_>,
+    raw: &[RawAddon],
+    problems: &mut SiteProblems,
+) -> Vec<Addon> {
+    let mut names = UniqueNames::new("add-on", "the site");
+    let mut addons = Vec::new();
+    for addon in raw {
+        let before = c.diagnostics.mark();
+        let name = c.label(&addon.name, "add-on name");
+        if let Some(name) = &name {
+            let at = c.location(&addon.name);
+            names.insert(name.as_str(), at, c.diagnostics);
+        }
+        let url = &addon.repository;
+        let source = if url.value.chars().any(char::is_whitespace) || url.value.len() > TEXT_MAX {
+            None
+        } else if let Some(rest) = url.value.strip_prefix("oci://") {
+            (!rest.is_empty()).then(|| AddonSource::Oci(url.value.clone()))
+        } else if let Some(rest) = url.value.strip_prefix("https://") {
+            (!rest.is_empty()).then(|| AddonSource::Helm(url.value.clone()))
+        } else {
+            None
+        };
+        if source.is_none() {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                url,
+                format!("add-on repository {:?} is neither an https:// Helm repository nor an oci:// registry path", url.value),
+                Some("write e.g. https://helm.cilium.io or oci://ghcr.io/org/charts".into()),
+            );
+        }
+        let chart_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 253
+                && s.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "-_.".contains(ch))
+        };
+        if !chart_ok(&addon.chart.value) {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                &addon.chart,
+                format!(
+                    "chart {:?} is not a chart name (lowercase letters, digits, '-', '_', '.')",
+                    addon.chart.value
+                ),
+                None,
+            );
+        }
+        let version = &addon.version.value;
+        if version.is_empty()
+            || version.len() > 128
+            || !version
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "+-._".contains(ch))
+        {
+            c.error(
+                codes::SPEC_INVALID_VALUE,
+                &addon.version,
+                format!("chart version {version:?} is not an exact version, like 1.18.4"),
+                None,
+            );
+        }
+        let target_namespace = c.label(&addon.target_namespace, "add-on target namespace");
+        let values = match &addon.values {
+            None => Some(serde_json::Map::new()),
+            Some(serde_json::Value::Object(map)) => Some(map.clone()),
+            Some(_) => {
+                c.error(
+                    codes::SPEC_INVALID_VALUE,
+                    &addon.name,
+                    format!("add-on {}: values must be a mapping", addon.name.value),
+                    None,
+                );
+                None
+            }
+        };
+        let mut tenant_values = Vec::new();
+        for (path, fact) in &addon.tenant_values {
+            match TenantFact::parse(&fact.value) {
+                Some(f) => tenant_values.push((path.split('.').map(str::to_string).collect(), f)),
+                None => {
+                    c.reference(fact, "tenant value", TenantFact::NAMES);
+                }
+            }
+        }
+        let schema = match &addon.values_schema {
+            None => Some(None),
+            Some(schema) => match jsonschema::draft7::new(schema) {
+                Ok(v) => Some(Some(ValuesSchema(std::sync::Arc::new(v)))),
+                Err(e) => {
+                    c.error(
+                        codes::SPEC_INVALID_VALUE,
+                        &addon.name,
+                        format!(
+                            "add-on {}: valuesSchema is not a JSON Schema: {e}",
+                            addon.name.value
+                        ),
+                        None,
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(reported) = c.diagnostics.reported_since_mark(before) {
+            problems
+                .left_out_addons
+                .insert(addon.name.value.clone(), reported);
+            continue;
+        }
+        let (Some(name), Some(source), Some(target_namespace), Some(values), Some(schema)) =
+            (name, source, target_namespace, values, schema)
+        else {
+            continue;
+        };
+        addons.push(Addon {
+            name,
+            source,
+            chart: addon.chart.value.clone(),
+            version: version.clone(),
+            target_namespace,
+            values,
+            tenant_values,
+            schema,
+        });
+    }
+    addons
 }
 
 /// `bootImages`: each a version some stack lists, each a valid image reference.

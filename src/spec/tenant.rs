@@ -356,6 +356,21 @@ fn checked_tenant(
         (None, None) => None,
     };
     let workers = stack.map(|stack| check_workers(c, &raw.workers, stack));
+    let addons = match (&name, &namespace, &pods, &services) {
+        (Some(name), Some(namespace), Some(pods), Some(services)) => check_addons(
+            c,
+            raw,
+            site,
+            &Facts {
+                name: name.as_str(),
+                namespace: namespace.as_str(),
+                pods: pods.value.to_string(),
+                services: services.value.to_string(),
+            },
+            &name_location,
+        ),
+        _ => None,
+    };
     let facts = TenantFacts {
         file: c.file.to_string(),
         name: name.clone(),
@@ -388,9 +403,148 @@ fn checked_tenant(
             services: services?,
             subnet: subnet?,
             workers: workers?,
+            addons: addons?,
         })
     })();
     (tenant, facts)
+}
+
+/// What an add-on's tenantValues may take.
+struct Facts<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    pods: String,
+    services: String,
+}
+
+/// The site's add-ons for this tenant: opted out, or with its values merged
+/// over the site's and the tenant facts filled in, checked against the
+/// add-on's values schema. `None` when any of that failed (reported).
+fn check_addons(
+    c: &mut FileChecker<'_>,
+    raw: &RawTenant,
+    site: &Site,
+    facts: &Facts<'_>,
+    name_location: &SourceLocation,
+) -> Option<Vec<TenantAddon>> {
+    let mut ok = true;
+    for key in raw.addons.keys() {
+        let declared = site.addons.iter().any(|a| a.name.as_str() == key)
+            || site.problems.left_out_addons.contains_key(key);
+        if !declared {
+            let known: Vec<&str> = site.addons.iter().map(|a| a.name.as_str()).collect();
+            c.diagnostics.push(
+                Diagnostic::error(
+                    codes::SPEC_UNKNOWN_REFERENCE,
+                    format!("addons names {key:?}, which is no add-on of the site"),
+                )
+                .at(name_location.clone())
+                .help(if known.is_empty() {
+                    "the site declares no addons; remove this".to_string()
+                } else {
+                    format!("the site's add-ons: {}", known.join(", "))
+                }),
+            );
+            ok = false;
+        }
+    }
+    let mut addons = Vec::new();
+    for addon in &site.addons {
+        let own = raw.addons.get(addon.name.as_str());
+        if own.and_then(|o| o.enabled) == Some(false) {
+            continue;
+        }
+        let mut values = serde_json::Value::Object(addon.values.clone());
+        match own.and_then(|o| o.values.as_ref()) {
+            Some(serde_json::Value::Object(over)) => merge_values(&mut values, over),
+            Some(_) => {
+                c.diagnostics.push(
+                    Diagnostic::error(
+                        codes::SPEC_INVALID_VALUE,
+                        format!("addons.{}.values must be a mapping", addon.name),
+                    )
+                    .at(name_location.clone()),
+                );
+                ok = false;
+                continue;
+            }
+            None => {}
+        }
+        for (path, fact) in &addon.tenant_values {
+            let value = match fact {
+                TenantFact::PodCidr => serde_json::json!(facts.pods),
+                TenantFact::PodCidrs => serde_json::json!([facts.pods]),
+                TenantFact::ServiceCidr => serde_json::json!(facts.services),
+                TenantFact::ClusterName => serde_json::json!(facts.name),
+                TenantFact::ClusterNamespace => serde_json::json!(facts.namespace),
+            };
+            set_path(&mut values, path, value);
+        }
+        if let Some(schema) = &addon.schema {
+            let problems: Vec<String> = (schema.0.iter_errors(&values))
+                .map(|e| {
+                    format!(
+                        "{}: {e}",
+                        if e.instance_path().to_string().is_empty() {
+                            "/".to_string()
+                        } else {
+                            e.instance_path().to_string()
+                        }
+                    )
+                })
+                .collect();
+            if !problems.is_empty() {
+                c.diagnostics.push(
+                    Diagnostic::error(
+                        codes::SPEC_INVALID_VALUE,
+                        format!("the values of add-on {} for this tenant do not match its valuesSchema: {}", addon.name, problems.join("; ")),
+                    )
+                    .at(name_location.clone())
+                    .help(format!("fix addons.{} in this file, or the add-on's values in kmetal.yaml", addon.name)),
+                );
+                ok = false;
+                continue;
+            }
+        }
+        addons.push(TenantAddon {
+            name: addon.name.clone(),
+            values,
+        });
+    }
+    ok.then_some(addons)
+}
+
+/// Mappings merge key by key; anything else is replaced.
+fn merge_values(into: &mut serde_json::Value, over: &serde_json::Map<String, serde_json::Value>) {
+    let serde_json::Value::Object(target) = into else {
+        *into = serde_json::Value::Object(over.clone());
+        return;
+    };
+    for (key, value) in over {
+        match (target.get_mut(key), value) {
+            (Some(existing @ serde_json::Value::Object(_)), serde_json::Value::Object(inner)) => {
+                merge_values(existing, inner)
+            }
+            _ => {
+                target.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Set `value` at the dotted `path`, making mappings on the way.
+fn set_path(into: &mut serde_json::Value, path: &[String], value: serde_json::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = into;
+    for key in parents {
+        if !at.get(key).is_some_and(serde_json::Value::is_object) {
+            at[key.as_str()] = serde_json::json!({});
+        }
+        at = &mut at[key.as_str()];
+    }
+    at[last.as_str()] = value;
 }
 
 fn strs_of(stacks: &Stacks) -> Vec<&str> {
