@@ -289,8 +289,69 @@ pub fn expand(
         }));
         objects.push(bootstrap);
         objects.push(infra);
+        if let Some(check) = health_check(class, &md, name, namespace, &md_name, topology_name) {
+            objects.push(check);
+        }
     }
     Ok(objects)
+}
+
+/// The MachineHealthCheck Cluster API creates for a MachineDeployment whose
+/// class (or topology) defines `healthCheck`, unless the topology sets
+/// `healthCheck.enabled: false`: the MachineDeployment's name, the checks and
+/// remediation of the topology over the class's, and what the MHC webhook
+/// defaults (the cluster-name label, `nodeStartupTimeoutSeconds: 600`).
+fn health_check(
+    class: &Value,
+    md: &Value,
+    cluster: &str,
+    namespace: &str,
+    md_name: &str,
+    topology_name: &str,
+) -> Option<Value> {
+    let md_class = md.get("class").and_then(Value::as_str)?;
+    let classes = class
+        .pointer("/spec/workers/machineDeployments")
+        .and_then(Value::as_array)?;
+    let from_class = classes
+        .iter()
+        .find(|c| c.get("class").and_then(Value::as_str) == Some(md_class))
+        .and_then(|c| c.get("healthCheck"));
+    let from_topology = md.get("healthCheck");
+    if from_topology.and_then(|h| h.get("enabled")) == Some(&Value::Bool(false)) {
+        return None;
+    }
+    let part = |key: &str| {
+        (from_topology.and_then(|h| h.get(key)))
+            .or_else(|| from_class.and_then(|h| h.get(key)))
+            .cloned()
+    };
+    let (checks, remediation) = (part("checks"), part("remediation"));
+    if checks.is_none() && remediation.is_none() {
+        return None;
+    }
+    let mut checks = checks.unwrap_or_else(|| json!({}));
+    if checks.get("nodeStartupTimeoutSeconds").is_none() {
+        checks["nodeStartupTimeoutSeconds"] = json!(600);
+    }
+    let mut spec = json!({
+        "clusterName": cluster,
+        "selector": {"matchLabels": {OWNED: "", DEPLOYMENT_NAME: topology_name}},
+        "checks": checks,
+    });
+    if let Some(remediation) = remediation {
+        spec["remediation"] = remediation;
+    }
+    Some(json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta2",
+        "kind": "MachineHealthCheck",
+        "metadata": {
+            "name": md_name,
+            "namespace": namespace,
+            "labels": {OWNED: "", CLUSTER_NAME: cluster},
+        },
+        "spec": spec,
+    }))
 }
 
 fn str_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
