@@ -437,8 +437,8 @@ pub fn judge(
                     (None, Some(t)) => {
                         // A tenant still in the output (an add-on it lost): its
                         // own file says why, and the consent is to change it.
-                        let remaining = (documents.iter())
-                            .find(|d| tenant_of(&d.value).as_deref() == Some(t.as_str()));
+                        // Every tenant has its Flux Kustomization.
+                        let remaining = by_tenant.get(&("Kustomization", t.clone()));
                         match remaining {
                             Some(d) => (
                                 place(&d.source, &[name.as_str()]),

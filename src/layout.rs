@@ -60,13 +60,6 @@ impl Part {
     pub fn file(self, stem: &str) -> String {
         format!("{}/{stem}.yaml", self.dir())
     }
-
-    /// The part a path of the output lies in.
-    pub fn of(path: &str) -> Option<Part> {
-        let rest = path.strip_prefix(PLATFORM_DIR)?.strip_prefix('/')?;
-        let dir = rest.split('/').next()?;
-        Part::ALL.into_iter().find(|p| p.dir_name() == dir)
-    }
 }
 
 /// The name of the Kustomization that applies a platform part.
@@ -178,9 +171,6 @@ mod tests {
         assert_eq!(tenant_of(&flux_tenant_file("acme")), None);
         let class = format!("{}/clusterclass-x.yaml", class_dir("kubevirt-kubeadm"));
         assert_eq!(stack_of_class_file(&class), Some("kubevirt-kubeadm"));
-        assert_eq!(Part::of(&class), Some(Part::ClusterClasses));
-        assert_eq!(Part::of(&Part::Metallb.file("x")), Some(Part::Metallb));
-        assert_eq!(Part::of("platform/other/x.yaml"), None);
         let expanded = expanded_file("acme", "MachineDeployment", "acme-md-0");
         assert_eq!(tenant_of_expanded(&expanded), Some("acme"));
         assert_eq!(

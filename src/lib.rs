@@ -392,13 +392,20 @@ fn expand_previous(
     let expanded_tenants: std::collections::BTreeSet<&str> = (expanded.iter())
         .filter_map(|d| layout::tenant_of_expanded(&d.path))
         .collect();
-    let same_class = |stack: &str| match (old_classes.get(stack), current_classes.get(stack)) {
-        (None, _) => true,
-        (Some(a), Some(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
-        }
-        (Some(_), None) => false,
-    };
+    // Per stack, once: the previous output's class is the current one (or it
+    // holds none, when the platform installs the class).
+    let same_class: std::collections::BTreeSet<&str> = (stacks.tenant.keys())
+        .map(String::as_str)
+        .filter(
+            |stack| match (old_classes.get(stack), current_classes.get(stack)) {
+                (None, _) => true,
+                (Some(a), Some(b)) => {
+                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
+                }
+                (Some(_), None) => false,
+            },
+        )
+        .collect();
     let old_clusters = (previous.objects.values())
         .filter(|(_, value)| value["kind"] == "Cluster")
         .filter_map(|(path, value)| Some((layout::tenant_of(path)?, path, value)));
@@ -418,7 +425,7 @@ fn expand_previous(
         let unchanged = new_clusters
             .get(tenant)
             .is_some_and(|d| d.value == *cluster)
-            && same_class(name)
+            && same_class.contains(name)
             && expanded_tenants.contains(tenant);
         if unchanged {
             continue;
