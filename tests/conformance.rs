@@ -22,6 +22,21 @@ struct Upstream {
     rules: kmetal::cel::CelRules,
 }
 
+impl Upstream {
+    /// Every schema error and broken CEL rule of `doc`, each as `name: path: …`.
+    fn violations(&self, name: &str, doc: &Value) -> Vec<String> {
+        let schema = (self.validator.iter_errors(doc))
+            .map(|error| format!("{name}: {}: {error}", error.instance_path()));
+        let rules = self.rules.evaluate(doc).into_iter().map(|violation| {
+            format!(
+                "{name}: {}: {} (CEL rule `{}`)",
+                violation.path, violation.message, violation.rule
+            )
+        });
+        schema.chain(rules).collect()
+    }
+}
+
 type Key = (String, String);
 
 /// `(apiVersion, kind)` → the upstream CRD, from `../shared/crds/jsonschema`.
@@ -113,15 +128,7 @@ fn golden_outputs_satisfy_the_upstream_crds() {
             );
             continue;
         };
-        for error in crd.validator.iter_errors(&doc) {
-            failures.push(format!("{name}: {}: {error}", error.instance_path()));
-        }
-        for violation in crd.rules.evaluate(&doc) {
-            failures.push(format!(
-                "{name}: {}: {} (CEL rule `{}`)",
-                violation.path, violation.message, violation.rule
-            ));
-        }
+        failures.extend(crd.violations(&name, &doc));
         checked += 1;
     }
     assert!(checked > 0, "no golden output was checked");
@@ -307,15 +314,7 @@ fn the_getting_started_yaml_satisfies_the_upstream_crds() {
             let crd = upstream
                 .get(&key)
                 .unwrap_or_else(|| panic!("no upstream CRD for {key:?}"));
-            for error in crd.validator.iter_errors(&doc) {
-                failures.push(format!("{key:?}: {}: {error}", error.instance_path()));
-            }
-            for violation in crd.rules.evaluate(&doc) {
-                failures.push(format!(
-                    "{key:?}: {}: {}",
-                    violation.path, violation.message
-                ));
-            }
+            failures.extend(crd.violations(&format!("{key:?}"), &doc));
             kinds.push(key.1);
         }
     }

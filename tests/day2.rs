@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -20,18 +21,25 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The bundled example, built, as a repository of its own (output at ./deploy).
-fn built_fleet() -> tempfile::TempDir {
+/// The bundled example, plus `extra` files, as a repository of its own
+/// (output at ./deploy), not built yet.
+fn example_fleet(extra: BTreeMap<String, String>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for (path, content) in common::read_tree(&common::root().join("examples/production")) {
-        if path.starts_with("deploy/") {
-            continue;
-        }
+    let mut files = common::read_tree(&common::root().join("examples/production"));
+    files.retain(|path, _| !path.starts_with("deploy/"));
+    files.extend(extra);
+    for (path, content) in files {
         let content = content.replace("./examples/production/deploy", "./deploy");
         let target = dir.path().join(path);
         fs::create_dir_all(target.parent().unwrap()).unwrap();
         fs::write(target, content).unwrap();
     }
+    dir
+}
+
+/// The bundled example, built, as a repository of its own (output at ./deploy).
+fn built_fleet() -> tempfile::TempDir {
+    let dir = example_fleet(BTreeMap::new());
     let build = kmetal(dir.path(), &["build"]);
     assert_eq!(build.status.code(), Some(0), "{}", stderr(&build));
     dir
@@ -311,19 +319,14 @@ fn a_change_that_reaches_many_tenants_is_a_warning() {
 fn crd_update_rules_judge_what_cluster_api_would_update() {
     // The site's own copy of the stack, whose control planes run with a
     // loadBalancerClass.
-    let fleet = tempfile::tempdir().unwrap();
     let stack = "stacks/kubevirt-kubeadm";
     let template = format!("{stack}/class/kamajicontrolplanetemplate.yaml");
-    let mut files = common::read_tree(&common::root().join("examples/production"));
-    for (path, text) in common::read_tree(&common::root().join(stack)) {
-        files.insert(format!("{stack}/{path}"), text);
-    }
-    for (path, content) in files {
-        let content = content.replace("./examples/production/deploy", "./deploy");
-        let target = fleet.path().join(path);
-        fs::create_dir_all(target.parent().unwrap()).unwrap();
-        fs::write(target, content).unwrap();
-    }
+    let own_stack = common::read_tree(&common::root().join(stack));
+    let fleet = example_fleet(
+        (own_stack.into_iter())
+            .map(|(path, text)| (format!("{stack}/{path}"), text))
+            .collect(),
+    );
     let class =
         |name: &str| format!("        loadBalancerConfig:\n          loadBalancerClass: {name}\n");
     edit(

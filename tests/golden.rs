@@ -267,6 +267,20 @@ fn output_does_not_depend_on_thread_count() {
     }
 }
 
+/// Compare `text` with the pinned `case_dir/file` (a unified diff into
+/// `failures` when they differ), or write it when blessing.
+fn pin(case_dir: &Path, case: &str, file: &str, text: &str, failures: &mut String) {
+    let path = case_dir.join(file);
+    if update() {
+        fs::write(&path, text).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_default();
+    if expected != text {
+        *failures += &common::unified_diff(&format!("{case}/{file}"), &expected, text);
+    }
+}
+
 /// Cases whose `kmetal plan` is pinned in its three formats
 /// (`expected.plan.txt`, `.md`, `.json`): their input holds a built `deploy/`.
 const PLAN_CASES: &[&str] = &["day2-plan", "error-day2"];
@@ -289,15 +303,7 @@ fn plan_formats_are_pinned() {
             ("expected.plan.md", kmetal::day2::markdown(plan)),
             ("expected.plan.json", json),
         ] {
-            let path = case_dir.join(file);
-            if update() {
-                fs::write(&path, &text).unwrap();
-                continue;
-            }
-            let expected = fs::read_to_string(&path).unwrap_or_default();
-            if expected != text {
-                failures += &common::unified_diff(&format!("{case}/{file}"), &expected, &text);
-            }
+            pin(&case_dir, case, file, &text, &mut failures);
         }
     }
     assert!(
@@ -324,15 +330,7 @@ fn json_and_github_output_are_pinned() {
             ("expected.github", report::Format::Github),
         ] {
             let text = report::render(&diagnostics, format);
-            let path = case_dir.join(file);
-            if update() {
-                fs::write(&path, &text).unwrap();
-                continue;
-            }
-            let expected = fs::read_to_string(&path).unwrap_or_default();
-            if expected != text {
-                failures += &common::unified_diff(&format!("{case}/{file}"), &expected, &text);
-            }
+            pin(&case_dir, case, file, &text, &mut failures);
         }
     }
     assert!(
