@@ -3,6 +3,11 @@
 
 mod cli;
 
+/// The compiler allocates many small values (YAML and JSON trees) from two
+/// threads; mimalloc does that in far fewer instructions than the system's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -63,7 +68,7 @@ fn main() -> ExitCode {
                 report.unchanged,
                 report.removed
             );
-            ExitCode::SUCCESS
+            exit_without_freeing(compiled, ExitCode::SUCCESS)
         }),
         cli::Command::Validate { .. } => kmetal::compile(&project).map(|compiled| {
             announce_removals(&compiled, "removing");
@@ -72,11 +77,12 @@ fn main() -> ExitCode {
                 compiled.tenants,
                 compiled.tree.files().len()
             );
-            ExitCode::SUCCESS
+            exit_without_freeing(compiled, ExitCode::SUCCESS)
         }),
-        cli::Command::Check { stat } => {
-            kmetal::check(&project).map(|drift| report_drift(&drift, *stat))
-        }
+        cli::Command::Check { stat } => kmetal::check(&project).map(|drift| {
+            let code = report_drift(&drift, *stat);
+            exit_without_freeing(drift, code)
+        }),
         cli::Command::Plan { output, .. } => kmetal::compile(&project).map(|compiled| {
             match output {
                 cli::PlanFormat::Text => print!("{}", kmetal::day2::text(&compiled.plan)),
@@ -86,12 +92,13 @@ fn main() -> ExitCode {
                     serde_json::to_string_pretty(&compiled.plan).expect("the plan serializes")
                 ),
             }
-            if compiled.refusals.has_errors() {
+            let code = if compiled.refusals.has_errors() {
                 eprint!("{}", report::render(&compiled.refusals, format));
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
-            }
+            };
+            exit_without_freeing(compiled, code)
         }),
         cli::Command::Expand { tenants } => kmetal::compile(&project)
             .and_then(|compiled| kmetal::expand::text(&compiled.expanded, tenants))
@@ -106,6 +113,13 @@ fn main() -> ExitCode {
         cli::Command::Tool(_) => unreachable!("tools ran above"),
     };
     result.unwrap_or_else(|diagnostics| fail(&diagnostics, format))
+}
+
+/// The process exits right after: freeing a fleet's worth of trees one by one
+/// would only cost time (a tenth of a validate), so the OS takes the memory back.
+fn exit_without_freeing<T>(value: T, code: ExitCode) -> ExitCode {
+    std::mem::forget(value);
+    code
 }
 
 fn run_tool(tool: &cli::Tool) {
