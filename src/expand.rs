@@ -15,6 +15,7 @@
 //! more is refused when it is loaded.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde_json::{Map, Value, json};
 
@@ -73,13 +74,158 @@ pub fn check_patches(class: &Value) -> Vec<String> {
     problems
 }
 
+/// A stack's ClusterClass, prepared once for all its tenants: its templates by
+/// kind and name, its naming templates and its patches parsed.
+pub struct Class<'a> {
+    class: &'a Value,
+    /// The class file (where a failed expansion points).
+    pub source: &'a str,
+    templates: Vec<&'a Value>,
+    variables: &'a [Variable],
+    patches: Vec<Patch<'a>>,
+    control_plane_naming: Naming,
+    infrastructure_naming: Naming,
+    /// Per worker class, in class order: its name, naming and health check.
+    workers: Vec<WorkerClass<'a>>,
+}
+
+struct WorkerClass<'a> {
+    class: &'a Value,
+    name: &'a str,
+    naming: Naming,
+}
+
+/// A naming template: its text (for messages) and its parse.
+struct Naming {
+    text: String,
+    parsed: Result<gotmpl::Template, String>,
+}
+
+impl Naming {
+    fn new(template: Option<&Value>, default: &str) -> Naming {
+        let text = template
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string();
+        let parsed = gotmpl::parse(&text);
+        Naming { text, parsed }
+    }
+}
+
+struct Patch<'a> {
+    name: &'a str,
+    enabled_if: Option<Result<gotmpl::Template, String>>,
+    definitions: Vec<Definition<'a>>,
+}
+
+struct Definition<'a> {
+    selector: Option<&'a Value>,
+    operations: Vec<Operation<'a>>,
+}
+
+struct Operation<'a> {
+    op: &'a Value,
+    path: &'a Value,
+    value: Source<'a>,
+}
+
+/// Where an operation's value comes from.
+enum Source<'a> {
+    Literal(&'a Value),
+    Variable(&'a str),
+    Template(Result<gotmpl::Template, String>),
+    Missing,
+}
+
+impl<'a> Class<'a> {
+    /// The class in `documents` (the ClusterClass and its templates), or
+    /// `None` when they hold no ClusterClass.
+    pub fn new(documents: &'a [Document], variables: &'a [Variable]) -> Option<Class<'a>> {
+        let document = documents
+            .iter()
+            .find(|d| d.value["kind"] == "ClusterClass")?;
+        let class = &document.value;
+        let list = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
+        let patches = list(at(class, &["spec", "patches"]))
+            .map(|patch| Patch {
+                name: patch.get("name").and_then(Value::as_str).unwrap_or("?"),
+                enabled_if: (patch.get("enabledIf").and_then(Value::as_str)).map(gotmpl::parse),
+                definitions: list(patch.get("definitions"))
+                    .map(|d| Definition {
+                        selector: d.get("selector"),
+                        operations: list(d.get("jsonPatches"))
+                            .map(|op| Operation {
+                                op: &op["op"],
+                                path: &op["path"],
+                                value: match (op.get("value"), op.get("valueFrom")) {
+                                    (Some(value), _) => Source::Literal(value),
+                                    (None, Some(from)) => match (
+                                        from.get("variable").and_then(Value::as_str),
+                                        from.get("template").and_then(Value::as_str),
+                                    ) {
+                                        (Some(path), _) => Source::Variable(path),
+                                        (None, Some(t)) => Source::Template(gotmpl::parse(t)),
+                                        (None, None) => Source::Missing,
+                                    },
+                                    (None, None) => Source::Missing,
+                                },
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let naming = |part: &str| {
+            Naming::new(
+                at(class, &["spec", part, "naming", "template"]),
+                "{{ .cluster.name }}-{{ .random }}",
+            )
+        };
+        let workers = list(at(class, &["spec", "workers", "machineDeployments"]))
+            .map(|c| WorkerClass {
+                class: c,
+                name: c.get("class").and_then(Value::as_str).unwrap_or_default(),
+                naming: Naming::new(
+                    at(c, &["naming", "template"]),
+                    "{{ .cluster.name }}-{{ .machineDeployment.topologyName }}-{{ .random }}",
+                ),
+            })
+            .collect();
+        Some(Class {
+            class,
+            source: &document.source,
+            templates: documents.iter().map(|d| &d.value).collect(),
+            variables,
+            patches,
+            control_plane_naming: naming("controlPlane"),
+            infrastructure_naming: naming("infrastructure"),
+            workers,
+        })
+    }
+
+    /// A copy of the template `reference` names (`kind`, `name`), with its name.
+    fn template(&self, reference: Option<&Value>, what: &str) -> Result<(Value, String), String> {
+        let reference = reference.ok_or_else(|| format!("the ClusterClass has no {what}"))?;
+        let (kind, name) = (str_in(reference, "kind")?, str_in(reference, "name")?);
+        let found = (self.templates.iter())
+            .find(|t| t["kind"] == kind && t["metadata"]["name"] == name)
+            .ok_or_else(|| format!("no template {kind} {name} in the class"))?;
+        Ok(((*found).clone(), name.to_string()))
+    }
+}
+
+/// The value at `path` (object keys), without building a JSON pointer.
+fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
 /// One patch target: a class template, and what it is for.
 struct Item {
     template: Value,
     /// `controlPlane`, `infrastructureCluster`, or the worker class.
     role: Role,
     /// Variables of this item: the Cluster's, an MD's overrides, builtins.
-    variables: Value,
+    variables: Rc<Value>,
 }
 
 #[derive(Clone, PartialEq)]
@@ -92,92 +238,54 @@ enum Role {
 /// The objects CAPI creates for `cluster`, or why it cannot: a variable path
 /// that does not exist, a patch that does not apply, a template that renders
 /// what YAML 1.1 and 1.2 read differently.
-pub fn expand(
-    cluster: &Value,
-    class: &Value,
-    templates: &[Document],
-    variables: &[Variable],
-) -> Result<Vec<Value>, String> {
-    let name = str_at(cluster, "/metadata/name")?;
-    let namespace = str_at(cluster, "/metadata/namespace")?;
-    let topology = cluster
-        .pointer("/spec/topology")
-        .ok_or("the Cluster has no spec.topology")?;
-    let version = str_at(topology, "/version")?;
-    let template = |pointer: &str| -> Result<(Value, String), String> {
-        let reference = class
-            .pointer(pointer)
-            .ok_or_else(|| format!("the ClusterClass has no {pointer}"))?;
-        let (kind, ref_name) = (str_at(reference, "/kind")?, str_at(reference, "/name")?);
-        let found = templates
-            .iter()
-            .find(|d| d.value["kind"] == kind && d.value["metadata"]["name"] == ref_name)
-            .ok_or_else(|| format!("no template {kind} {ref_name} in the class"))?;
-        Ok((found.value.clone(), ref_name.to_string()))
-    };
-    let mut globals = defaulted(topology.get("variables"), variables);
+pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> {
+    let name = str_at(cluster, &["metadata", "name"])?;
+    let namespace = str_at(cluster, &["metadata", "namespace"])?;
+    let topology = at(cluster, &["spec", "topology"]).ok_or("the Cluster has no spec.topology")?;
+    let version = str_in(topology, "version")?;
+    let spec = |path: &[&str]| at(class.class, &[&["spec"], path].concat());
+    let mut globals = defaulted(topology.get("variables"), class.variables);
     let class_ref = json!({
-        "name": class["metadata"]["name"],
-        "namespace": class["metadata"]["namespace"],
+        "name": class.class["metadata"]["name"],
+        "namespace": class.class["metadata"]["namespace"],
     });
     let builtin_cluster = json!({
         "name": name,
         "namespace": namespace,
         "topology": {"version": version, "classRef": class_ref},
     });
-    let cp_name = naming(class, "/spec/controlPlane/naming/template", name, None)?;
-    let infra_name = naming(class, "/spec/infrastructure/naming/template", name, None)?;
+    let cp_name = naming(&class.control_plane_naming, name, None)?;
+    let infra_name = naming(&class.infrastructure_naming, name, None)?;
     let mut cp_builtin = json!({"name": cp_name, "version": version});
-    if let Some(replicas) = topology.pointer("/controlPlane/replicas") {
+    let cp_replicas = at(topology, &["controlPlane", "replicas"]);
+    if let Some(replicas) = cp_replicas {
         cp_builtin["replicas"] = replicas.clone();
     }
     globals.insert("builtin".into(), json!({"cluster": builtin_cluster}));
-    let with_builtin = |extra: (&str, Value)| {
-        let mut v = globals.clone();
-        v["builtin"][extra.0] = extra.1;
-        Value::Object(v)
-    };
-    let (cp_template, cp_template_name) = template("/spec/controlPlane/templateRef")?;
-    let (infra_template, infra_template_name) = template("/spec/infrastructure/templateRef")?;
-    let mut items = vec![
-        Item {
-            template: infra_template,
-            role: Role::InfrastructureCluster,
-            variables: Value::Object(globals.clone()),
-        },
-        Item {
-            template: cp_template,
-            role: Role::ControlPlane,
-            variables: with_builtin(("controlPlane", cp_builtin)),
-        },
-    ];
-    let workers = topology
-        .pointer("/workers/machineDeployments")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let md_classes = class
-        .pointer("/spec/workers/machineDeployments")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut cp_variables = globals.clone();
+    cp_variables["builtin"]["controlPlane"] = cp_builtin;
+    let (cp_template, cp_template_name) = class.template(
+        spec(&["controlPlane", "templateRef"]),
+        "/spec/controlPlane/templateRef",
+    )?;
+    let (infra_template, infra_template_name) = class.template(
+        spec(&["infrastructure", "templateRef"]),
+        "/spec/infrastructure/templateRef",
+    )?;
+    let mut items = Vec::new();
     let mut mds = Vec::new();
-    for md in &workers {
-        let class_name = str_at(md, "/class")?;
-        let topology_name = str_at(md, "/name")?;
-        let index = md_classes
-            .iter()
-            .position(|c| c["class"] == class_name)
+    let workers = at(topology, &["workers", "machineDeployments"]).and_then(Value::as_array);
+    for md in workers.into_iter().flatten() {
+        let class_name = str_in(md, "class")?;
+        let topology_name = str_in(md, "name")?;
+        let index = (class.workers.iter())
+            .position(|c| c.name == class_name)
             .ok_or_else(|| format!("the ClusterClass has no worker class {class_name}"))?;
-        let md_name = naming(
-            class,
-            &format!("/spec/workers/machineDeployments/{index}/naming/template"),
-            name,
-            Some(topology_name),
-        )?;
+        let worker = &class.workers[index];
+        let md_name = naming(&worker.naming, name, Some(topology_name))?;
         let template_name = prefixed(&format!("{name}-{topology_name}-"));
         let mut md_variables = globals.clone();
-        let overrides = md.pointer("/variables/overrides").and_then(Value::as_array);
+        let overrides = at(md, &["variables", "overrides"]).and_then(Value::as_array);
         for o in overrides.into_iter().flatten() {
             if let (Some(n), Some(v)) = (o.get("name").and_then(Value::as_str), o.get("value")) {
                 md_variables.insert(n.to_string(), v.clone());
@@ -200,20 +308,27 @@ pub fn expand(
         {
             builtin.insert("machineDeployment".into(), md_builtin);
         }
-        let md_variables = Value::Object(md_variables);
+        let md_variables = Rc::new(Value::Object(md_variables));
         let base = format!("/spec/workers/machineDeployments/{index}");
-        let (bootstrap, bootstrap_name) = template(&format!("{base}/bootstrap/templateRef"))?;
-        let (infra, infra_md_name) = template(&format!("{base}/infrastructure/templateRef"))?;
-        let first = items.len();
+        let (bootstrap, bootstrap_name) = class.template(
+            at(worker.class, &["bootstrap", "templateRef"]),
+            &format!("{base}/bootstrap/templateRef"),
+        )?;
+        let (infra, infra_md_name) = class.template(
+            at(worker.class, &["infrastructure", "templateRef"]),
+            &format!("{base}/infrastructure/templateRef"),
+        )?;
+        let first = 2 + items.len();
         for t in [bootstrap, infra] {
             items.push(Item {
                 template: t,
                 role: Role::Worker(class_name.to_string()),
-                variables: md_variables.clone(),
+                variables: Rc::clone(&md_variables),
             });
         }
         mds.push((
-            md.clone(),
+            md,
+            worker,
             md_name,
             template_name,
             first,
@@ -221,7 +336,22 @@ pub fn expand(
             infra_md_name,
         ));
     }
-    apply_patches(class, &mut items)?;
+    let mut items: Vec<Item> = [
+        Item {
+            template: infra_template,
+            role: Role::InfrastructureCluster,
+            variables: Rc::new(Value::Object(globals)),
+        },
+        Item {
+            template: cp_template,
+            role: Role::ControlPlane,
+            variables: Rc::new(Value::Object(cp_variables)),
+        },
+    ]
+    .into_iter()
+    .chain(items)
+    .collect();
+    apply_patches(&class.patches, &mut items)?;
     let mut objects = Vec::new();
     let base_labels = json!({CLUSTER_NAME: name, OWNED: ""});
     let infra = &items[0].template;
@@ -235,7 +365,7 @@ pub fn expand(
     )?);
     let cp = &items[1].template;
     let mut preserved = json!({"version": version});
-    if let Some(replicas) = topology.pointer("/controlPlane/replicas") {
+    if let Some(replicas) = cp_replicas {
         preserved["replicas"] = replicas.clone();
     }
     objects.push(object(
@@ -246,15 +376,21 @@ pub fn expand(
         &cp_template_name,
         preserved,
     )?);
-    for (md, md_name, template_name, first, bootstrap_name, infra_md_name) in mds {
-        let topology_name = str_at(&md, "/name")?;
+    for (md, worker, md_name, template_name, first, bootstrap_name, infra_md_name) in mds {
+        let topology_name = str_in(md, "name")?;
         let mut labels = base_labels.clone();
         labels[DEPLOYMENT_NAME] = json!(topology_name);
-        let copy = |item: &Item, from: &str| {
-            template_copy(&item.template, &template_name, namespace, &labels, from)
+        let copy = |item: &mut Item, from: &str| {
+            template_copy(
+                std::mem::take(&mut item.template),
+                &template_name,
+                namespace,
+                &labels,
+                from,
+            )
         };
-        let bootstrap = copy(&items[first], &bootstrap_name)?;
-        let infra = copy(&items[first + 1], &infra_md_name)?;
+        let bootstrap = copy(&mut items[first], &bootstrap_name);
+        let infra = copy(&mut items[first + 1], &infra_md_name);
         let group = |v: &Value| {
             let api = v["apiVersion"].as_str().unwrap_or_default();
             api.rsplit_once('/').map_or(api, |(g, _)| g).to_string()
@@ -289,7 +425,9 @@ pub fn expand(
         }));
         objects.push(bootstrap);
         objects.push(infra);
-        if let Some(check) = health_check(class, &md, name, namespace, &md_name, topology_name) {
+        if let Some(check) =
+            health_check(worker.class, md, name, namespace, &md_name, topology_name)
+        {
             objects.push(check);
         }
     }
@@ -302,21 +440,14 @@ pub fn expand(
 /// remediation of the topology over the class's, and what the MHC webhook
 /// defaults (the cluster-name label, `nodeStartupTimeoutSeconds: 600`).
 fn health_check(
-    class: &Value,
+    md_class: &Value,
     md: &Value,
     cluster: &str,
     namespace: &str,
     md_name: &str,
     topology_name: &str,
 ) -> Option<Value> {
-    let md_class = md.get("class").and_then(Value::as_str)?;
-    let classes = class
-        .pointer("/spec/workers/machineDeployments")
-        .and_then(Value::as_array)?;
-    let from_class = classes
-        .iter()
-        .find(|c| c.get("class").and_then(Value::as_str) == Some(md_class))
-        .and_then(|c| c.get("healthCheck"));
+    let from_class = md_class.get("healthCheck");
     let from_topology = md.get("healthCheck");
     if from_topology.and_then(|h| h.get("enabled")) == Some(&Value::Bool(false)) {
         return None;
@@ -354,10 +485,15 @@ fn health_check(
     }))
 }
 
-fn str_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
-    v.pointer(pointer)
+/// The string at `path`, or which field is missing (as a JSON pointer).
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Result<&'v str, String> {
+    at(v, path)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("{pointer} is missing"))
+        .ok_or_else(|| format!("/{} is missing", path.join("/")))
+}
+
+fn str_in<'v>(v: &'v Value, key: &str) -> Result<&'v str, String> {
+    str_at(v, &[key])
 }
 
 /// The Cluster's variables, with top-level defaults for those it leaves out
@@ -386,23 +522,15 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value
 
 /// A name from a naming template (`{{ .cluster.name }}`, `{{ .random }}`,
 /// `{{ .machineDeployment.topologyName }}`), CAPI's default when there is none.
-fn naming(class: &Value, pointer: &str, cluster: &str, md: Option<&str>) -> Result<String, String> {
-    let default = match md {
-        Some(_) => "{{ .cluster.name }}-{{ .machineDeployment.topologyName }}-{{ .random }}",
-        None => "{{ .cluster.name }}-{{ .random }}",
-    };
-    let template = class
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or(default);
+fn naming(template: &Naming, cluster: &str, md: Option<&str>) -> Result<String, String> {
     let data = json!({
         "cluster": {"name": cluster},
         "random": RANDOM,
         "machineDeployment": {"topologyName": md.unwrap_or_default()},
     });
-    let name = gotmpl::parse(template)
+    let name = (template.parsed.as_ref().map_err(Clone::clone))
         .and_then(|t| t.render(&data))
-        .map_err(|e| format!("naming template {template:?}: {e}"))?;
+        .map_err(|e| format!("naming template {:?}: {e}", template.text))?;
     // Longer than a label: cut to 58 and five random characters appended.
     Ok(if name.len() > 63 {
         format!("{}{RANDOM}", &name[..58])
@@ -417,26 +545,19 @@ fn prefixed(base: &str) -> String {
     format!("{cut}{RANDOM}")
 }
 
-fn apply_patches(class: &Value, items: &mut [Item]) -> Result<(), String> {
-    let patches = class.pointer("/spec/patches").and_then(Value::as_array);
-    for patch in patches.into_iter().flatten() {
-        let patch_name = patch.get("name").and_then(Value::as_str).unwrap_or("?");
-        let enabled_if = match patch.get("enabledIf").and_then(Value::as_str) {
-            Some(t) => Some(gotmpl::parse(t).map_err(|e| format!("patch {patch_name}: {e}"))?),
-            None => None,
-        };
+fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String> {
+    for patch in patches {
+        let patch_name = patch.name;
         for item in items.iter_mut() {
-            let definitions = patch.get("definitions").and_then(Value::as_array);
-            let matching: Vec<&Value> = definitions
-                .into_iter()
-                .flatten()
-                .filter(|d| matches(d.get("selector"), item))
+            let matching: Vec<&Definition<'_>> = (patch.definitions.iter())
+                .filter(|d| matches(d.selector, item))
                 .collect();
             if matching.is_empty() {
                 continue;
             }
-            if let Some(t) = &enabled_if {
-                let rendered = t
+            if let Some(t) = &patch.enabled_if {
+                let rendered = (t.as_ref().map_err(Clone::clone))
+                    .map_err(|e| format!("patch {patch_name}: {e}"))?
                     .render(&item.variables)
                     .map_err(|e| format!("patch {patch_name}: enabledIf: {e}"))?;
                 if yaml11_scalar(&rendered)? != Value::Bool(true) {
@@ -444,37 +565,63 @@ fn apply_patches(class: &Value, items: &mut [Item]) -> Result<(), String> {
                 }
             }
             let mut operations = Vec::new();
-            for op in matching
-                .iter()
-                .filter_map(|d| d.get("jsonPatches").and_then(Value::as_array))
-                .flatten()
-            {
-                let mut operation = json!({"op": op["op"], "path": op["path"]});
-                if op["op"] != "remove" {
-                    operation["value"] = value_of(op, &item.variables)
-                        .map_err(|e| format!("patch {patch_name}: {e}"))?;
-                }
-                operations.push(operation);
+            for op in matching.iter().flat_map(|d| &d.operations) {
+                operations.push(
+                    operation(op, &item.variables)
+                        .map_err(|e| format!("patch {patch_name}: {e}"))?,
+                );
             }
-            let operations: json_patch::Patch = serde_json::from_value(Value::Array(operations))
-                .map_err(|e| format!("patch {patch_name}: {e}"))?;
-            // After a patch only spec, labels and annotations are kept.
-            let mut patched = item.template.clone();
-            json_patch::patch(&mut patched, &operations).map_err(|e| {
+            // After a patch only spec, labels and annotations are kept: the
+            // template is patched in place and the rest put back.
+            let kept = [
+                item.template.get("apiVersion").cloned(),
+                item.template.get("kind").cloned(),
+                item.template.get("metadata").cloned(),
+            ];
+            json_patch::patch_unsafe(&mut item.template, &operations).map_err(|e| {
                 format!(
                     "patch {patch_name} does not apply to {}: {e}",
-                    item.template["kind"]
+                    kept[1].clone().unwrap_or_default()
                 )
             })?;
-            item.template["spec"] = patched["spec"].take();
-            for key in ["labels", "annotations"] {
-                if let Some(v) = patched["metadata"].get(key) {
-                    item.template["metadata"][key] = v.clone();
+            let mut patched = std::mem::take(&mut item.template);
+            let mut template = Map::new();
+            for (key, value) in ["apiVersion", "kind", "metadata"].into_iter().zip(kept) {
+                if let Some(value) = value {
+                    template.insert(key.into(), value);
                 }
             }
+            let mut template = Value::Object(template);
+            template["spec"] = patched["spec"].take();
+            for key in ["labels", "annotations"] {
+                if let Some(v) = patched["metadata"].get_mut(key) {
+                    template["metadata"][key] = v.take();
+                }
+            }
+            item.template = template;
         }
     }
     Ok(())
+}
+
+/// One RFC 6902 operation of a patch, with its value for this item.
+fn operation(op: &Operation<'_>, variables: &Value) -> Result<json_patch::PatchOperation, String> {
+    use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
+    let path = op.path.as_str().ok_or("a patch operation needs a path")?;
+    let path =
+        json_patch::jsonptr::PointerBuf::parse(path).map_err(|e| format!("path {path:?}: {e}"))?;
+    Ok(match op.op.as_str() {
+        Some("add") => PatchOperation::Add(AddOperation {
+            path,
+            value: value_of(&op.value, variables)?,
+        }),
+        Some("replace") => PatchOperation::Replace(ReplaceOperation {
+            path,
+            value: value_of(&op.value, variables)?,
+        }),
+        Some("remove") => PatchOperation::Remove(RemoveOperation { path }),
+        other => return Err(format!("op {other:?} is not add, replace or remove")),
+    })
 }
 
 fn matches(selector: Option<&Value>, item: &Item) -> bool {
@@ -490,8 +637,7 @@ fn matches(selector: Option<&Value>, item: &Item) -> bool {
     match &item.role {
         Role::ControlPlane => resources["controlPlane"] == true,
         Role::InfrastructureCluster => resources["infrastructureCluster"] == true,
-        Role::Worker(class) => resources
-            .pointer("/machineDeploymentClass/names")
+        Role::Worker(class) => at(resources, &["machineDeploymentClass", "names"])
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -515,24 +661,24 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// `value`, the variable at a dotted path, or a rendered template (read as YAML).
-fn value_of(op: &Value, variables: &Value) -> Result<Value, String> {
-    if let Some(value) = op.get("value") {
-        return Ok(value.clone());
-    }
-    if let Some(path) = op.pointer("/valueFrom/variable").and_then(Value::as_str) {
-        let mut at = variables;
-        for segment in path.split('.') {
-            at = at
-                .get(segment)
-                .ok_or_else(|| format!("variable {path:?} does not exist"))?;
+fn value_of(source: &Source<'_>, variables: &Value) -> Result<Value, String> {
+    match source {
+        Source::Literal(value) => Ok((*value).clone()),
+        Source::Variable(path) => {
+            let mut at = variables;
+            for segment in path.split('.') {
+                at = at
+                    .get(segment)
+                    .ok_or_else(|| format!("variable {path:?} does not exist"))?;
+            }
+            Ok(at.clone())
         }
-        return Ok(at.clone());
+        Source::Template(template) => {
+            let rendered = template.as_ref().map_err(Clone::clone)?.render(variables)?;
+            yaml_value(&rendered)
+        }
+        Source::Missing => Err("a patch operation needs value or valueFrom".into()),
     }
-    if let Some(template) = op.pointer("/valueFrom/template").and_then(Value::as_str) {
-        let rendered = gotmpl::parse(template)?.render(variables)?;
-        return yaml_value(&rendered);
-    }
-    Err("a patch operation needs value or valueFrom".into())
 }
 
 /// A rendered template as CAPI reads it (YAML 1.1). A scalar that YAML 1.1
@@ -609,18 +755,17 @@ fn object(
 
 /// A per-MachineDeployment copy of a class template.
 fn template_copy(
-    template: &Value,
+    mut template: Value,
     name: &str,
     namespace: &str,
     labels: &Value,
     from: &str,
-) -> Result<Value, String> {
-    let mut copy = template.clone();
+) -> Value {
     let mut metadata = json!({"name": name, "namespace": namespace, "labels": labels});
     merge(&mut metadata["labels"], &template["metadata"]["labels"]);
-    metadata["annotations"] = cloned_from(template, from);
-    copy["metadata"] = metadata;
-    Ok(copy)
+    metadata["annotations"] = cloned_from(&template, from);
+    template["metadata"] = metadata;
+    template
 }
 
 fn cloned_from(template: &Value, name: &str) -> Value {

@@ -33,6 +33,7 @@ pub mod report;
 pub mod resolve;
 pub mod scaffold;
 pub mod schema;
+pub mod shapes;
 pub mod shard;
 pub mod spec;
 pub mod stack;
@@ -328,6 +329,7 @@ fn expand_all(
     diagnostics: &mut Diagnostics,
 ) -> Vec<render::Document> {
     let classes = classes_of(documents.iter());
+    let classes = prepared(&classes, stacks);
     let clusters = clusters_of(documents.iter());
     let jobs: Vec<Expansion<'_>> = tenants
         .iter()
@@ -386,8 +388,12 @@ fn expand_previous(
             value: value.clone(),
         })
         .collect();
-    let old_classes = classes_of(old_class_documents.iter());
-    let current_classes = classes_of(current.iter());
+    let old_class_documents = classes_of(old_class_documents.iter());
+    let current_class_documents = classes_of(current.iter());
+    let (old_classes, current_classes) = (
+        prepared(&old_class_documents, stacks),
+        prepared(&current_class_documents, stacks),
+    );
     let new_clusters = clusters_of(documents.iter());
     let expanded_tenants: std::collections::BTreeSet<&str> = (expanded.iter())
         .filter_map(|d| layout::tenant_of_expanded(&d.path))
@@ -396,15 +402,18 @@ fn expand_previous(
     // holds none, when the platform installs the class).
     let same_class: std::collections::BTreeSet<&str> = (stacks.tenant.keys())
         .map(String::as_str)
-        .filter(
-            |stack| match (old_classes.get(stack), current_classes.get(stack)) {
+        .filter(|stack| {
+            match (
+                old_class_documents.get(stack),
+                current_class_documents.get(stack),
+            ) {
                 (None, _) => true,
                 (Some(a), Some(b)) => {
                     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
                 }
                 (Some(_), None) => false,
-            },
-        )
+            }
+        })
         .collect();
     let old_clusters = (previous.objects.values())
         .filter(|(_, value)| value["kind"] == "Cluster")
@@ -430,7 +439,12 @@ fn expand_previous(
         if unchanged {
             continue;
         }
-        let Some(class) = old_classes.get(name).or_else(|| current_classes.get(name)) else {
+        // The old class when the previous output has one, else the current.
+        let class = match old_class_documents.get(name) {
+            Some(_) => old_classes.get(name),
+            None => current_classes.get(name),
+        };
+        let Some(class) = class else {
             continue;
         };
         jobs.push(Expansion {
@@ -495,7 +509,20 @@ struct Expansion<'a> {
     source: &'a str,
     cluster: &'a serde_json::Value,
     stack: &'a stack::Stack,
-    class: &'a [render::Document],
+    class: &'a expand::Class<'a>,
+}
+
+/// Each stack's class documents, prepared for expansion, by stack name.
+fn prepared<'a>(
+    classes: &'a BTreeMap<&'a str, Vec<render::Document>>,
+    stacks: &'a stack::Stacks,
+) -> BTreeMap<&'a str, expand::Class<'a>> {
+    (classes.iter())
+        .filter_map(|(name, documents)| {
+            let stack = stacks.tenant.get(*name)?;
+            Some((*name, expand::Class::new(documents, &stack.variables)?))
+        })
+        .collect()
 }
 
 impl Expansion<'_> {
@@ -503,38 +530,27 @@ impl Expansion<'_> {
     /// stack without a class.
     fn run(&self) -> Option<Result<Vec<render::Document>, diagnostic::Diagnostic>> {
         self.stack.class.as_ref()?;
-        let class = self
-            .class
-            .iter()
-            .find(|d| d.value["kind"] == "ClusterClass")?;
-        Some(
-            match expand::expand(
-                self.cluster,
-                &class.value,
-                self.class,
-                &self.stack.variables,
-            ) {
-                Ok(objects) => Ok(expand::documents(
-                    self.tenant,
-                    self.source,
-                    &class.source,
-                    objects,
-                )),
-                Err(problem) => Err(diagnostic::Diagnostic::error(
-                    diagnostic::codes::EXPAND_FAILED,
-                    format!(
-                        "Cluster API could not expand tenant {}'s Cluster: {problem}",
-                        self.tenant
-                    ),
-                )
-                .at(diagnostic::SourceLocation::file(self.source))
-                .related(
-                    diagnostic::SourceLocation::file(&class.source),
-                    "the stack's ClusterClass",
-                )
-                .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
-            },
-        )
+        Some(match expand::expand(self.cluster, self.class) {
+            Ok(objects) => Ok(expand::documents(
+                self.tenant,
+                self.source,
+                self.class.source,
+                objects,
+            )),
+            Err(problem) => Err(diagnostic::Diagnostic::error(
+                diagnostic::codes::EXPAND_FAILED,
+                format!(
+                    "Cluster API could not expand tenant {}'s Cluster: {problem}",
+                    self.tenant
+                ),
+            )
+            .at(diagnostic::SourceLocation::file(self.source))
+            .related(
+                diagnostic::SourceLocation::file(self.class.source),
+                "the stack's ClusterClass",
+            )
+            .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
+        })
     }
 }
 

@@ -5,7 +5,9 @@
 //! scalar, list or map: valid YAML that cannot break out of its place) and
 //! strict undefined (a missing variable is an error, never ""). Each rendered
 //! text is re-parsed by `yaml.rs` and must hold exactly one object: only that
-//! value travels on, so template whitespace never reaches the output.
+//! value travels on, so template whitespace never reaches the output. Most
+//! renders skip the re-parse: [`crate::shapes`] parses each distinct shape of
+//! a template's text once and puts the values back into it.
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use rayon::prelude::*;
@@ -40,6 +42,9 @@ pub struct Document {
 /// The compiled templates of every stack.
 pub struct Renderer {
     env: Environment<'static>,
+    /// The templates that may be rendered as shapes ([`crate::shapes`]).
+    shaped: BTreeSet<String>,
+    shapes: crate::shapes::Shapes,
 }
 
 /// The site as templates see it.
@@ -64,6 +69,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::Json);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_formatter(crate::shapes::format);
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .trim_blocks(true)
@@ -72,6 +78,7 @@ impl Renderer {
                 .expect("the default delimiters are a valid syntax"),
         );
         let mut diagnostics = Diagnostics::new();
+        let mut shaped = BTreeSet::new();
         let templates = stacks
             .platform
             .values()
@@ -80,8 +87,15 @@ impl Renderer {
             if let Err(error) = env.add_template_owned(name.clone(), source.clone()) {
                 diagnostics.push(template_diagnostic(&error, name, "cannot be compiled"));
             }
+            if crate::shapes::fits(source) {
+                shaped.insert(name.clone());
+            }
         }
-        diagnostics.into_result(Renderer { env })
+        diagnostics.into_result(Renderer {
+            env,
+            shaped,
+            shapes: crate::shapes::Shapes::default(),
+        })
     }
 
     /// Every object of the site and its tenants that rendered, in output-path
@@ -389,6 +403,11 @@ impl Renderer {
             .env
             .get_template(&template.name)
             .expect("every template of the stacks was added in Renderer::new");
+        if self.shaped.contains(&template.name)
+            && let Some(value) = self.shapes.render(&compiled, ctx)
+        {
+            return Ok(value);
+        }
         let text = compiled
             .render(ctx)
             .map_err(|e| template_diagnostic(&e, &template.name, "failed to render"))?;

@@ -1,0 +1,422 @@
+//! Rendered templates without re-parsing every object.
+//!
+//! A template's text depends on its values in two ways: where its control flow
+//! goes (`{% if %}`, `{% for %}`), and the JSON text of each `{{ value }}`. A
+//! *shape render* writes a placeholder (a JSON string of two private-use
+//! characters around the slot number) for each plain value and keeps the
+//! value aside. The text left over depends on the control flow only, so
+//! thousands of tenants share a handful of texts: each is parsed once into a
+//! tree, and a tenant's object is that tree with its own values put back into
+//! the placeholders' scalars.
+//!
+//! That is the object the usual render-then-parse gives, because:
+//! - a JSON scalar, list or map and a JSON string are each one flow node, so
+//!   the YAML around them parses to the same structure;
+//! - a value is put back only where its placeholder is a whole scalar value.
+//!   A placeholder inside another scalar, in a key or beside a literal
+//!   private-use character makes the text *unfit*: such texts are rendered
+//!   and parsed the usual way;
+//! - a value is kept aside only when YAML reads its JSON text back as exactly
+//!   that value: null, booleans, integers, strings without the characters
+//!   YAML treats differently from JSON, lists and string-keyed maps of those
+//!   (never a `<<` key). Anything else (floats, safe strings, another
+//!   auto-escape mode) makes the render fall back;
+//! - only templates whose tags are `if`, `for`, `set x = …`, `with`, `raw` and
+//!   loop controls take this path: a captured block (`{% set x %}…`,
+//!   `{% filter %}`, macros, blocks, includes) would let control flow or text
+//!   depend on the JSON text itself.
+//!
+//! A render that errors, or whose text is unfit, is redone the usual way, so
+//! every diagnostic is the usual one.
+
+use std::cell::RefCell;
+use std::sync::{Arc, RwLock};
+
+use minijinja::value::ValueKind;
+use minijinja::{AutoEscape, Error, Output, State};
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
+
+use crate::yaml;
+
+/// Opens and closes a placeholder; both are private-use characters.
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+thread_local! {
+    /// The values set aside by the shape render running on this thread.
+    static SLOTS: RefCell<Option<Slots>> = const { RefCell::new(None) };
+}
+
+struct Slots {
+    values: Vec<Value>,
+    /// False once a value could not be set aside exactly.
+    exact: bool,
+}
+
+/// The formatter of every `{{ value }}`: the usual JSON escape, or during a
+/// shape render a placeholder.
+pub fn format(out: &mut Output, state: &mut State, value: &minijinja::Value) -> Result<(), Error> {
+    let json = *state.auto_escape() == AutoEscape::Json;
+    let slot = SLOTS.with_borrow_mut(|slots| {
+        let slots = slots.as_mut().filter(|s| s.exact)?;
+        let set_aside = (json && !value.is_safe()).then(|| plain(value)).flatten();
+        match set_aside {
+            Some(v) => {
+                slots.values.push(v);
+                Some(slots.values.len() - 1)
+            }
+            None => {
+                slots.exact = false;
+                None
+            }
+        }
+    });
+    match slot {
+        Some(slot) => write!(out, "\"{OPEN}{slot}{CLOSE}\"").map_err(Error::from),
+        None => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// `value` as JSON, when YAML reads its JSON text back as exactly it.
+fn plain(value: &minijinja::Value) -> Option<Value> {
+    Some(match value.kind() {
+        ValueKind::None => Value::Null,
+        ValueKind::Bool => Value::Bool(value.is_true()),
+        ValueKind::Number if value.is_integer() => {
+            match (i64::try_from(value.clone()), u64::try_from(value.clone())) {
+                (Ok(i), _) => Value::from(i),
+                (_, Ok(u)) => Value::from(u),
+                _ => return None,
+            }
+        }
+        ValueKind::String => Value::String(plain_str(value.as_str()?)?.to_string()),
+        ValueKind::Seq => Value::Array(
+            value
+                .try_iter()
+                .ok()?
+                .map(|item| plain(&item))
+                .collect::<Option<_>>()?,
+        ),
+        ValueKind::Map => {
+            let mut map = Map::new();
+            for key in value.try_iter().ok()? {
+                let name = plain_str(key.as_str()?)?;
+                if name == "<<" {
+                    return None;
+                }
+                map.insert(name.to_string(), plain(&value.get_item(&key).ok()?)?);
+            }
+            Value::Object(map)
+        }
+        _ => return None,
+    })
+}
+
+/// A string whose JSON text YAML reads back unchanged: no DEL, C1 controls,
+/// line or paragraph separators, byte-order marks, non-characters, or the
+/// placeholder characters.
+fn plain_str(s: &str) -> Option<&str> {
+    let odd = |c: char| {
+        matches!(
+            c,
+            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        ) || c == OPEN
+            || c == CLOSE
+    };
+    (!s.contains(odd)).then_some(s)
+}
+
+/// Whether a template's source may be rendered as a shape: only control-flow
+/// tags that do not capture output, and no placeholder characters.
+pub fn fits(source: &str) -> bool {
+    if source.contains([OPEN, CLOSE]) {
+        return false;
+    }
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        let Some(len) = rest[start..].find("%}") else {
+            return false;
+        };
+        let tag = rest[start + 2..start + len].trim_matches(['-', '+', '~']);
+        let mut words = tag.split_whitespace();
+        let ok = match words.next() {
+            Some(
+                "if" | "elif" | "else" | "endif" | "for" | "endfor" | "with" | "endwith" | "raw"
+                | "endraw" | "break" | "continue",
+            ) => true,
+            // `{% set x = … %}` only: `{% set x %}…{% endset %}` captures.
+            Some("set") => tag.contains('='),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        rest = &rest[start + len + 2..];
+    }
+    true
+}
+
+/// The parsed texts of shape renders, shared by every thread.
+#[derive(Default)]
+pub struct Shapes {
+    parsed: RwLock<FxHashMap<String, Arc<Shape>>>,
+}
+
+/// A shape render's text, parsed.
+enum Shape {
+    /// One object whose placeholders are all whole scalar values.
+    Tree(Value),
+    /// Anything else: render and parse the usual way.
+    Unfit,
+}
+
+impl Shapes {
+    /// The object `template` renders for `ctx`, or `None` when it must be
+    /// rendered and parsed the usual way (an error, an unfit text or value).
+    pub fn render(
+        &self,
+        template: &minijinja::Template<'_, '_>,
+        ctx: &minijinja::Value,
+    ) -> Option<Value> {
+        SLOTS.set(Some(Slots {
+            values: Vec::new(),
+            exact: true,
+        }));
+        let text = template.render(ctx);
+        let slots = SLOTS.take().expect("the slots were set above");
+        let text = text.ok().filter(|_| slots.exact)?;
+        let known = self.parsed.read().ok()?.get(&text).cloned();
+        let shape = match known {
+            Some(shape) => shape,
+            None => {
+                let shape = Arc::new(Shape::of(&text, slots.values.len()));
+                let mut parsed = self.parsed.write().ok()?;
+                parsed.entry(text).or_insert(shape).clone()
+            }
+        };
+        match &*shape {
+            Shape::Tree(tree) => Some(fill(tree, &slots.values)),
+            Shape::Unfit => None,
+        }
+    }
+}
+
+impl Shape {
+    fn of(text: &str, slots: usize) -> Shape {
+        match yaml::parse_value(text) {
+            Ok(tree) if tree.is_object() && placed(&tree, slots) => Shape::Tree(tree),
+            _ => Shape::Unfit,
+        }
+    }
+}
+
+/// The slot a scalar stands for, when it is exactly a placeholder.
+fn slot_of(s: &str) -> Option<usize> {
+    let inner = s.strip_prefix(OPEN)?.strip_suffix(CLOSE)?;
+    if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    inner.parse().ok()
+}
+
+/// Every placeholder character in `tree` is part of a whole-scalar placeholder
+/// of a slot that exists, and none is in a key.
+fn placed(tree: &Value, slots: usize) -> bool {
+    let marked = |s: &str| s.contains([OPEN, CLOSE]);
+    match tree {
+        Value::String(s) => match slot_of(s) {
+            Some(slot) => slot < slots,
+            None => !marked(s),
+        },
+        Value::Array(items) => items.iter().all(|v| placed(v, slots)),
+        Value::Object(map) => map.iter().all(|(k, v)| !marked(k) && placed(v, slots)),
+        _ => true,
+    }
+}
+
+/// `tree` with each placeholder replaced by its value.
+fn fill(tree: &Value, values: &[Value]) -> Value {
+    match tree {
+        Value::String(s) => match slot_of(s) {
+            Some(slot) => values[slot].clone(),
+            None => tree.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, values)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill(v, values)))
+                .collect(),
+        ),
+        _ => tree.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The usual render-then-parse and the shape render, side by side.
+    fn both(source: &str, ctx: serde_json::Value) -> (Option<Value>, Value) {
+        let mut env = minijinja::Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_formatter(format);
+        env.add_template_owned("t.yaml", source.to_string())
+            .unwrap();
+        let template = env.get_template("t.yaml").unwrap();
+        let ctx = minijinja::Value::from(minijinja::value::Serde(ctx));
+        let usual = yaml::parse_value(&template.render(&ctx).unwrap()).unwrap();
+        let shapes = Shapes::default();
+        let shaped = fits(source)
+            .then(|| shapes.render(&template, &ctx))
+            .flatten();
+        (shaped, usual)
+    }
+
+    #[test]
+    fn a_shape_render_gives_the_usual_object() {
+        let ctx = serde_json::json!({
+            "name": "t1", "n": 3, "big": u64::MAX, "neg": -4, "on": "on", "none": null,
+            "list": ["a", 1, true], "map": {"b": {"c": [1, 2]}, "a": "x"},
+            "odd": "tab\there \"quoted\" \\ and 'single' <html> & ünïcode",
+        });
+        let source = "kind: X\nmetadata:\n  name: {{ name }}\nspec:\n  n: {{ n }}\n  big: {{ big }}\n  neg: {{ neg }}\n  on: {{ on }}\n  none: {{ none }}\n  flow: [{{ name }}, {{ list }}]\n  map: {{ map }}\n  odd: {{ odd }}\n  joined: {{ name ~ '-' ~ n }}\n{% for x in list %}\n  item{{ loop.index }}: {{ x }}\n{% endfor %}\n";
+        // `item{{ loop.index }}` is a key: that text is unfit.
+        let (shaped, usual) = both(source, ctx.clone());
+        assert_eq!(shaped, None);
+        let source = source
+            .replace("  item{{ loop.index }}: {{ x }}", "  - {{ x }}")
+            .replace("{% for", "  items:\n{% for");
+        let (shaped, usual2) = both(&source, ctx);
+        assert_ne!(usual, usual2);
+        assert_eq!(shaped, Some(usual2));
+    }
+
+    #[test]
+    fn values_inside_other_text_and_captures_take_the_usual_path() {
+        let ctx = serde_json::json!({"name": "t1", "n": 1.5});
+        for source in [
+            "kind: X\nname: prefix-{{ name }}\n",
+            "kind: X\ntext: |\n  name={{ name }}\n",
+            "kind: X\n'{{ name }}': 1\n",
+            "kind: X\nf: {{ n }}\n",
+            "kind: X\nv: {{ name | safe }}\n",
+            "kind: X\nlit: \"\u{E000}0\u{E001}\"\nv: {{ name }}\n",
+        ] {
+            let (shaped, _) = both(source, ctx.clone());
+            assert_eq!(shaped, None, "{source}");
+        }
+        for source in [
+            "{% set x %}{{ name }}{% endset %}kind: X\nl: {{ x | length }}\n",
+            "{% filter upper %}kind: X\nv: {{ name }}\n{% endfilter %}",
+            "{% macro m() %}{{ name }}{% endmacro %}kind: X\nv: {{ m() }}\n",
+        ] {
+            assert!(!fits(source), "{source}");
+        }
+        assert!(fits("{% set x = name %}{%- if x -%}\nkind: X\n{% endif %}"));
+    }
+
+    #[test]
+    fn a_text_is_parsed_once_for_all_its_renders() {
+        let mut env = minijinja::Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_formatter(format);
+        env.add_template("t.yaml", "kind: X\nname: {{ name }}\n")
+            .unwrap();
+        let template = env.get_template("t.yaml").unwrap();
+        let shapes = Shapes::default();
+        for name in ["a", "b", "c"] {
+            let ctx =
+                minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"name": name})));
+            let object = shapes.render(&template, &ctx).unwrap();
+            assert_eq!(object, serde_json::json!({"kind": "X", "name": name}));
+        }
+        assert_eq!(shapes.parsed.read().unwrap().len(), 1);
+    }
+
+    /// Any JSON value, with the strings YAML reads in odd ways well represented.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let odd = prop::sample::select(vec![
+            "on",
+            "<<",
+            "~",
+            "",
+            "a: b",
+            "- x",
+            "#c",
+            "'",
+            "\"",
+            "\u{85}",
+            "\u{2028}",
+            "\u{feff}x",
+            "\u{7f}",
+            "\u{E000}0\u{E001}",
+            "\t",
+            "\r\n",
+            "{x}",
+            "*a",
+            "&a",
+            "!t",
+            "%",
+            "@",
+            "`",
+        ])
+        .prop_map(|s| Value::String(s.to_string()));
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            odd,
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..4)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn any_value_comes_back_as_the_usual_render_reads_it() {
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+        let mut env = minijinja::Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_formatter(format);
+        let source = "kind: X\nv: {{ v }}\nflow: [{{ v }}, {k: {{ v }}}]\nitems:\n  - {{ v }}\n";
+        env.add_template("t.yaml", source).unwrap();
+        let template = env.get_template("t.yaml").unwrap();
+        let shapes = Shapes::default();
+        let config = Config {
+            cases: 512,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+        let (shaped, usual_only) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+        TestRunner::new_with_rng(config, rng)
+            .run(&any_value(), |v| {
+                let ctx =
+                    minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"v": v})));
+                let usual = yaml::parse_value(&template.render(&ctx).unwrap()).ok();
+                match shapes.render(&template, &ctx) {
+                    Some(object) => {
+                        shaped.set(shaped.get() + 1);
+                        assert_eq!(Some(object), usual);
+                    }
+                    None => usual_only.set(usual_only.get() + 1),
+                }
+                Ok(())
+            })
+            .unwrap();
+        // Both paths must be exercised, or the property says little.
+        let (shaped, usual_only) = (shaped.get(), usual_only.get());
+        assert!(
+            shaped > 100 && usual_only > 10,
+            "{shaped} shaped, {usual_only} not"
+        );
+    }
+}
