@@ -14,6 +14,7 @@
 //!   `x-kubernetes-list-type: map` lists, by their `x-kubernetes-list-map-keys`.
 //!   (`optionalOldSelf` is not supported; none of the kinds kmetal emits uses it.)
 
+use crate::json::At;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -266,7 +267,7 @@ impl<'s> Compiler<'s> {
     fn resolve(&self, reference: &str) -> Result<&'s Json, String> {
         let document = self.document;
         (reference.strip_prefix('#'))
-            .and_then(|pointer| document.pointer(pointer))
+            .and_then(|pointer| document.at(pointer))
             .filter(|target| target.get("$ref").is_none())
             .ok_or_else(|| format!("$ref {reference:?}: no schema at that place"))
     }

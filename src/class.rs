@@ -13,6 +13,7 @@
 //! template is a new object, the class moves to it, and the next build prunes
 //! the old one (Cluster API's template rotation).
 
+use crate::json::At;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -97,7 +98,7 @@ pub fn load(
         };
         let field = |pointer: &str| {
             value
-                .pointer(pointer)
+                .at(pointer)
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
@@ -195,7 +196,7 @@ pub fn load(
     };
     let worker_classes = class
         .value
-        .pointer("/spec/workers/machineDeployments")
+        .at("/spec/workers/machineDeployments")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -228,17 +229,17 @@ fn template_refs(class: &Value) -> Vec<(String, &Value)> {
         "/spec/controlPlane/templateRef",
         "/spec/infrastructure/templateRef",
     ] {
-        if let Some(r) = class.pointer(pointer) {
+        if let Some(r) = class.at(pointer) {
             refs.push((pointer.to_string(), r));
         }
     }
     let mds = class
-        .pointer("/spec/workers/machineDeployments")
+        .at("/spec/workers/machineDeployments")
         .and_then(Value::as_array);
     for (i, _) in mds.into_iter().flatten().enumerate() {
         for part in ["bootstrap", "infrastructure"] {
             let pointer = format!("/spec/workers/machineDeployments/{i}/{part}/templateRef");
-            if let Some(r) = class.pointer(&pointer) {
+            if let Some(r) = class.at(&pointer) {
                 refs.push((pointer, r));
             }
         }
@@ -338,7 +339,7 @@ fn boot_image_patches(
     // The worker classes by infrastructure template kind.
     let mut by_kind: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let workers = class
-        .pointer("/spec/workers/machineDeployments")
+        .at("/spec/workers/machineDeployments")
         .and_then(Value::as_array);
     for worker in workers.into_iter().flatten() {
         let reference = &worker["infrastructure"]["templateRef"];

@@ -1,6 +1,7 @@
 //! `--crds PATH` (a CustomResourceDefinition file or a directory of them, as
 //! `kubectl get crd -o yaml` writes them) → the served versions of each kind.
 
+use crate::json::At;
 use std::path::Path;
 
 use serde_json::Value;
@@ -93,7 +94,7 @@ fn crd(doc: &Value) -> Result<Crd, String> {
         .and_then(Value::as_str)
         .ok_or_else(not_a_crd)?;
     let kind = spec
-        .pointer("/names/kind")
+        .at("/names/kind")
         .and_then(Value::as_str)
         .ok_or_else(not_a_crd)?;
     let mut versions = Vec::new();
@@ -111,7 +112,7 @@ fn crd(doc: &Value) -> Result<Crd, String> {
             .ok_or_else(not_a_crd)?;
         // A served version without a structural schema cannot be checked
         // against; the API server refuses such a CRD too.
-        match v.pointer("/schema/openAPIV3Schema") {
+        match v.at("/schema/openAPIV3Schema") {
             Some(Value::Object(schema)) => versions.push((name.to_string(), schema.clone())),
             _ => {
                 return Err(format!(

@@ -13,6 +13,7 @@
 //! Flux Kustomization or a DataStore, whatever the cause (a renamed site, a
 //! moved namespace, a changed Flux namespace).
 
+use crate::json::At;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -78,7 +79,7 @@ pub struct Plan {
 /// An object's identity: API group, kind, namespace, name.
 pub fn identity(v: &Value) -> Identity {
     let s = |p: &str| {
-        v.pointer(p)
+        v.at(p)
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string()
@@ -315,7 +316,7 @@ pub fn judge(
             );
         };
     let tenant_of = |v: &Value| {
-        v.pointer("/metadata/labels/kmetal.io~1tenant")
+        v.at("/metadata/labels/kmetal.io~1tenant")
             .and_then(Value::as_str)
             .map(str::to_string)
     };
@@ -370,7 +371,7 @@ pub fn judge(
             refused: None,
             warning: None,
         };
-        let kept = (old.pointer("/metadata/annotations/kustomize.toolkit.fluxcd.io~1prune"))
+        let kept = (old.at("/metadata/annotations/kustomize.toolkit.fluxcd.io~1prune"))
             .and_then(Value::as_str)
             .is_some_and(|v| v.eq_ignore_ascii_case("disabled"));
         if kind == "Namespace" && kept {
@@ -521,7 +522,7 @@ pub fn judge(
         match kind.as_str() {
             "Cluster" => {
                 let version = |v: &Value| {
-                    v.pointer("/spec/topology/version")
+                    v.at("/spec/topology/version")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_string()
@@ -547,7 +548,7 @@ pub fn judge(
                     ),
                     ("service domain", "/spec/clusterNetwork/serviceDomain"),
                 ] {
-                    let (a, b) = (old.pointer(pointer), new_value.pointer(pointer));
+                    let (a, b) = (old.at(pointer), new_value.at(pointer));
                     if a != b {
                         let (from, to) = (words(a), words(b));
                         let shown = |w: &[&str]| {
@@ -562,7 +563,7 @@ pub fn judge(
                 }
                 let cp = |v: &Value, p: &str| {
                     control_plane(v)
-                        .and_then(|c| c.pointer(p))
+                        .and_then(|c| c.at(p))
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_string()
@@ -601,8 +602,7 @@ pub fn judge(
                         );
                     }
                 }
-                let replicas =
-                    |v: &Value| v.pointer("/spec/topology/controlPlane/replicas").cloned();
+                let replicas = |v: &Value| v.at("/spec/topology/controlPlane/replicas").cloned();
                 if replicas(old) != replicas(new_value) {
                     change.meaning.push(format!(
                         "control plane scaled {} → {}",
@@ -648,7 +648,7 @@ pub fn judge(
         // What no rule above refused, the CRD's transition rules may.
         if change.refused.is_none() {
             for (pointer, message) in (updates.rules)(old, new_value) {
-                let value = new_value.pointer(&pointer).and_then(Value::as_str);
+                let value = new_value.at(&pointer).and_then(Value::as_str);
                 refuse(
                     &mut change,
                     at(&value.into_iter().collect::<Vec<_>>()),
@@ -707,7 +707,7 @@ pub fn judge(
                 && matches!(c.action, Action::Update(_))
         });
         for (pointer, message) in broken {
-            let value = document.value.pointer(&pointer).and_then(Value::as_str);
+            let value = document.value.at(&pointer).and_then(Value::as_str);
             // The tenant's edit, or else the class's: its ClusterClass or a
             // template of it.
             let files: Vec<&str> = if tenant_changed {
@@ -824,7 +824,7 @@ fn rollouts(old: &Value, document: &Document, tenant: &str, plan: &mut Plan) {
     }
     let pool = document
         .value
-        .pointer("/metadata/labels/topology.cluster.x-k8s.io~1deployment-name")
+        .at("/metadata/labels/topology.cluster.x-k8s.io~1deployment-name")
         .and_then(Value::as_str)
         .unwrap_or("?");
     let already = format!("workers {pool} replaced");
@@ -882,7 +882,7 @@ fn control_plane(cluster: &Value) -> Option<&Value> {
 /// Worker pools: scaled, replaced (machine size), added, removed, renamed.
 fn workers(old: &Value, new: &Value, change: &mut Change) {
     let pools = |v: &Value| -> BTreeMap<String, Value> {
-        v.pointer("/spec/topology/workers/machineDeployments")
+        v.at("/spec/topology/workers/machineDeployments")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -896,7 +896,7 @@ fn workers(old: &Value, new: &Value, change: &mut Change) {
     };
     let size = |cluster: &Value, md: &Value| {
         let own = md
-            .pointer("/variables/overrides")
+            .at("/variables/overrides")
             .and_then(|o| named_value(o, "machineSize"));
         own.or_else(|| cluster_variable(cluster, "machineSize"))
             .and_then(Value::as_str)
@@ -989,6 +989,9 @@ fn version_change(from: &str, to: &str, chain: &[String]) -> Result<String, Stri
 
 /// JSON pointers of the leaves that differ.
 fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
+    if old == new {
+        return Vec::new();
+    }
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
@@ -1002,7 +1005,6 @@ fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
                 })
                 .collect()
         }
-        _ if old == new => Vec::new(),
         _ => vec![if at.is_empty() {
             "/".into()
         } else {

@@ -14,6 +14,7 @@
 //! Only the patch subset of [`check_patches`] is expanded; a stack that uses
 //! more is refused when it is loaded.
 
+use crate::json::At;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -38,7 +39,7 @@ const CLONED_KIND: &str = "cluster.x-k8s.io/cloned-from-groupkind";
 /// expands exactly. Each problem names the patch.
 pub fn check_patches(class: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let patches = class.pointer("/spec/patches").and_then(Value::as_array);
+    let patches = class.at("/spec/patches").and_then(Value::as_array);
     for patch in patches.into_iter().flatten() {
         let name = patch.get("name").and_then(Value::as_str).unwrap_or("?");
         if patch.get("external").is_some() {
@@ -64,7 +65,7 @@ pub fn check_patches(class: &Value) -> Vec<String> {
                     "patch {name}: op {verb:?} is not add, replace or remove"
                 ));
             }
-            if let Some(t) = op.pointer("/valueFrom/template").and_then(Value::as_str)
+            if let Some(t) = op.at("/valueFrom/template").and_then(Value::as_str)
                 && let Err(e) = gotmpl::parse(t)
             {
                 problems.push(format!("patch {name}: valueFrom.template: {e}"));

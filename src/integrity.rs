@@ -7,6 +7,7 @@
 //! VIP outside every MetalLB pool, an object in a namespace that no one
 //! creates. Each violation is reported at the input that produced the value.
 
+use crate::json::At;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
@@ -79,8 +80,8 @@ pub fn check(documents: &[Document], cx: &Context<'_>) -> Diagnostics {
             "HelmRelease" => {
                 let own_ns = namespace.unwrap_or_default();
                 let source = v
-                    .pointer("/spec/chart/spec/sourceRef")
-                    .or_else(|| v.pointer("/spec/chartRef"));
+                    .at("/spec/chart/spec/sourceRef")
+                    .or_else(|| v.at("/spec/chartRef"));
                 if let Some(source) = source {
                     let kind = str_at(source, "/kind").unwrap_or_default();
                     let name = str_at(source, "/name").unwrap_or_default();
@@ -169,7 +170,7 @@ impl<'a> Defined<'a> {
                     defined.chart_sources.insert(format!("{kind}/{ns}/{name}"));
                 }
                 ("metallb.io", Some("IPAddressPool")) => {
-                    let addresses = v.pointer("/spec/addresses").and_then(Value::as_array);
+                    let addresses = v.at("/spec/addresses").and_then(Value::as_array);
                     for address in addresses.into_iter().flatten().filter_map(Value::as_str) {
                         if let Ok(block) = AddressBlock::parse(address) {
                             defined.pools.push((name, block));
@@ -184,7 +185,7 @@ impl<'a> Defined<'a> {
 }
 
 fn cluster(found: &mut Found<'_, '_>, document: &Document, defined: &Defined<'_>) {
-    let class_ref = document.value.pointer("/spec/topology/classRef");
+    let class_ref = document.value.at("/spec/topology/classRef");
     if let Some(class) = class_ref.and_then(|r| str_at(r, "/name")) {
         let own = str_at(&document.value, "/metadata/namespace").unwrap_or_default();
         let ns = class_ref
@@ -230,7 +231,7 @@ fn kustomization(found: &mut Found<'_, '_>, document: &Document, defined: &Defin
     let v = &document.value;
     let own_ns = str_at(v, "/metadata/namespace").unwrap_or_default();
     for dependency in v
-        .pointer("/spec/dependsOn")
+        .at("/spec/dependsOn")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -332,11 +333,11 @@ fn flux_path(found: &mut Found<'_, '_>, documents: &[Document], cx: &Context<'_>
         .iter()
         .filter(|(_, v)| v["kind"] == "ArtifactGenerator")
     {
-        let list = value.pointer("/spec/artifacts").and_then(Value::as_array);
+        let list = value.at("/spec/artifacts").and_then(Value::as_array);
         for artifact in list.into_iter().flatten() {
             let (Some(name), Some(from)) = (
                 artifact["name"].as_str(),
-                artifact.pointer("/copy/0/from").and_then(Value::as_str),
+                artifact.at("/copy/0/from").and_then(Value::as_str),
             ) else {
                 continue;
             };
@@ -414,7 +415,7 @@ fn api_group(v: &Value) -> &str {
 }
 
 fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
-    v.pointer(pointer).and_then(Value::as_str)
+    v.at(pointer).and_then(Value::as_str)
 }
 
 struct Found<'c, 'a> {

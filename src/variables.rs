@@ -7,6 +7,7 @@
 //! applied. A problem points at the tenant value that produced it when that
 //! value can be found in the tenant file.
 
+use crate::json::At;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -155,7 +156,7 @@ fn check_list(
         let mut value = entry["value"].clone();
         apply_defaults(&compiled.variable.schema, &mut value);
         for error in compiled.validator.iter_errors(&value) {
-            let at = value.pointer(&error.instance_path().to_string()).cloned();
+            let at = value.at(&error.instance_path().to_string()).cloned();
             let message = format!(
                 "variable {name} at {}: {error}",
                 display_path(&error.instance_path().to_string())
@@ -163,7 +164,7 @@ fn check_list(
             report(codes::VARIABLE_INVALID, message, at.as_ref());
         }
         for violation in compiled.rules.evaluate(&value) {
-            let at = value.pointer(&violation.path).cloned();
+            let at = value.at(&violation.path).cloned();
             let message = format!(
                 "variable {name} at {}: {}",
                 display_path(&violation.path),
@@ -201,7 +202,7 @@ fn display_path(pointer: &str) -> String {
 
 /// The value of a Cluster's topology variable `name`, if it sets one.
 pub fn cluster_variable<'v>(cluster: &'v Value, name: &str) -> Option<&'v Value> {
-    named_value(cluster.pointer("/spec/topology/variables")?, name)
+    named_value(cluster.at("/spec/topology/variables")?, name)
 }
 
 /// The `value` of entry `name` in a list of `{name, value}` (a topology's

@@ -8,6 +8,7 @@
 //! a stack template: the diagnostic names the template, the output file, the
 //! input file and the JSON path.
 
+use crate::json::At;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -37,7 +38,7 @@ pub struct Schemas {
 /// The single `enum` value of `properties.<field>` in a schema.
 fn fixed(schema: &Value, field: &str) -> Option<String> {
     let values = schema
-        .pointer(&format!("/properties/{field}/enum"))?
+        .at(&format!("/properties/{field}/enum"))?
         .as_array()?;
     match values.as_slice() {
         [Value::String(only)] => Some(only.clone()),

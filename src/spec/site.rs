@@ -1,5 +1,6 @@
 //! `RawSite` → [`Site`]: names, references inside the site, built-in defaults.
 
+use crate::json::At;
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
@@ -315,7 +316,7 @@ fn check_boot_images(
 /// it, or a key that is no key of the site at all (a misspelt section).
 fn unread_section(cut: &[String], section: &str) -> bool {
     let schema = crate::schema::of(crate::schema::InputKind::Site);
-    let known = |key: &str| schema.pointer(&format!("/properties/{key}")).is_some();
+    let known = |key: &str| schema.at(&format!("/properties/{key}")).is_some();
     cut.iter().any(|path| {
         let first = path.split(['.', '[']).next().unwrap_or_default();
         first == section || !known(first)

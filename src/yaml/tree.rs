@@ -10,6 +10,7 @@
 //! - [`NodeDeserializer`] turns a tree that fits into the serde types; spans
 //!   reach [`crate::spec::raw::S`] through [`SPANNED`].
 
+use crate::json::At;
 use std::cell::Cell;
 use std::fmt;
 
@@ -227,7 +228,7 @@ impl<'a> Recovery<'a> {
                 break;
             };
             let pointer = reference.trim_start_matches('#');
-            match self.root.pointer(pointer) {
+            match self.root.at(pointer) {
                 Some(target) => schema = target,
                 None => break,
             }
