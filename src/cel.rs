@@ -56,6 +56,15 @@ struct Node {
     properties: BTreeMap<String, usize>,
     items: Option<usize>,
     additional: Option<usize>,
+    /// Whether this node or one below it has rules, and transition rules:
+    /// a walk skips the parts of an object no rule looks at.
+    below: Below,
+}
+
+#[derive(Clone, Copy, Default, PartialEq)]
+struct Below {
+    rules: bool,
+    transition: bool,
 }
 
 struct Rule {
@@ -89,9 +98,11 @@ impl CelRules {
             transition_rules: 0,
         };
         let root = compiler.node(schema, "")?;
+        let mut nodes = compiler.nodes;
+        mark_below(&mut nodes);
         Ok(CelRules {
             env: compiler.env,
-            nodes: compiler.nodes,
+            nodes,
             root,
             transition_rules: compiler.transition_rules,
         })
@@ -121,10 +132,10 @@ impl CelRules {
         at: &mut Vec<Segment>,
         found: &mut Found,
     ) {
-        if value.is_null() || old.is_null() {
+        let node = &self.nodes[id];
+        if value.is_null() || old.is_null() || !node.below.transition {
             return;
         }
-        let node = &self.nodes[id];
         if !node.transition.is_empty() {
             let mut context = Context::with_env(Arc::clone(&self.env));
             context.add_variable_from_value("self", to_cel(value));
@@ -177,6 +188,9 @@ impl CelRules {
 
     fn visit(&self, id: usize, value: &Json, at: &mut Vec<Segment>, found: &mut Found) {
         let node = &self.nodes[id];
+        if !node.below.rules {
+            return;
+        }
         if !node.rules.is_empty() && !value.is_null() {
             self.check(node, value, at, found);
         }
@@ -238,6 +252,37 @@ impl Rule {
 }
 
 /// Builds the node tree of one schema document.
+/// Fill in [`Below`]: the schema graph may be cyclic (`$ref`), so marks
+/// spread from child to parent until nothing changes.
+fn mark_below(nodes: &mut [Node]) {
+    for node in nodes.iter_mut() {
+        node.below = Below {
+            rules: !node.rules.is_empty(),
+            transition: !node.transition.is_empty(),
+        };
+    }
+    loop {
+        let mut changed = false;
+        for id in 0..nodes.len() {
+            let node = &nodes[id];
+            let children = (node.properties.values().copied())
+                .chain(node.items)
+                .chain(node.additional);
+            let below = children.fold(node.below, |b, child| Below {
+                rules: b.rules || nodes[child].below.rules,
+                transition: b.transition || nodes[child].below.transition,
+            });
+            if below != nodes[id].below {
+                nodes[id].below = below;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
 struct Compiler<'s> {
     document: &'s Json,
     env: Arc<Env>,
@@ -300,6 +345,7 @@ impl<'s> Compiler<'s> {
             properties,
             items,
             additional,
+            below: Below::default(),
         };
         Ok(())
     }

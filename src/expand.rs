@@ -246,15 +246,18 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     let version = str_in(topology, "version")?;
     let spec = |path: &[&str]| at(class.class, &[&["spec"], path].concat());
     let mut globals = defaulted(topology.get("variables"), class.variables);
-    let class_ref = json!({
-        "name": class.class["metadata"]["name"],
-        "namespace": class.class["metadata"]["namespace"],
-    });
-    let builtin_cluster = json!({
-        "name": name,
-        "namespace": namespace,
-        "topology": {"version": version, "classRef": class_ref},
-    });
+    let class_ref = map([
+        ("name", class.class["metadata"]["name"].clone()),
+        ("namespace", class.class["metadata"]["namespace"].clone()),
+    ]);
+    let builtin_cluster = map([
+        ("name", name.into()),
+        ("namespace", namespace.into()),
+        (
+            "topology",
+            map([("version", version.into()), ("classRef", class_ref)]),
+        ),
+    ]);
     let cp_name = naming(&class.control_plane_naming, name, None)?;
     let infra_name = naming(&class.infrastructure_naming, name, None)?;
     let mut cp_builtin = json!({"name": cp_name, "version": version});
@@ -262,7 +265,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     if let Some(replicas) = cp_replicas {
         cp_builtin["replicas"] = replicas.clone();
     }
-    globals.insert("builtin".into(), json!({"cluster": builtin_cluster}));
+    globals.insert("builtin".into(), map([("cluster", builtin_cluster)]));
     let mut cp_variables = globals.clone();
     cp_variables["builtin"]["controlPlane"] = cp_builtin;
     let (cp_template, cp_template_name) = class.template(
@@ -396,34 +399,44 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             let api = v["apiVersion"].as_str().unwrap_or_default();
             api.rsplit_once('/').map_or(api, |(g, _)| g).to_string()
         };
-        let mut spec = json!({
-            "clusterName": name,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "clusterName": name,
-                    "version": version,
-                    "bootstrap": {"configRef": {
-                        "apiGroup": group(&bootstrap), "kind": bootstrap["kind"], "name": template_name,
-                    }},
-                    "infrastructureRef": {
-                        "apiGroup": group(&infra), "kind": infra["kind"], "name": template_name,
-                    },
-                },
-            },
+        let reference = |template: &Value| {
+            map([
+                ("apiGroup", group(template).into()),
+                ("kind", template["kind"].clone()),
+                ("name", template_name.as_str().into()),
+            ])
+        };
+        let machine = map([
+            ("clusterName", name.into()),
+            ("version", version.into()),
+            ("bootstrap", map([("configRef", reference(&bootstrap))])),
+            ("infrastructureRef", reference(&infra)),
+        ]);
+        let mut spec = map([
+            ("clusterName", name.into()),
+            ("selector", map([("matchLabels", labels.clone())])),
+            (
+                "template",
+                map([
+                    ("metadata", map([("labels", labels.clone())])),
+                    ("spec", machine),
+                ]),
+            ),
             // The MachineDeployment webhook's default.
-            "rollout": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}},
-        });
+            (
+                "rollout",
+                json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}}),
+            ),
+        ]);
         if let Some(replicas) = md.get("replicas") {
             spec["replicas"] = replicas.clone();
         }
-        objects.push(json!({
-            "apiVersion": "cluster.x-k8s.io/v1beta2",
-            "kind": "MachineDeployment",
-            "metadata": {"name": md_name, "namespace": namespace, "labels": labels},
-            "spec": spec,
-        }));
+        objects.push(map([
+            ("apiVersion", "cluster.x-k8s.io/v1beta2".into()),
+            ("kind", "MachineDeployment".into()),
+            ("metadata", metadata(&md_name, namespace, labels)),
+            ("spec", spec),
+        ]));
         objects.push(bootstrap);
         objects.push(infra);
         if let Some(check) =
@@ -466,24 +479,30 @@ fn health_check(
     if checks.get("nodeStartupTimeoutSeconds").is_none() {
         checks["nodeStartupTimeoutSeconds"] = json!(600);
     }
-    let mut spec = json!({
-        "clusterName": cluster,
-        "selector": {"matchLabels": {OWNED: "", DEPLOYMENT_NAME: topology_name}},
-        "checks": checks,
-    });
+    let mut spec = map([
+        ("clusterName", cluster.into()),
+        (
+            "selector",
+            json!({"matchLabels": {OWNED: "", DEPLOYMENT_NAME: topology_name}}),
+        ),
+        ("checks", checks),
+    ]);
     if let Some(remediation) = remediation {
         spec["remediation"] = remediation;
     }
-    Some(json!({
-        "apiVersion": "cluster.x-k8s.io/v1beta2",
-        "kind": "MachineHealthCheck",
-        "metadata": {
-            "name": md_name,
-            "namespace": namespace,
-            "labels": {OWNED: "", CLUSTER_NAME: cluster},
-        },
-        "spec": spec,
-    }))
+    Some(map([
+        ("apiVersion", "cluster.x-k8s.io/v1beta2".into()),
+        ("kind", "MachineHealthCheck".into()),
+        (
+            "metadata",
+            metadata(
+                md_name,
+                namespace,
+                json!({OWNED: "", CLUSTER_NAME: cluster}),
+            ),
+        ),
+        ("spec", spec),
+    ]))
 }
 
 /// The string at `path`, or which field is missing (as a JSON pointer).
@@ -737,7 +756,7 @@ fn object(
         .strip_suffix("Template")
         .ok_or_else(|| format!("{kind} is not a template kind"))?;
     let inner = &template["spec"]["template"];
-    let mut metadata = json!({"name": name, "namespace": namespace, "labels": labels});
+    let mut metadata = self::metadata(name, namespace, labels.clone());
     merge(&mut metadata["labels"], &inner["metadata"]["labels"]);
     metadata["annotations"] = cloned_from(template, template_name);
     merge(
@@ -746,12 +765,12 @@ fn object(
     );
     let mut spec = inner.get("spec").cloned().unwrap_or_else(|| json!({}));
     merge(&mut spec, &preserved);
-    Ok(json!({
-        "apiVersion": template["apiVersion"],
-        "kind": object_kind,
-        "metadata": metadata,
-        "spec": spec,
-    }))
+    Ok(map([
+        ("apiVersion", template["apiVersion"].clone()),
+        ("kind", object_kind.into()),
+        ("metadata", metadata),
+        ("spec", spec),
+    ]))
 }
 
 /// A per-MachineDeployment copy of a class template.
@@ -762,7 +781,7 @@ fn template_copy(
     labels: &Value,
     from: &str,
 ) -> Value {
-    let mut metadata = json!({"name": name, "namespace": namespace, "labels": labels});
+    let mut metadata = self::metadata(name, namespace, labels.clone());
     merge(&mut metadata["labels"], &template["metadata"]["labels"]);
     metadata["annotations"] = cloned_from(&template, from);
     template["metadata"] = metadata;
@@ -774,6 +793,26 @@ fn cloned_from(template: &Value, name: &str) -> Value {
     let api = template["apiVersion"].as_str().unwrap_or_default();
     let group = api.rsplit_once('/').map_or(api, |(g, _)| g);
     json!({CLONED_NAME: name, CLONED_KIND: format!("{kind}.{group}")})
+}
+
+/// A JSON object of these fields, in this order. Unlike `json!`, it moves
+/// the values in (`json!` serializes each `Value` it is given, a deep copy).
+fn map<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
+/// `metadata` with a name, a namespace and labels.
+fn metadata(name: &str, namespace: &str, labels: Value) -> Value {
+    map([
+        ("name", name.into()),
+        ("namespace", namespace.into()),
+        ("labels", labels),
+    ])
 }
 
 /// `from`'s keys over `into`'s (objects only).

@@ -79,9 +79,6 @@ pub struct Compiled {
 
 /// Read, check, allocate, render and verify everything; write nothing.
 pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
-    let t0 = std::time::Instant::now();
-    #[allow(clippy::print_stderr)]
-    let phase = |what: &str| if std::env::var_os("KMETAL_PHASES").is_some() { eprintln!("PHASE {what} {:?}", t0.elapsed()); };
     let mut diagnostics = Diagnostics::new();
     let stacks = stack::load(&project.stacks_dir(), &mut diagnostics);
     let (raw_site, raw_tenants) = spec::read(project, &mut diagnostics);
@@ -127,7 +124,6 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         removals,
         &mut diagnostics,
     );
-    phase("inputs");
     let renderer = render::Renderer::new(&stacks).map_err(|d| diagnostics.extend(d));
     let (Ok(renderer), false) = (renderer, diagnostics.has_errors()) else {
         return Err(diagnostics);
@@ -150,20 +146,16 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     }
     let (mut documents, problems) = renderer.render_all(&site, &stacks, &resolved);
     diagnostics.extend(problems);
-    phase("render");
     artifacts_fit(&site, &resolved, &mut diagnostics);
     let mut schemas = verify::Schemas::embedded();
     if let Some(crds) = &project.crds {
         schemas = schemas.with_crds(crds, &mut diagnostics);
     }
     diagnostics.extend(schemas.verify(&documents));
-    phase("verify");
     let expanded = expand_all(&documents, &resolved, &stacks, &mut diagnostics);
-    phase("expand");
     diagnostics.extend(schemas.verify(&expanded));
     // The classes as rendered: the previous topology expands on them when the
     // previous output holds none.
-    phase("verify-expanded");
     let class_documents: Vec<render::Document> = (documents.iter())
         .filter(|d| class::is_class_document(&d.path))
         .cloned()
@@ -175,12 +167,10 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let source = |file: &str| diagnostics.source(file).cloned();
     let variable_problems = variables::check(&documents, &resolved, &stacks, source);
     diagnostics.extend(variable_problems);
-    phase("variables");
     let tree = OutputTree::from_documents(&documents).map_err(|d| diagnostics.extend(d));
     let (Ok(tree), false) = (tree, diagnostics.has_errors()) else {
         return Err(diagnostics);
     };
-    phase("tree");
     let out_dir = project.out_dir(&site.output);
     let source = |file: &str| diagnostics.source(file).cloned();
     let dangling = integrity::check(
@@ -196,7 +186,6 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     );
     diagnostics.extend(dangling);
     // A previous file the new output repeats byte for byte holds the new object.
-    phase("integrity");
     let by_path: BTreeMap<&str, &serde_json::Value> = documents
         .iter()
         .map(|d| (d.path.as_str(), &d.value))
@@ -227,7 +216,6 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             ..day2::previous_on_disk(&out_dir, &unchanged)
         },
     };
-    phase("previous");
     let mut refusals = Diagnostics::new();
     let source = |file: &str| diagnostics.source(file).cloned();
     let chained = class_versions(&stacks);
@@ -236,7 +224,6 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         (&class_documents, &documents, &expanded),
         &stacks,
     );
-    phase("expand-previous");
     let plan = day2::judge(
         &previous,
         &documents,
@@ -256,7 +243,6 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         &source,
         &mut refusals,
     );
-    phase("judge");
     if !project.plan_only {
         diagnostics.extend(refusals.clone());
     }
