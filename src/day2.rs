@@ -14,6 +14,7 @@
 //! moved namespace, a changed Flux namespace).
 
 use crate::json::At;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -33,8 +34,10 @@ pub type Identity = (String, String, String, String);
 
 /// The objects of the previous output, by identity, with their path.
 #[derive(Clone, Debug, Default)]
-pub struct Previous {
-    pub objects: BTreeMap<Identity, (String, Value)>,
+pub struct Previous<'a> {
+    /// An object whose file the new output repeats is the new object itself,
+    /// borrowed; the others are parsed.
+    pub objects: BTreeMap<Identity, (String, Cow<'a, Value>)>,
     /// The lock that went with it.
     pub lock: Lock,
 }
@@ -98,17 +101,28 @@ pub fn identity(v: &Value) -> Identity {
 
 /// The new output's object at a path, if the previous output's text there is
 /// the same: then it needs no parsing.
-pub type Unchanged<'a> = dyn Fn(&str, &str) -> Option<Value> + Sync + 'a;
+pub type Unchanged<'a> = dyn Fn(&str, &str) -> Option<&'a Value> + Sync + 'a;
+
+/// Where the previous output's files are read.
+pub enum Files<'f> {
+    /// One at a time, from a directory, in parallel.
+    Disk(&'f Path),
+    /// All at once, in the manifest's order (`git cat-file --batch`).
+    Read(Box<ReadAll<'f>>),
+}
+
+/// The texts of these paths (`None` for a missing file).
+pub type ReadAll<'f> = dyn FnOnce(&[String]) -> Vec<Option<String>> + 'f;
 
 /// The previous output from files: `manifest` is the old `.kmetal-manifest`
 /// (only what it lists is kmetal's), `read` gives the texts of many paths at
 /// once. Files whose text the new output repeats are taken from it unparsed;
 /// the others are parsed in parallel.
-pub fn previous_from(
+pub fn previous_from<'a>(
     manifest: Option<String>,
-    read: impl FnOnce(&[String]) -> Vec<Option<String>>,
-    unchanged: &Unchanged<'_>,
-) -> Previous {
+    files: Files<'_>,
+    unchanged: &Unchanged<'a>,
+) -> Previous<'a> {
     let mut previous = Previous::default();
     let Some(manifest) = manifest else {
         return previous;
@@ -118,15 +132,23 @@ pub fn previous_from(
         .filter(|p| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
         .map(str::to_string)
         .collect();
-    let texts = read(&paths);
-    let values: Vec<Option<Value>> = paths
-        .par_iter()
-        .zip(texts.par_iter())
-        .map(|(path, text)| {
-            let text = text.as_deref()?;
-            unchanged(path, text).or_else(|| yaml::parse_value(text).ok())
-        })
-        .collect();
+    let value = |path: &str, text: &str| match unchanged(path, text) {
+        Some(same) => Some(Cow::Borrowed(same)),
+        None => yaml::parse_value(text).ok().map(Cow::Owned),
+    };
+    // Read, compared and dropped file by file: the texts are never all held.
+    let values: Vec<Option<Cow<'a, Value>>> = match files {
+        Files::Disk(dir) => (paths.par_iter())
+            .map(|path| value(path, &std::fs::read_to_string(dir.join(path)).ok()?))
+            .collect(),
+        Files::Read(read) => {
+            let texts = read(&paths);
+            (paths.par_iter())
+                .zip(texts.par_iter())
+                .map(|(path, text)| value(path, text.as_deref()?))
+                .collect()
+        }
+    };
     for (path, value) in paths.into_iter().zip(values) {
         if let Some(value) = value {
             previous.objects.insert(identity(&value), (path, value));
@@ -136,22 +158,18 @@ pub fn previous_from(
 }
 
 /// The previous output as the output directory holds it.
-pub fn previous_on_disk(out_dir: &Path, unchanged: &Unchanged<'_>) -> Previous {
-    let read = |path: &str| std::fs::read_to_string(out_dir.join(path)).ok();
-    previous_from(
-        read(crate::output::MANIFEST),
-        |paths| paths.par_iter().map(|p| read(p)).collect(),
-        unchanged,
-    )
+pub fn previous_on_disk<'a>(out_dir: &Path, unchanged: &Unchanged<'a>) -> Previous<'a> {
+    let manifest = std::fs::read_to_string(out_dir.join(crate::output::MANIFEST)).ok();
+    previous_from(manifest, Files::Disk(out_dir), unchanged)
 }
 
 /// The previous output and lock at git `reference` (`kmetal plan --against`).
-pub fn previous_at(
+pub fn previous_at<'a>(
     root: &Path,
     reference: &str,
     out_dir: &Path,
-    unchanged: &Unchanged<'_>,
-) -> Result<(Previous, Option<String>), Diagnostic> {
+    unchanged: &Unchanged<'a>,
+) -> Result<(Previous<'a>, Option<String>), Diagnostic> {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
@@ -211,7 +229,11 @@ pub fn previous_at(
             .collect();
         cat_files(root, &names).unwrap_or_else(|| paths.iter().map(|p| show(join(p))).collect())
     };
-    let previous = previous_from(show(join(crate::output::MANIFEST)), batch, unchanged);
+    let previous = previous_from(
+        show(join(crate::output::MANIFEST)),
+        Files::Read(Box::new(batch)),
+        unchanged,
+    );
     let lock = relative(&root.join(crate::lock::LOCK_FILE)).and_then(show);
     Ok((previous, lock))
 }
@@ -282,7 +304,7 @@ pub struct Updates<'a> {
 /// `diagnostics` at the input line that causes them.
 #[allow(clippy::too_many_arguments)]
 pub fn judge(
-    previous: &Previous,
+    previous: &Previous<'_>,
     documents: &[Document],
     site: &Site,
     chained_versions: &[String],
@@ -338,7 +360,7 @@ pub fn judge(
             .or_insert_with(|| "etcd".into());
         map
     };
-    let old_drivers = drivers(&mut previous.objects.values().map(|(_, v)| v));
+    let old_drivers = drivers(&mut previous.objects.values().map(|(_, v)| &**v));
     let new_drivers = drivers(&mut documents.iter().map(|d| &d.value));
     // The new objects of each tenant, by kind: where a deleted one went.
     let mut by_tenant: BTreeMap<(&str, String), &Document> = BTreeMap::new();

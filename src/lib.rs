@@ -43,7 +43,7 @@ pub mod verify;
 pub mod yaml;
 
 use crate::json::At;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -70,7 +70,9 @@ pub struct Compiled {
     /// The changes the plan refuses (errors of every command but `plan`).
     pub refusals: Diagnostics,
     /// What Cluster API's topology controller creates for each tenant
-    /// (`kmetal expand`), checked like the output but never written.
+    /// (`kmetal expand`), checked like the output but never written: every
+    /// tenant's with `keep_expanded`, else only those of the tenants whose
+    /// Cluster or class changed.
     pub expanded: Vec<render::Document>,
     /// The checked site and the stacks it was built with.
     pub site: spec::Site,
@@ -152,8 +154,6 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         schemas = schemas.with_crds(crds, &mut diagnostics);
     }
     diagnostics.extend(schemas.verify(&documents));
-    let expanded = expand_all(&documents, &resolved, &stacks, &mut diagnostics);
-    diagnostics.extend(schemas.verify(&expanded));
     // The classes as rendered: the previous topology expands on them when the
     // previous output holds none.
     let class_documents: Vec<render::Document> = (documents.iter())
@@ -168,7 +168,16 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let variable_problems = variables::check(&documents, &resolved, &stacks, source);
     diagnostics.extend(variable_problems);
     let tree = OutputTree::from_documents(&documents).map_err(|d| diagnostics.extend(d));
+    let expansion = Expanding {
+        documents: &documents,
+        classes: &class_documents,
+        tenants: &resolved,
+        stacks: &stacks,
+        schemas: &schemas,
+    };
     let (Ok(tree), false) = (tree, diagnostics.has_errors()) else {
+        // Reported together with the rest, kept for nothing.
+        expansion.run(&|_| false, &mut diagnostics);
         return Err(diagnostics);
     };
     let out_dir = project.out_dir(&site.output);
@@ -193,7 +202,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let files = tree.files();
     let unchanged = |path: &str, text: &str| {
         (files.get(path).is_some_and(|now| now == text))
-            .then(|| by_path.get(path).map(|v| (*v).clone()))
+            .then(|| by_path.get(path).copied())
             .flatten()
     };
     let previous = match &project.against {
@@ -216,14 +225,21 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             ..day2::previous_on_disk(&out_dir, &unchanged)
         },
     };
+    // Every tenant is expanded and verified; only the expansions day 2
+    // compares (or `kmetal expand` prints) are kept.
+    let before = Before::of(&previous, &class_documents, &documents, &stacks);
+    let keep = |tenant: &str| project.keep_expanded || !before.unchanged.contains(tenant);
+    let (expanded, expanded_tenants) = expansion.run(&keep, &mut diagnostics);
+    let (old_expanded, unexpanded) = expand_previous(
+        &previous,
+        &before,
+        &class_documents,
+        &expanded_tenants,
+        &stacks,
+    );
     let mut refusals = Diagnostics::new();
     let source = |file: &str| diagnostics.source(file).cloned();
     let chained = class_versions(&stacks);
-    let (old_expanded, unexpanded) = expand_previous(
-        &previous,
-        (&class_documents, &documents, &expanded),
-        &stacks,
-    );
     let plan = day2::judge(
         &previous,
         &documents,
@@ -323,41 +339,144 @@ fn class_versions(stacks: &stack::Stacks) -> Vec<String> {
         .collect()
 }
 
-/// Expand every tenant's Cluster on its stack's ClusterClass (as rendered).
-fn expand_all(
-    documents: &[render::Document],
-    tenants: &[resolve::ResolvedTenant],
-    stacks: &stack::Stacks,
-    diagnostics: &mut Diagnostics,
-) -> Vec<render::Document> {
-    let classes = classes_of(documents.iter());
-    let classes = prepared(&classes, stacks);
-    let clusters = clusters_of(documents.iter());
-    let jobs: Vec<Expansion<'_>> = tenants
-        .iter()
-        .filter_map(|tenant| {
-            let stack = stacks.tenant.get(tenant.stack.as_str())?;
-            Some(Expansion {
-                tenant: tenant.name.as_str(),
-                source: &tenant.source_file,
-                cluster: &clusters.get(tenant.name.as_str())?.value,
-                stack,
-                class: classes.get(stack.name.as_str())?,
+/// What the expansion of every tenant needs.
+struct Expanding<'a> {
+    documents: &'a [render::Document],
+    /// The class documents as rendered (also when they are not written).
+    classes: &'a [render::Document],
+    tenants: &'a [resolve::ResolvedTenant],
+    stacks: &'a stack::Stacks,
+    schemas: &'a verify::Schemas,
+}
+
+impl Expanding<'_> {
+    /// Expand every tenant's Cluster on its stack's class and verify what
+    /// comes out, in parallel. Problems go into `diagnostics`; the expanded
+    /// documents of the tenants `keep` names are returned, with the set of
+    /// tenants that expanded.
+    fn run(
+        &self,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+        diagnostics: &mut Diagnostics,
+    ) -> (Vec<render::Document>, BTreeSet<String>) {
+        let classes = classes_of(self.classes.iter());
+        let classes = prepared(&classes, self.stacks);
+        let clusters = clusters_of(self.documents.iter());
+        let jobs: Vec<Expansion<'_>> = (self.tenants.iter())
+            .filter_map(|tenant| {
+                let stack = self.stacks.tenant.get(tenant.stack.as_str())?;
+                Some(Expansion {
+                    tenant: tenant.name.as_str(),
+                    source: &tenant.source_file,
+                    cluster: &clusters.get(tenant.name.as_str())?.value,
+                    stack,
+                    class: classes.get(stack.name.as_str())?,
+                })
             })
-        })
-        .collect();
-    let mut expanded = Vec::new();
-    for result in jobs
-        .par_iter()
-        .filter_map(Expansion::run)
-        .collect::<Vec<_>>()
-    {
-        match result {
-            Ok(documents) => expanded.extend(documents),
-            Err(d) => diagnostics.push(d),
+            .collect();
+        let results: Vec<_> = jobs
+            .par_iter()
+            .filter_map(|job| {
+                let result = job.run()?;
+                Some(result.map(|documents| {
+                    let problems = self.schemas.verify(&documents);
+                    let kept = keep(job.tenant).then_some(documents);
+                    (job.tenant, kept, problems)
+                }))
+            })
+            .collect();
+        let mut expanded = Vec::new();
+        let mut tenants = BTreeSet::new();
+        for result in results {
+            match result {
+                Ok((tenant, kept, problems)) => {
+                    tenants.insert(tenant.to_string());
+                    expanded.extend(kept.into_iter().flatten());
+                    diagnostics.extend(problems);
+                }
+                Err(d) => diagnostics.push(d),
+            }
+        }
+        (expanded, tenants)
+    }
+}
+
+/// The previous output as day 2's expansion sees it: its class documents,
+/// the stacks whose class did not change, and the tenants whose Cluster and
+/// class are both unchanged (they expand to what they expanded to before).
+struct Before<'p> {
+    class_documents: Vec<render::Document>,
+    unchanged: BTreeSet<&'p str>,
+}
+
+impl<'p> Before<'p> {
+    fn of(
+        previous: &'p day2::Previous<'_>,
+        current: &[render::Document],
+        documents: &[render::Document],
+        stacks: &stack::Stacks,
+    ) -> Before<'p> {
+        // Only the old classes (few) are copied; the old Clusters are borrowed.
+        let class_documents: Vec<render::Document> = (previous.objects.values())
+            .filter(|(path, _)| class::is_class_document(path))
+            .map(|(path, value)| render::Document {
+                path: path.clone(),
+                source: path.clone(),
+                template: path.clone(),
+                value: value.clone().into_owned(),
+            })
+            .collect();
+        let old = classes_of(class_documents.iter());
+        let now = classes_of(current.iter());
+        // Per stack, once: the previous output's class is the current one (or
+        // it holds none, when the platform installs the class).
+        let same_class: BTreeSet<String> = (stacks.tenant.keys())
+            .filter(
+                |stack| match (old.get(stack.as_str()), now.get(stack.as_str())) {
+                    (None, _) => true,
+                    (Some(a), Some(b)) => {
+                        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
+                    }
+                    (Some(_), None) => false,
+                },
+            )
+            .cloned()
+            .collect();
+        let new_clusters = clusters_of(documents.iter());
+        let unchanged = old_clusters(previous)
+            .filter(|(tenant, _, cluster)| {
+                new_clusters
+                    .get(tenant)
+                    .is_some_and(|d| d.value == **cluster)
+                    && stack_of_cluster(cluster, stacks)
+                        .is_some_and(|s| same_class.contains(s.name.as_str()))
+            })
+            .map(|(tenant, _, _)| tenant)
+            .collect();
+        drop(old);
+        Before {
+            class_documents,
+            unchanged,
         }
     }
-    expanded
+}
+
+/// The previous output's Clusters: tenant, path, object.
+fn old_clusters<'p>(
+    previous: &'p day2::Previous<'_>,
+) -> impl Iterator<Item = (&'p str, &'p String, &'p serde_json::Value)> {
+    (previous.objects.values())
+        .filter(|(_, value)| value["kind"] == "Cluster")
+        .filter_map(|(path, value)| Some((layout::tenant_of(path)?, path, &**value)))
+}
+
+/// The stack whose ClusterClass a Cluster names.
+fn stack_of_cluster<'s>(
+    cluster: &serde_json::Value,
+    stacks: &'s stack::Stacks,
+) -> Option<&'s stack::Stack> {
+    let name = cluster.at("/spec/topology/classRef/name")?.as_str()?;
+    (stacks.tenant.values()).find(|s| s.cluster_class.name.as_str() == name)
 }
 
 /// What Cluster API expanded from the previous output, by identity: each old
@@ -368,77 +487,30 @@ fn expand_all(
 /// again. The tenants whose old topology
 /// no longer expands are listed with why.
 fn expand_previous(
-    previous: &day2::Previous,
-    now: (
-        &[render::Document],
-        &[render::Document],
-        &[render::Document],
-    ),
+    previous: &day2::Previous<'_>,
+    before: &Before<'_>,
+    current: &[render::Document],
+    expanded_tenants: &BTreeSet<String>,
     stacks: &stack::Stacks,
 ) -> (
     BTreeMap<day2::Identity, serde_json::Value>,
     Vec<(String, String)>,
 ) {
-    let (current, documents, expanded) = now;
-    // Only the old classes (few) are copied; the old Clusters are borrowed.
-    let old_class_documents: Vec<render::Document> = (previous.objects.values())
-        .filter(|(path, _)| class::is_class_document(path))
-        .map(|(path, value)| render::Document {
-            path: path.clone(),
-            source: path.clone(),
-            template: path.clone(),
-            value: value.clone(),
-        })
-        .collect();
-    let old_class_documents = classes_of(old_class_documents.iter());
+    let old_class_documents = classes_of(before.class_documents.iter());
     let current_class_documents = classes_of(current.iter());
     let (old_classes, current_classes) = (
         prepared(&old_class_documents, stacks),
         prepared(&current_class_documents, stacks),
     );
-    let new_clusters = clusters_of(documents.iter());
-    let expanded_tenants: std::collections::BTreeSet<&str> = (expanded.iter())
-        .filter_map(|d| layout::tenant_of_expanded(&d.path))
-        .collect();
-    // Per stack, once: the previous output's class is the current one (or it
-    // holds none, when the platform installs the class).
-    let same_class: std::collections::BTreeSet<&str> = (stacks.tenant.keys())
-        .map(String::as_str)
-        .filter(|stack| {
-            match (
-                old_class_documents.get(stack),
-                current_class_documents.get(stack),
-            ) {
-                (None, _) => true,
-                (Some(a), Some(b)) => {
-                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
-                }
-                (Some(_), None) => false,
-            }
-        })
-        .collect();
-    let old_clusters = (previous.objects.values())
-        .filter(|(_, value)| value["kind"] == "Cluster")
-        .filter_map(|(path, value)| Some((layout::tenant_of(path)?, path, value)));
     let mut jobs: Vec<Expansion<'_>> = Vec::new();
-    for (tenant, path, cluster) in old_clusters {
-        let Some(stack) = (cluster.at("/spec/topology/classRef/name"))
-            .and_then(serde_json::Value::as_str)
-            .and_then(|name| {
-                (stacks.tenant.values()).find(|s| s.cluster_class.name.as_str() == name)
-            })
-        else {
+    for (tenant, path, cluster) in old_clusters(previous) {
+        let Some(stack) = stack_of_cluster(cluster, stacks) else {
             continue;
         };
         let name = stack.name.as_str();
         // Unchanged: it expanded to what it expands to now, so there is no
         // update to judge; it is left out.
-        let unchanged = new_clusters
-            .get(tenant)
-            .is_some_and(|d| d.value == *cluster)
-            && same_class.contains(name)
-            && expanded_tenants.contains(tenant);
-        if unchanged {
+        if before.unchanged.contains(tenant) && expanded_tenants.contains(tenant) {
             continue;
         }
         // The old class when the previous output has one, else the current.

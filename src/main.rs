@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         project.plan_only = true;
     }
     project.crds = cli.crds.clone();
+    project.keep_expanded = matches!(cli.command, cli::Command::Expand { .. });
     let result = match &cli.command {
         cli::Command::Build { .. } => kmetal::build(&project).map(|(compiled, report)| {
             announce_removals(&compiled, "removing");

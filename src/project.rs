@@ -43,6 +43,9 @@ pub struct Project {
     pub against: Option<String>,
     /// `kmetal plan`: refused changes go into the plan, not into the errors.
     pub plan_only: bool,
+    /// `kmetal expand`: keep every tenant's expanded objects, not only those
+    /// day 2 compares (every one is verified either way).
+    pub keep_expanded: bool,
     /// Let every removal through, to report it (`check`) rather than refuse it.
     pub allow_all_removals: bool,
     /// Largest input file (`kmetal.yaml`, a tenant file) read, in bytes: a
@@ -82,6 +85,7 @@ impl Project {
             allow_replace: BTreeSet::new(),
             against: None,
             plan_only: false,
+            keep_expanded: false,
             allow_all_removals: false,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             crds: None,

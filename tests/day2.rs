@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -427,4 +427,30 @@ fn removing_a_tenant_s_add_on_needs_consent() {
             .join("deploy/tenants/acme/helmrelease-cilium.yaml")
             .exists()
     );
+}
+
+#[test]
+fn only_the_expansions_day_2_compares_are_kept() {
+    let fleet = built_fleet();
+    let expanded_tenants = |keep_all: bool| {
+        let mut project = kmetal::project::Project::open(fleet.path(), None).unwrap();
+        project.keep_expanded = keep_all;
+        let compiled = kmetal::compile(&project).unwrap_or_else(|d| panic!("{d}"));
+        let tenants: BTreeSet<String> = (compiled.expanded.iter())
+            .filter_map(|d| kmetal::layout::tenant_of_expanded(&d.path).map(str::to_string))
+            .collect();
+        tenants
+    };
+    let all: BTreeSet<String> = ["acme", "beta", "gamma"].map(String::from).into();
+    assert_eq!(expanded_tenants(true), all);
+    // Nothing changed: every tenant expanded and was verified, none is kept.
+    assert_eq!(expanded_tenants(false), BTreeSet::new());
+    edit(
+        fleet.path(),
+        "tenants/team-b/beta.yaml",
+        "replicas: 2\n    machineSize: medium",
+        "replicas: 3\n    machineSize: medium",
+    );
+    assert_eq!(expanded_tenants(false), ["beta".to_string()].into());
+    assert_eq!(expanded_tenants(true), all);
 }

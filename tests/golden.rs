@@ -60,6 +60,7 @@ fn run(input: &Path, case_dir: &Path) -> Outcome {
     let project = common::open_case_input(input).map(|mut project| {
         project.allow_removal = allow.lines().map(str::to_string).collect();
         project.crds = crds.is_dir().then_some(crds);
+        project.keep_expanded = true;
         project
     });
     match project.map(|project| kmetal::compile(&project)) {
