@@ -508,6 +508,11 @@ pub fn judge(
         .collect();
     // Created or updated.
     for (id, document) in &new {
+        let previous_object = previous.objects.get(id);
+        // The same object (often the very one: see `Previous`): nothing to judge.
+        if previous_object.is_some_and(|(_, old)| same(old, &document.value)) {
+            continue;
+        }
         let (_, kind, namespace, name) = id.clone();
         let object_name = name.clone();
         let new_value = &document.value;
@@ -521,7 +526,7 @@ pub fn judge(
             refused: None,
             warning: None,
         };
-        let Some((_, old)) = previous.objects.get(id) else {
+        let Some((_, old)) = previous_object else {
             if kind == "Cluster" && !replaced_clusters.contains(&change.tenant) {
                 change.meaning.push("cluster created".into());
             }
@@ -1010,8 +1015,13 @@ fn version_change(from: &str, to: &str, chain: &[String]) -> Result<String, Stri
 }
 
 /// JSON pointers of the leaves that differ.
+/// Equal objects; the same one without comparing.
+fn same(a: &Value, b: &Value) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
-    if old == new {
+    if same(old, new) {
         return Vec::new();
     }
     match (old, new) {

@@ -165,8 +165,9 @@ pub struct Shapes {
 
 /// A shape render's text, parsed.
 enum Shape {
-    /// One object whose placeholders are all whole scalar values.
-    Tree(Value),
+    /// One object whose placeholders are all whole scalar values, and where
+    /// each stands.
+    Tree(Value, Vec<(Vec<Step>, usize)>),
     /// Anything else: render and parse the usual way.
     Unfit,
 }
@@ -196,7 +197,7 @@ impl Shapes {
             }
         };
         match &*shape {
-            Shape::Tree(tree) => Some(fill(tree, &slots.values)),
+            Shape::Tree(tree, places) => Some(fill(tree, places, slots.values)),
             Shape::Unfit => None,
         }
     }
@@ -205,7 +206,11 @@ impl Shapes {
 impl Shape {
     fn of(text: &str, slots: usize) -> Shape {
         match yaml::parse_value(text) {
-            Ok(tree) if tree.is_object() && placed(&tree, slots) => Shape::Tree(tree),
+            Ok(tree) if tree.is_object() && placed(&tree, slots) => {
+                let mut places = Vec::new();
+                find(&tree, &mut Vec::new(), &mut places);
+                Shape::Tree(tree, places)
+            }
             _ => Shape::Unfit,
         }
     }
@@ -235,21 +240,60 @@ fn placed(tree: &Value, slots: usize) -> bool {
     }
 }
 
-/// `tree` with each placeholder replaced by its value.
-fn fill(tree: &Value, values: &[Value]) -> Value {
+/// A step down a tree: the n-th field of a mapping (in its order), or the
+/// n-th item of a list. Positions, not keys: following them hashes nothing.
+#[derive(Clone, Copy)]
+enum Step {
+    Field(usize),
+    Item(usize),
+}
+
+/// Where each placeholder of `tree` stands, and its slot.
+fn find(tree: &Value, at: &mut Vec<Step>, places: &mut Vec<(Vec<Step>, usize)>) {
     match tree {
-        Value::String(s) => match slot_of(s) {
-            Some(slot) => values[slot].clone(),
-            None => tree.clone(),
-        },
-        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, values)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), fill(v, values)))
-                .collect(),
-        ),
-        _ => tree.clone(),
+        Value::String(s) => places.extend(slot_of(s).map(|slot| (at.clone(), slot))),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(Step::Item(i));
+                find(item, at, places);
+                at.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (i, value) in map.values().enumerate() {
+                at.push(Step::Field(i));
+                find(value, at, places);
+                at.pop();
+            }
+        }
+        _ => {}
     }
+}
+
+/// A copy of `tree` with each placeholder replaced by its value.
+fn fill(tree: &Value, places: &[(Vec<Step>, usize)], mut values: Vec<Value>) -> Value {
+    let mut object = tree.clone();
+    // A slot is usually used once: the last use takes the value.
+    let mut uses = vec![0usize; values.len()];
+    for (_, slot) in places {
+        uses[*slot] += 1;
+    }
+    for (path, slot) in places {
+        let target = path.iter().fold(&mut object, |at, step| match (at, step) {
+            (Value::Object(map), Step::Field(i)) => {
+                map.values_mut().nth(*i).expect("found in this tree")
+            }
+            (Value::Array(items), Step::Item(i)) => &mut items[*i],
+            _ => unreachable!("the steps were found in this tree"),
+        });
+        uses[*slot] -= 1;
+        *target = if uses[*slot] == 0 {
+            std::mem::take(&mut values[*slot])
+        } else {
+            values[*slot].clone()
+        };
+    }
+    object
 }
 
 #[cfg(test)]
