@@ -120,14 +120,66 @@ struct Patch<'a> {
 }
 
 struct Definition<'a> {
-    selector: Option<&'a Value>,
+    selector: Option<Selector<'a>>,
     operations: Vec<Operation<'a>>,
+}
+
+/// A definition's selector: the template's `apiVersion` and `kind` (null
+/// when unset), and which items it matches.
+struct Selector<'a> {
+    api_version: &'a Value,
+    kind: &'a Value,
+    control_plane: bool,
+    infrastructure_cluster: bool,
+    worker_classes: Vec<&'a str>,
+}
+
+impl<'a> Selector<'a> {
+    fn new(selector: &'a Value) -> Selector<'a> {
+        static NULL: Value = Value::Null;
+        let resources = &selector["matchResources"];
+        Selector {
+            api_version: selector.get("apiVersion").unwrap_or(&NULL),
+            kind: selector.get("kind").unwrap_or(&NULL),
+            control_plane: resources["controlPlane"] == true,
+            infrastructure_cluster: resources["infrastructureCluster"] == true,
+            worker_classes: at(resources, &["machineDeploymentClass", "names"])
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect(),
+        }
+    }
 }
 
 struct Operation<'a> {
     op: &'a Value,
-    path: &'a Value,
+    /// The path's tokens (decoded), or why it is not a JSON pointer.
+    tokens: Result<Vec<String>, String>,
     value: Source<'a>,
+}
+
+impl Operation<'_> {
+    /// Whether the operation only reaches inside `spec`, or inside the
+    /// labels or annotations: what a patch keeps (see [`apply_patches`]).
+    fn stays_inside(&self) -> bool {
+        match self.tokens.as_deref() {
+            Ok([first, _, ..]) if first == "spec" => true,
+            Ok([first, second, _, ..]) => {
+                first == "metadata" && (second == "labels" || second == "annotations")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The tokens of a JSON pointer, decoded; the error says why it is none.
+fn tokens(path: &Value) -> Result<Vec<String>, String> {
+    let path = path.as_str().ok_or("a patch operation needs a path")?;
+    let pointer =
+        json_patch::jsonptr::PointerBuf::parse(path).map_err(|e| format!("path {path:?}: {e}"))?;
+    Ok(pointer.tokens().map(|t| t.decoded().into_owned()).collect())
 }
 
 /// Where an operation's value comes from.
@@ -153,11 +205,11 @@ impl<'a> Class<'a> {
                 enabled_if: (patch.get("enabledIf").and_then(Value::as_str)).map(gotmpl::parse),
                 definitions: list(patch.get("definitions"))
                     .map(|d| Definition {
-                        selector: d.get("selector"),
+                        selector: d.get("selector").map(Selector::new),
                         operations: list(d.get("jsonPatches"))
                             .map(|op| Operation {
                                 op: &op["op"],
-                                path: &op["path"],
+                                tokens: tokens(&op["path"]),
                                 value: match (op.get("value"), op.get("valueFrom")) {
                                     (Some(value), _) => Source::Literal(value),
                                     (None, Some(from)) => match (
@@ -223,10 +275,29 @@ fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
 /// One patch target: a class template, and what it is for.
 struct Item {
     template: Value,
+    /// The template's `apiVersion` and `kind` (null when unset): a patch
+    /// never changes them.
+    api_version: Value,
+    kind: Value,
+    /// Whether the template is exactly [`is_plain`].
+    plain: bool,
     /// `controlPlane`, `infrastructureCluster`, or the worker class.
     role: Role,
     /// Variables of this item: the Cluster's, an MD's overrides, builtins.
     variables: Rc<Value>,
+}
+
+impl Item {
+    fn new(template: Value, role: Role, variables: Rc<Value>) -> Item {
+        Item {
+            api_version: template["apiVersion"].clone(),
+            kind: template["kind"].clone(),
+            plain: is_plain(&template),
+            template,
+            role,
+            variables,
+        }
+    }
 }
 
 #[derive(Clone, PartialEq)]
@@ -324,11 +395,11 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         )?;
         let first = 2 + items.len();
         for t in [bootstrap, infra] {
-            items.push(Item {
-                template: t,
-                role: Role::Worker(class_name.to_string()),
-                variables: Rc::clone(&md_variables),
-            });
+            items.push(Item::new(
+                t,
+                Role::Worker(class_name.to_string()),
+                Rc::clone(&md_variables),
+            ));
         }
         mds.push((
             md,
@@ -341,16 +412,16 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         ));
     }
     let mut items: Vec<Item> = [
-        Item {
-            template: infra_template,
-            role: Role::InfrastructureCluster,
-            variables: Rc::new(Value::Object(globals)),
-        },
-        Item {
-            template: cp_template,
-            role: Role::ControlPlane,
-            variables: Rc::new(Value::Object(cp_variables)),
-        },
+        Item::new(
+            infra_template,
+            Role::InfrastructureCluster,
+            Rc::new(Value::Object(globals)),
+        ),
+        Item::new(
+            cp_template,
+            Role::ControlPlane,
+            Rc::new(Value::Object(cp_variables)),
+        ),
     ]
     .into_iter()
     .chain(items)
@@ -570,7 +641,7 @@ fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String
         let patch_name = patch.name;
         for item in items.iter_mut() {
             let matching: Vec<&Definition<'_>> = (patch.definitions.iter())
-                .filter(|d| matches(d.selector, item))
+                .filter(|d| d.selector.as_ref().is_some_and(|s| matches(s, item)))
                 .collect();
             if matching.is_empty() {
                 continue;
@@ -591,19 +662,25 @@ fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String
                         .map_err(|e| format!("patch {patch_name}: {e}"))?,
                 );
             }
-            // After a patch only spec, labels and annotations are kept: the
-            // template is patched in place and the rest put back.
+            let failed =
+                |e: String| format!("patch {patch_name} does not apply to {}: {e}", item.kind);
+            // After a patch only spec, labels and annotations are kept. When
+            // every operation stays inside them, and the template is the
+            // usual four fields, patching in place is exactly that.
+            let inside = matching
+                .iter()
+                .flat_map(|d| &d.operations)
+                .all(Operation::stays_inside);
+            if inside && item.plain {
+                patch_in_place(&mut item.template, operations).map_err(failed)?;
+                continue;
+            }
             let kept = [
                 item.template.get("apiVersion").cloned(),
                 item.template.get("kind").cloned(),
                 item.template.get("metadata").cloned(),
             ];
-            json_patch::patch_unsafe(&mut item.template, &operations).map_err(|e| {
-                format!(
-                    "patch {patch_name} does not apply to {}: {e}",
-                    kept[1].clone().unwrap_or_default()
-                )
-            })?;
+            patch_in_place(&mut item.template, operations).map_err(failed)?;
             let mut patched = std::mem::take(&mut item.template);
             let mut template = Map::new();
             for (key, value) in ["apiVersion", "kind", "metadata"].into_iter().zip(kept) {
@@ -619,50 +696,126 @@ fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String
                 }
             }
             item.template = template;
+            item.plain = is_plain(&item.template);
         }
     }
     Ok(())
 }
 
+/// `apiVersion`, `kind`, `metadata` (a mapping) and `spec`, in this order
+/// and nothing else: what rebuilding a template after a patch gives.
+fn is_plain(template: &Value) -> bool {
+    let Some(fields) = template.as_object() else {
+        return false;
+    };
+    fields.keys().eq(["apiVersion", "kind", "metadata", "spec"]) && fields["metadata"].is_object()
+}
+
+/// One RFC 6902 operation, resolved for one item.
+enum Resolved<'o> {
+    Add(&'o [String], Value),
+    Replace(&'o [String], Value),
+    Remove(&'o [String]),
+}
+
 /// One RFC 6902 operation of a patch, with its value for this item.
-fn operation(op: &Operation<'_>, variables: &Value) -> Result<json_patch::PatchOperation, String> {
-    use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
-    let path = op.path.as_str().ok_or("a patch operation needs a path")?;
-    let path =
-        json_patch::jsonptr::PointerBuf::parse(path).map_err(|e| format!("path {path:?}: {e}"))?;
+fn operation<'o>(op: &'o Operation<'_>, variables: &Value) -> Result<Resolved<'o>, String> {
+    let tokens = op.tokens.as_deref().map_err(Clone::clone)?;
     Ok(match op.op.as_str() {
-        Some("add") => PatchOperation::Add(AddOperation {
-            path,
-            value: value_of(&op.value, variables)?,
-        }),
-        Some("replace") => PatchOperation::Replace(ReplaceOperation {
-            path,
-            value: value_of(&op.value, variables)?,
-        }),
-        Some("remove") => PatchOperation::Remove(RemoveOperation { path }),
+        Some("add") => Resolved::Add(tokens, value_of(&op.value, variables)?),
+        Some("replace") => Resolved::Replace(tokens, value_of(&op.value, variables)?),
+        Some("remove") => Resolved::Remove(tokens),
         other => return Err(format!("op {other:?} is not add, replace or remove")),
     })
 }
 
-fn matches(selector: Option<&Value>, item: &Item) -> bool {
-    let Some(selector) = selector else {
-        return false;
-    };
-    if selector["apiVersion"] != item.template["apiVersion"]
-        || selector["kind"] != item.template["kind"]
-    {
+/// Apply `operations` in order, as the `json-patch` crate does (`add` needs
+/// the parent, an array index may be one past the end, `-` appends; `remove`
+/// and `replace` need the target), walking decoded tokens instead of
+/// re-parsing each pointer. On failure the document is partly patched: the
+/// expansion stops there.
+fn patch_in_place(doc: &mut Value, operations: Vec<Resolved<'_>>) -> Result<(), String> {
+    for (index, operation) in operations.into_iter().enumerate() {
+        let tokens = match &operation {
+            Resolved::Add(t, _) | Resolved::Replace(t, _) | Resolved::Remove(t) => *t,
+        };
+        let invalid = || {
+            let path: String = tokens
+                .iter()
+                .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+                .collect();
+            format!("operation '/{index}' failed at path '{path}': path is invalid")
+        };
+        match operation {
+            Resolved::Replace(tokens, value) => {
+                *walk(doc, tokens).ok_or_else(invalid)? = value;
+            }
+            Resolved::Add(tokens, value) => {
+                let Some((last, parent)) = tokens.split_last() else {
+                    *doc = value;
+                    continue;
+                };
+                match walk(doc, parent).ok_or_else(invalid)? {
+                    Value::Object(map) => {
+                        map.insert(last.clone(), value);
+                    }
+                    Value::Array(list) => {
+                        let at = match last.as_str() {
+                            "-" => list.len(),
+                            token => array_index(token)
+                                .filter(|i| *i <= list.len())
+                                .ok_or_else(invalid)?,
+                        };
+                        list.insert(at, value);
+                    }
+                    _ => return Err(invalid()),
+                }
+            }
+            Resolved::Remove(tokens) => {
+                let (last, parent) = tokens.split_last().ok_or_else(invalid)?;
+                match walk(doc, parent).ok_or_else(invalid)? {
+                    Value::Object(map) => {
+                        map.remove(last.as_str()).ok_or_else(invalid)?;
+                    }
+                    Value::Array(list) => {
+                        let at = array_index(last)
+                            .filter(|i| *i < list.len())
+                            .ok_or_else(invalid)?;
+                        list.remove(at);
+                    }
+                    _ => return Err(invalid()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value at decoded `tokens`, as `serde_json`'s `pointer_mut` finds it.
+fn walk<'v>(doc: &'v mut Value, tokens: &[String]) -> Option<&'v mut Value> {
+    tokens.iter().try_fold(doc, |at, token| match at {
+        Value::Object(map) => map.get_mut(token.as_str()),
+        Value::Array(list) => array_index(token).and_then(|i| list.get_mut(i)),
+        _ => None,
+    })
+}
+
+/// An RFC 6901 array index: digits, no leading zero.
+fn array_index(token: &str) -> Option<usize> {
+    let digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    (digits && (token == "0" || !token.starts_with('0')))
+        .then(|| token.parse().ok())
+        .flatten()
+}
+
+fn matches(selector: &Selector<'_>, item: &Item) -> bool {
+    if *selector.api_version != item.api_version || *selector.kind != item.kind {
         return false;
     }
-    let resources = &selector["matchResources"];
     match &item.role {
-        Role::ControlPlane => resources["controlPlane"] == true,
-        Role::InfrastructureCluster => resources["infrastructureCluster"] == true,
-        Role::Worker(class) => at(resources, &["machineDeploymentClass", "names"])
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .any(|pattern| name_matches(pattern, class)),
+        Role::ControlPlane => selector.control_plane,
+        Role::InfrastructureCluster => selector.infrastructure_cluster,
+        Role::Worker(class) => (selector.worker_classes.iter()).any(|p| name_matches(p, class)),
     }
 }
 
@@ -892,4 +1045,79 @@ pub fn text(
         out += &crate::yaml::emit(&d.value);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The patch step gives what the `json-patch` crate gives: the same
+    /// document, or the same error.
+    #[test]
+    fn patching_in_place_agrees_with_json_patch() {
+        let doc = json!({"spec": {"a": 1, "list": [1, 2, 3], "m": {"x~/y": true}}, "s": "x"});
+        let ops = [
+            ("add", "/spec/b", Some(json!(2))),
+            ("add", "/spec/a", Some(json!({"n": 1}))),
+            ("add", "/spec/list/-", Some(json!(4))),
+            ("add", "/spec/list/0", Some(json!(0))),
+            ("add", "/spec/list/3", Some(json!(9))),
+            ("add", "/spec/list/4", Some(json!(9))),
+            ("add", "/spec/list/01", Some(json!(9))),
+            ("add", "/spec/list/+1", Some(json!(9))),
+            ("add", "/spec/missing/x", Some(json!(1))),
+            ("add", "/s/x", Some(json!(1))),
+            ("add", "", Some(json!({"whole": 1}))),
+            ("add", "/spec/m/x~0~1y", Some(json!(false))),
+            ("replace", "/spec/a", Some(json!("r"))),
+            ("replace", "/spec/nothing", Some(json!(1))),
+            ("replace", "/spec/list/2", Some(json!("two"))),
+            ("replace", "/spec/list/3", Some(json!(1))),
+            ("replace", "", Some(json!([]))),
+            ("remove", "/spec/a", None),
+            ("remove", "/spec/nothing", None),
+            ("remove", "/spec/list/1", None),
+            ("remove", "/spec/list/-", None),
+            ("remove", "/spec/list/3", None),
+            ("remove", "/spec/m/x~0~1y", None),
+            ("remove", "", None),
+        ];
+        // Each operation alone, and every pair in order.
+        let single = ops.iter().map(|op| vec![op.clone()]);
+        let pairs = ops
+            .iter()
+            .flat_map(|a| ops.iter().map(|b| vec![a.clone(), b.clone()]));
+        for case in single.chain(pairs) {
+            let operations: Vec<json_patch::PatchOperation> = case
+                .iter()
+                .map(|(op, path, value)| {
+                    let mut o = json!({"op": op, "path": path});
+                    if let Some(v) = value {
+                        o["value"] = v.clone();
+                    }
+                    serde_json::from_value(o).unwrap()
+                })
+                .collect();
+            let mut theirs = doc.clone();
+            let theirs = json_patch::patch_unsafe(&mut theirs, &operations)
+                .map(|()| theirs)
+                .map_err(|e| e.to_string());
+            let tokens: Vec<Vec<String>> = case
+                .iter()
+                .map(|(_, p, _)| tokens(&json!(p)).unwrap())
+                .collect();
+            let resolved = case
+                .iter()
+                .zip(&tokens)
+                .map(|((op, _, value), t)| match *op {
+                    "add" => Resolved::Add(t, value.clone().unwrap()),
+                    "replace" => Resolved::Replace(t, value.clone().unwrap()),
+                    _ => Resolved::Remove(t),
+                })
+                .collect();
+            let mut ours = doc.clone();
+            let ours = patch_in_place(&mut ours, resolved).map(|()| ours);
+            assert_eq!(ours, theirs, "{case:?}");
+        }
+    }
 }
