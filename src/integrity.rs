@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
@@ -255,11 +256,13 @@ fn kustomization(found: &mut Found<'_, '_>, document: &Document, defined: &Defin
 /// directory with a kustomization.yaml of its own.
 fn kustomize_resources(found: &mut Found<'_, '_>, tree: &OutputTree) {
     let files = tree.files();
-    for (path, text) in files.iter().filter(|(p, _)| is_kustomization(p)) {
+    // Parsed in parallel: there is one per tenant.
+    let parsed: Vec<(&String, Value)> = (files.par_iter())
+        .filter(|(p, _)| is_kustomization(p))
+        .filter_map(|(path, text)| Some((path, yaml::parse_value(text).ok()?)))
+        .collect();
+    for (path, value) in parsed {
         let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let Ok(value) = yaml::parse_value(text) else {
-            continue;
-        };
         for entry in value
             .get("resources")
             .and_then(Value::as_array)

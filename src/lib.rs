@@ -83,9 +83,20 @@ pub struct Compiled {
 pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let mut diagnostics = Diagnostics::new();
     let stacks = stack::load(&project.stacks_dir(), &mut diagnostics);
-    let (raw_site, raw_tenants) = spec::read(project, &mut diagnostics);
+    // The lock is read while the tenant files are.
+    let (((raw_site, raw_tenants), read), (old_lock, locked)) = rayon::join(
+        || {
+            let mut found = Diagnostics::new();
+            (spec::read(project, &mut found), found)
+        },
+        || {
+            let mut found = Diagnostics::new();
+            (lock::Lock::read(project, &mut found), found)
+        },
+    );
+    diagnostics.extend(read);
     let all_tenant_files_read = !diagnostics.has_errors();
-    let old_lock = lock::Lock::read(project, &mut diagnostics);
+    diagnostics.extend(locked);
     // A site file that was read is checked for all it holds, and tenants
     // against what is valid in it, even when parts of it failed.
     let site = raw_site.as_ref().map(|raw| {
@@ -228,7 +239,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     // Every tenant is expanded and verified; only the expansions day 2
     // compares (or `kmetal expand` prints) are kept.
     let before = Before::of(&previous, &class_documents, &documents, &stacks);
-    let keep = |tenant: &str| project.keep_expanded || !before.unchanged.contains(tenant);
+    let keep = |tenant: &str| project.keep_expanded || before.compared.contains(tenant);
     let (expanded, expanded_tenants) = expansion.run(&keep, &mut diagnostics);
     let (old_expanded, unexpanded) = expand_previous(
         &previous,
@@ -402,11 +413,13 @@ impl Expanding<'_> {
 }
 
 /// The previous output as day 2's expansion sees it: its class documents,
-/// the stacks whose class did not change, and the tenants whose Cluster and
-/// class are both unchanged (they expand to what they expanded to before).
+/// the tenants whose Cluster and class are both unchanged (they expand to
+/// what they expanded to before), and the other tenants it has a Cluster of
+/// (their expansions are compared).
 struct Before<'p> {
     class_documents: Vec<render::Document>,
     unchanged: BTreeSet<&'p str>,
+    compared: BTreeSet<&'p str>,
 }
 
 impl<'p> Before<'p> {
@@ -443,20 +456,22 @@ impl<'p> Before<'p> {
             .cloned()
             .collect();
         let new_clusters = clusters_of(documents.iter());
-        let unchanged = old_clusters(previous)
-            .filter(|(tenant, _, cluster)| {
-                new_clusters
+        let (unchanged, compared): (Vec<_>, Vec<_>) = old_clusters(previous)
+            .map(|(tenant, _, cluster)| {
+                let same = new_clusters
                     .get(tenant)
-                    .is_some_and(|d| d.value == **cluster)
+                    .is_some_and(|d| d.value == *cluster)
                     && stack_of_cluster(cluster, stacks)
-                        .is_some_and(|s| same_class.contains(s.name.as_str()))
+                        .is_some_and(|s| same_class.contains(s.name.as_str()));
+                (tenant, same)
             })
-            .map(|(tenant, _, _)| tenant)
-            .collect();
+            .partition(|(_, same)| *same);
+        let tenants = |list: Vec<(&'p str, bool)>| list.into_iter().map(|(t, _)| t).collect();
         drop(old);
         Before {
             class_documents,
-            unchanged,
+            unchanged: tenants(unchanged),
+            compared: tenants(compared),
         }
     }
 }
