@@ -38,6 +38,8 @@ pub struct Previous<'a> {
     /// An object whose file the new output repeats is the new object itself,
     /// borrowed; the others are parsed.
     pub objects: BTreeMap<Identity, (String, Cow<'a, Value>)>,
+    /// The paths whose text is the new output's, byte for byte.
+    pub same: BTreeSet<String>,
     /// The lock that went with it.
     pub lock: Lock,
 }
@@ -151,6 +153,9 @@ pub fn previous_from<'a>(
     };
     for (path, value) in paths.into_iter().zip(values) {
         if let Some(value) = value {
+            if matches!(value, Cow::Borrowed(_)) {
+                previous.same.insert(path.clone());
+            }
             previous.objects.insert(identity(&value), (path, value));
         }
     }

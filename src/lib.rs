@@ -69,6 +69,10 @@ pub struct Compiled {
     pub plan: day2::Plan,
     /// The changes the plan refuses (errors of every command but `plan`).
     pub refusals: Diagnostics,
+    /// The files of the output directory that already hold the new text, as
+    /// read while judging the change (none with `--against`): writing and
+    /// checking need not read them again.
+    pub same_on_disk: BTreeSet<String>,
     /// What Cluster API's topology controller creates for each tenant
     /// (`kmetal expand`), checked like the output but never written: every
     /// tenant's with `keep_expanded`, else only those of the tenants whose
@@ -216,7 +220,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             .then(|| by_path.get(path).copied())
             .flatten()
     };
-    let previous = match &project.against {
+    let mut previous = match &project.against {
         Some(reference) => {
             match day2::previous_at(&project.root, reference, &out_dir, &unchanged) {
                 Ok((previous, lock)) => day2::Previous {
@@ -277,7 +281,12 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
+    let same_on_disk = match project.against {
+        Some(_) => BTreeSet::new(),
+        None => std::mem::take(&mut previous.same),
+    };
     Ok(Compiled {
+        same_on_disk,
         tree,
         documents,
         out_dir,
@@ -680,7 +689,7 @@ fn every_tenant_reached_the_output(
 pub fn build(project: &Project) -> Result<(Compiled, WriteReport), Diagnostics> {
     let compiled = compile(project)?;
     project.check_out_dir(&compiled.out_dir)?;
-    let report = output::install(&compiled.tree, &compiled.out_dir)?;
+    let report = output::install(&compiled.tree, &compiled.out_dir, &compiled.same_on_disk)?;
     output::write_file(
         &project.root.join(lock::LOCK_FILE),
         &compiled.lock.to_text(),
@@ -711,7 +720,13 @@ pub fn check(project: &Project) -> Result<Drift, Diagnostics> {
         return Err(conflicts);
     }
     let shown = project.shown(&compiled.out_dir);
-    let mut changes = output::drift::changes(&compiled.tree, &old, &compiled.out_dir, &shown);
+    let mut changes = output::drift::changes(
+        &compiled.tree,
+        &old,
+        &compiled.out_dir,
+        &compiled.same_on_disk,
+        &shown,
+    );
     let old_lock = std::fs::read_to_string(project.root.join(lock::LOCK_FILE)).ok();
     changes.extend(output::drift::file_change(
         lock::LOCK_FILE,

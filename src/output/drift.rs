@@ -32,6 +32,7 @@ pub fn changes(
     tree: &OutputTree,
     old: &OldTree,
     out_dir: &Path,
+    same: &std::collections::BTreeSet<String>,
     shown_as: &str,
 ) -> Vec<FileChange> {
     let read = |p: &str| fs::read_to_string(out_dir.join(p)).unwrap_or_default();
@@ -39,6 +40,7 @@ pub fn changes(
     let mut out: Vec<FileChange> = tree
         .files()
         .par_iter()
+        .filter(|(path, _)| !same.contains(*path))
         .filter_map(|(path, text)| {
             let (change, before) = match old.entries.contains_key(path) {
                 false => (Change::Added, String::new()),

@@ -171,30 +171,41 @@ fn same_content(path: &Path, text: &str) -> bool {
 }
 
 /// Whether installing `tree` would change anything on disk.
-pub fn up_to_date(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> bool {
+pub fn up_to_date(
+    tree: &OutputTree,
+    old: &OldTree,
+    out_dir: &Path,
+    same: &BTreeSet<String>,
+) -> bool {
     let stale = old.owned.iter().any(|p| !tree.files().contains_key(p));
     !stale
         && tree
             .files()
             .par_iter()
+            .filter(|(p, _)| !same.contains(*p))
             .all(|(p, text)| same_content(&out_dir.join(p), text))
 }
 
 /// Put `tree` in place of `out_dir`. Refuses (changing nothing) on conflicts.
-pub fn install(tree: &OutputTree, out_dir: &Path) -> Result<WriteReport, Diagnostics> {
+/// `same`: files known to hold their new text already (not read again).
+pub fn install(
+    tree: &OutputTree,
+    out_dir: &Path,
+    same: &BTreeSet<String>,
+) -> Result<WriteReport, Diagnostics> {
     let old = OldTree::read(out_dir)?;
     let problems = conflicts(tree, &old, out_dir);
     if problems.has_errors() {
         return Err(problems);
     }
     let mut report = WriteReport::default();
-    if up_to_date(tree, &old, out_dir) {
+    if up_to_date(tree, &old, out_dir, same) {
         report.unchanged = tree.files().len();
         return Ok(report);
     }
     let staging = sibling(out_dir, "kmetal-staging");
-    let result =
-        stage(tree, &old, out_dir, &staging, &mut report).and_then(|()| swap(&staging, out_dir));
+    let result = stage(tree, &old, out_dir, same, &staging, &mut report)
+        .and_then(|()| swap(&staging, out_dir));
     let _ = fs::remove_dir_all(&staging);
     result.map_err(Diagnostics::from)?;
     report.removed = old
@@ -217,6 +228,7 @@ fn stage(
     tree: &OutputTree,
     old: &OldTree,
     out_dir: &Path,
+    same: &BTreeSet<String>,
     staging: &Path,
     report: &mut WriteReport,
 ) -> Result<(), Diagnostic> {
@@ -252,7 +264,8 @@ fn stage(
             return Err(io_error(&to, io::Error::other("injected fault")));
         }
         let existed = old.entries.get(path) == Some(&Kind::File);
-        if existed && same_content(&from, text) && fs::hard_link(&from, &to).is_ok() {
+        let unchanged = existed && (same.contains(path) || same_content(&from, text));
+        if unchanged && fs::hard_link(&from, &to).is_ok() {
             report.unchanged += 1;
         } else {
             fs::write(&to, text).map_err(|e| io_error(&to, e))?;
