@@ -106,11 +106,12 @@ impl Renderer {
         stacks: &'s Stacks,
         tenants: &'s [ResolvedTenant],
     ) -> (Vec<Document>, Diagnostics) {
-        let site_ctx = SiteContext {
+        // The site as templates see it, converted once and shared.
+        let site_ctx = minijinja::Value::from(minijinja::value::Serde(SiteContext {
             name: site.name.as_str(),
             metallb_namespace: site.metallb_namespace.as_str(),
             flux: &site.flux,
-        };
+        }));
         let mut jobs: Vec<Job<'_>> = Vec::new();
         let mut job =
             |path: String, source: &'s str, template: &'s Template, ctx: minijinja::Value| {
@@ -438,31 +439,31 @@ fn pool_context(pool: &Pool) -> PoolContext<'_> {
     }
 }
 
-/// `{ site: …, <key>: value }` as a template context, converted once.
+/// `{ site: …, <key>: value }` as a template context.
 fn context<T: Serialize + ?Sized>(
-    site: &SiteContext<'_>,
+    site: &minijinja::Value,
     key: &str,
     value: &T,
 ) -> minijinja::Value {
-    let mut map = serde_json::Map::new();
+    let mut map = BTreeMap::new();
+    map.insert("site".to_string(), site.clone());
     map.insert(
-        "site".into(),
-        serde_json::to_value(site).expect("site context serializes"),
+        key.to_string(),
+        minijinja::Value::from(minijinja::value::Serde(value)),
     );
-    map.insert(
-        key.into(),
-        serde_json::to_value(value).expect("template contexts serialize: string keys only"),
-    );
-    minijinja::Value::from(minijinja::value::Serde(Value::Object(map)))
+    minijinja::Value::from_object(map)
 }
 
 /// `ctx` with one more key.
 fn with<T: Serialize + ?Sized>(ctx: &minijinja::Value, key: &str, value: &T) -> minijinja::Value {
-    let extra = serde_json::to_value(value).expect("template contexts serialize: string keys only");
-    let mut map = serde_json::Map::new();
-    map.insert(key.into(), extra);
-    let extra = minijinja::Value::from(minijinja::value::Serde(serde_json::Value::Object(map)));
-    minijinja::context! { ..extra, ..ctx.clone() }
+    let mut map: BTreeMap<String, minijinja::Value> = (ctx.try_iter().into_iter().flatten())
+        .filter_map(|k| Some((k.as_str()?.to_string(), ctx.get_item(&k).ok()?)))
+        .collect();
+    map.insert(
+        key.to_string(),
+        minijinja::Value::from(minijinja::value::Serde(value)),
+    );
+    minijinja::Value::from_object(map)
 }
 
 /// The label Flux's sharding selects on.
