@@ -134,12 +134,15 @@ pub fn previous_from<'a>(
         .filter(|p| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
         .map(str::to_string)
         .collect();
-    let value = |path: &str, text: &str| match unchanged(path, text) {
-        Some(same) => Some(Cow::Borrowed(same)),
-        None => yaml::parse_value(text).ok().map(Cow::Owned),
+    let value = |path: &str, text: &str| {
+        let value = match unchanged(path, text) {
+            Some(same) => Cow::Borrowed(same),
+            None => Cow::Owned(yaml::parse_value(text).ok()?),
+        };
+        Some((identity(&value), value))
     };
     // Read, compared and dropped file by file: the texts are never all held.
-    let values: Vec<Option<Cow<'a, Value>>> = match files {
+    let values: Vec<Option<(Identity, Cow<'a, Value>)>> = match files {
         Files::Disk(dir) => (paths.par_iter())
             .map(|path| value(path, &std::fs::read_to_string(dir.join(path)).ok()?))
             .collect(),
@@ -151,14 +154,26 @@ pub fn previous_from<'a>(
                 .collect()
         }
     };
+    let mut objects = Vec::with_capacity(paths.len());
     for (path, value) in paths.into_iter().zip(values) {
-        if let Some(value) = value {
+        if let Some((id, value)) = value {
             if matches!(value, Cow::Borrowed(_)) {
                 previous.same.insert(path.clone());
             }
-            previous.objects.insert(identity(&value), (path, value));
+            objects.push((id, (path, value)));
         }
     }
+    // Of two files with one identity the later one counts (as inserting them
+    // in order would have it): a stable sort, then the last of each run.
+    objects.par_sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept: Vec<(Identity, (String, Cow<'a, Value>))> = Vec::with_capacity(objects.len());
+    for object in objects {
+        match kept.last_mut() {
+            Some(last) if last.0 == object.0 => *last = object,
+            _ => kept.push(object),
+        }
+    }
+    previous.objects = kept.into_iter().collect();
     previous
 }
 
@@ -318,8 +333,14 @@ pub fn judge(
     source: &dyn Fn(&str) -> Option<std::sync::Arc<str>>,
     diagnostics: &mut Diagnostics,
 ) -> Plan {
-    let new: BTreeMap<Identity, &Document> =
-        documents.iter().map(|d| (identity(&d.value), d)).collect();
+    // Identities in parallel, sorted in parallel: the map is then built in
+    // one pass.
+    let mut identified: Vec<(Identity, &Document)> = documents
+        .par_iter()
+        .map(|d| (identity(&d.value), d))
+        .collect();
+    identified.par_sort_by(|a, b| a.0.cmp(&b.0));
+    let new: BTreeMap<Identity, &Document> = identified.into_iter().collect();
     let mut plan = Plan::default();
     let place = |file: &str, values: &[&str]| {
         values
@@ -368,12 +389,19 @@ pub fn judge(
     let old_drivers = drivers(&mut previous.objects.values().map(|(_, v)| &**v));
     let new_drivers = drivers(&mut documents.iter().map(|d| &d.value));
     // The new objects of each tenant, by kind: where a deleted one went.
-    let mut by_tenant: BTreeMap<(&str, String), &Document> = BTreeMap::new();
-    for d in documents {
-        if let (Some(kind), Some(t)) = (d.value["kind"].as_str(), tenant_of(&d.value)) {
-            by_tenant.entry((kind, t)).or_insert(d);
-        }
-    }
+    // Built only when something is deleted.
+    let by_tenant = std::cell::OnceCell::new();
+    let by_tenant = || {
+        by_tenant.get_or_init(|| {
+            let mut by_tenant: BTreeMap<(&str, String), &Document> = BTreeMap::new();
+            for d in documents {
+                if let (Some(kind), Some(t)) = (d.value["kind"].as_str(), tenant_of(&d.value)) {
+                    by_tenant.entry((kind, t)).or_insert(d);
+                }
+            }
+            by_tenant
+        })
+    };
     // Deleted or replaced.
     for (id, (path, old)) in &previous.objects {
         if new.contains_key(id) {
@@ -383,7 +411,7 @@ pub fn judge(
         let tenant = tenant_of(old);
         let successor = tenant
             .as_ref()
-            .and_then(|t| by_tenant.get(&(kind.as_str(), t.clone())).copied());
+            .and_then(|t| by_tenant().get(&(kind.as_str(), t.clone())).copied());
         let mut change = Change {
             kind: kind.clone(),
             namespace: namespace.clone(),
@@ -466,7 +494,7 @@ pub fn judge(
                         // A tenant still in the output (an add-on it lost): its
                         // own file says why, and the consent is to change it.
                         // Every tenant has its Flux Kustomization.
-                        let remaining = by_tenant.get(&("Kustomization", t.clone()));
+                        let remaining = by_tenant().get(&("Kustomization", t.clone()));
                         match remaining {
                             Some(d) => (
                                 place(&d.source, &[name.as_str()]),

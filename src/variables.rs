@@ -11,6 +11,7 @@ use crate::json::At;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::cel::CelRules;
@@ -32,7 +33,7 @@ pub fn check(
     documents: &[Document],
     tenants: &[ResolvedTenant],
     stacks: &Stacks,
-    source: impl Fn(&str) -> Option<Arc<str>>,
+    source: impl Fn(&str) -> Option<Arc<str>> + Sync,
 ) -> Diagnostics {
     let mut diagnostics = Diagnostics::new();
     let mut compiled: BTreeMap<&str, Vec<Compiled<'_>>> = BTreeMap::new();
@@ -66,28 +67,37 @@ pub fn check(
         .iter()
         .map(|t| (t.name.as_str(), t.stack.as_str()))
         .collect();
-    for document in documents
-        .iter()
-        .filter(|d| d.value.get("kind") == Some(&Value::from("Cluster")))
-    {
-        let tenant = crate::layout::tenant_of(&document.path);
-        let Some(variables) = tenant
-            .and_then(|t| stack_of.get(t))
-            .and_then(|stack| compiled.get(stack))
-        else {
-            continue;
-        };
-        let text = source(&document.source);
-        let mut report = |code, message: String, value: Option<&Value>| {
-            let at = locate(&document.source, text.as_deref(), value);
-            diagnostics.push(
-                Diagnostic::error(code, format!("{message} (in {})", document.path))
-                    .at(at)
-                    .related(SourceLocation::file(&document.template), "rendered by this template")
-                    .help("CAPI's webhook would reject this Cluster: fix the tenant value, or the stack's template or variables"),
-            );
-        };
-        check_cluster(&document.value, variables, &mut report);
+    // One Cluster per tenant: checked in parallel, reported in document order.
+    let clusters: Vec<&Document> = (documents.iter())
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("Cluster"))
+        .collect();
+    let found: Vec<Vec<Diagnostic>> = clusters
+        .par_iter()
+        .map(|document| {
+            let mut found = Vec::new();
+            let tenant = crate::layout::tenant_of(&document.path);
+            let Some(variables) = tenant
+                .and_then(|t| stack_of.get(t))
+                .and_then(|stack| compiled.get(stack))
+            else {
+                return found;
+            };
+            let text = source(&document.source);
+            let mut report = |code, message: String, value: Option<&Value>| {
+                let at = locate(&document.source, text.as_deref(), value);
+                found.push(
+                    Diagnostic::error(code, format!("{message} (in {})", document.path))
+                        .at(at)
+                        .related(SourceLocation::file(&document.template), "rendered by this template")
+                        .help("CAPI's webhook would reject this Cluster: fix the tenant value, or the stack's template or variables"),
+                );
+            };
+            check_cluster(&document.value, variables, &mut report);
+            found
+        })
+        .collect();
+    for d in found.into_iter().flatten() {
+        diagnostics.push(d);
     }
     diagnostics
 }
