@@ -34,7 +34,7 @@ pub struct Context<'a> {
     pub out_dir: &'a Path,
     pub git_root: Option<&'a Path>,
     /// The text of an input file, to point at the value that caused a problem.
-    pub source: &'a dyn Fn(&str) -> Option<std::sync::Arc<str>>,
+    pub source: &'a (dyn Fn(&str) -> Option<std::sync::Arc<str>> + Sync),
 }
 
 /// Check every reference of the output.
@@ -44,68 +44,86 @@ pub fn check(documents: &[Document], cx: &Context<'_>) -> Diagnostics {
         diagnostics: Diagnostics::new(),
     };
     let defined = Defined::of(documents, cx);
-    for document in documents {
-        let v = &document.value;
-        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let namespace = str_at(v, "/metadata/namespace");
-        if let Some(ns) = namespace
-            && !defined.namespaces.contains(ns)
-        {
-            found.report(
-                document,
-                ns,
-                format!(
-                    "{kind} {} is in namespace {ns}, which kmetal does not create and the site does not declare as a platform namespace",
-                    str_at(v, "/metadata/name").unwrap_or_default()
-                ),
-                "use the tenant's namespace, or one of the platform's namespaces (flux.namespace, metallb.namespace, certificate and secret namespaces)",
-            );
-        }
-        match kind {
-            "Cluster" => cluster(&mut found, document, &defined),
-            "Certificate" => {
-                if let Some(issuer) = str_at(v, "/spec/issuerRef/name")
-                    && !defined.issuers.contains(issuer)
-                {
-                    found.report(
-                        document,
-                        issuer,
-                        format!("Certificate refers to ClusterIssuer {issuer}, which the output does not define"),
-                        "declare it under certManager.clusterIssuers, or name one that is declared",
-                    );
-                }
-            }
-            "Kustomization" if api_group(v) == "kustomize.toolkit.fluxcd.io" => {
-                kustomization(&mut found, document, &defined);
-            }
-            "HelmRelease" => {
-                let own_ns = namespace.unwrap_or_default();
-                let source = v
-                    .at("/spec/chart/spec/sourceRef")
-                    .or_else(|| v.at("/spec/chartRef"));
-                if let Some(source) = source {
-                    let kind = str_at(source, "/kind").unwrap_or_default();
-                    let name = str_at(source, "/name").unwrap_or_default();
-                    let ns = str_at(source, "/namespace").unwrap_or(own_ns);
-                    if !defined
-                        .chart_sources
-                        .contains(&format!("{kind}/{ns}/{name}"))
-                    {
-                        found.report(
-                            document,
-                            name,
-                            format!("HelmRelease takes its chart from {kind} {ns}/{name}, which the output does not define"),
-                            "fix the add-on's template: its source is platform/addons/",
-                        );
-                    }
-                }
-            }
-            _ => {}
-        }
+    // Each object on its own, in parallel; problems kept in document order.
+    let per_document: Vec<Diagnostics> = documents
+        .par_iter()
+        .map(|document| {
+            let mut found = Found {
+                cx,
+                diagnostics: Diagnostics::new(),
+            };
+            references(&mut found, document, &defined);
+            found.diagnostics
+        })
+        .collect();
+    for problems in per_document {
+        found.diagnostics.extend(problems);
     }
     kustomize_resources(&mut found, cx.tree);
     flux_path(&mut found, documents, cx);
     found.diagnostics
+}
+
+/// What one object names: its namespace, and by kind its DataStore, class,
+/// issuer, Flux dependencies and chart source.
+fn references(found: &mut Found<'_, '_>, document: &Document, defined: &Defined<'_>) {
+    let v = &document.value;
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let namespace = str_at(v, "/metadata/namespace");
+    if let Some(ns) = namespace
+        && !defined.namespaces.contains(ns)
+    {
+        found.report(
+            document,
+            ns,
+            format!(
+                "{kind} {} is in namespace {ns}, which kmetal does not create and the site does not declare as a platform namespace",
+                str_at(v, "/metadata/name").unwrap_or_default()
+            ),
+            "use the tenant's namespace, or one of the platform's namespaces (flux.namespace, metallb.namespace, certificate and secret namespaces)",
+        );
+    }
+    match kind {
+        "Cluster" => cluster(found, document, defined),
+        "Certificate" => {
+            if let Some(issuer) = str_at(v, "/spec/issuerRef/name")
+                && !defined.issuers.contains(issuer)
+            {
+                found.report(
+                    document,
+                    issuer,
+                    format!("Certificate refers to ClusterIssuer {issuer}, which the output does not define"),
+                    "declare it under certManager.clusterIssuers, or name one that is declared",
+                );
+            }
+        }
+        "Kustomization" if api_group(v) == "kustomize.toolkit.fluxcd.io" => {
+            kustomization(found, document, defined);
+        }
+        "HelmRelease" => {
+            let own_ns = namespace.unwrap_or_default();
+            let source = v
+                .at("/spec/chart/spec/sourceRef")
+                .or_else(|| v.at("/spec/chartRef"));
+            if let Some(source) = source {
+                let kind = str_at(source, "/kind").unwrap_or_default();
+                let name = str_at(source, "/name").unwrap_or_default();
+                let ns = str_at(source, "/namespace").unwrap_or(own_ns);
+                if !defined
+                    .chart_sources
+                    .contains(&format!("{kind}/{ns}/{name}"))
+                {
+                    found.report(
+                        document,
+                        name,
+                        format!("HelmRelease takes its chart from {kind} {ns}/{name}, which the output does not define"),
+                        "fix the add-on's template: its source is platform/addons/",
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Every name the output defines, or the site declares as the platform's.

@@ -241,17 +241,31 @@ impl Renderer {
                 context(&site_ctx, "kustomization", &kustomization),
             );
         }
-        // Per shard (or for all when unsharded): the tenants' artifacts.
-        let mut generators: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
-        for tenant in tenants {
+        // Each tenant's jobs, made in parallel: its Flux Kustomization, its
+        // stack's objects, its add-ons; and its artifact in its shard.
+        let tenant_jobs = |tenant: &'s ResolvedTenant| {
+            let mut out: Vec<Job<'s>> = Vec::new();
+            let mut job =
+                |path: String, source: &'s str, template: &'s Template, ctx: minijinja::Value| {
+                    out.push(Job {
+                        path,
+                        source,
+                        template,
+                        ctx,
+                    })
+                };
+            let mut artifact = None;
             let name = tenant.name.as_str();
             let shard = shard::of(name, site.flux.shards);
             let kustomization_name = layout::tenant_kustomization(site.name.as_str(), name);
             let (source_ref, path) = if site.flux.per_tenant_artifacts {
-                generators.entry(shard.clone()).or_default().push(json!({
-                    "name": kustomization_name,
-                    "from": layout::copy_from(ARTIFACT_SOURCE, &site.flux.path, &layout::tenant_dir(name)),
-                }));
+                artifact = Some((
+                    shard.clone(),
+                    json!({
+                        "name": kustomization_name,
+                        "from": layout::copy_from(ARTIFACT_SOURCE, &site.flux.path, &layout::tenant_dir(name)),
+                    }),
+                ));
                 (
                     json!({"kind": "ExternalArtifact", "name": kustomization_name}),
                     "./".to_string(),
@@ -338,6 +352,24 @@ impl Renderer {
                     platform("helmrelease.yaml.j2"),
                     with(&ctx, "addon", &this),
                 );
+            }
+            (out, artifact)
+        };
+        // Per shard (or for all when unsharded): the tenants' artifacts.
+        let mut generators: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
+        let per_tenant: Vec<_> = tenants.par_iter().map(tenant_jobs).collect();
+        for (tenant_jobs, artifact) in per_tenant {
+            for Job {
+                path,
+                source,
+                template,
+                ctx,
+            } in tenant_jobs
+            {
+                job(path, source, template, ctx);
+            }
+            if let Some((shard, artifact)) = artifact {
+                generators.entry(shard).or_default().push(artifact);
             }
         }
         for (shard, artifacts) in generators {
