@@ -429,7 +429,8 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     apply_patches(&class.patches, &mut items)?;
     let mut objects = Vec::new();
     let base_labels = json!({CLUSTER_NAME: name, OWNED: ""});
-    let infra = &items[0].template;
+    // Each template becomes its object: moved, not copied.
+    let infra = std::mem::take(&mut items[0].template);
     objects.push(object(
         infra,
         &infra_name,
@@ -438,7 +439,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         &infra_template_name,
         json!({}),
     )?);
-    let cp = &items[1].template;
+    let cp = std::mem::take(&mut items[1].template);
     let mut preserved = json!({"version": version});
     if let Some(replicas) = cp_replicas {
         preserved["replicas"] = replicas.clone();
@@ -897,7 +898,7 @@ fn yaml11_scalar(text: &str) -> Result<Value, String> {
 /// The object a template becomes: kind without `Template`, the template's
 /// `spec.template` as its metadata and spec, CAPI's labels and annotations.
 fn object(
-    template: &Value,
+    mut template: Value,
     name: &str,
     namespace: &str,
     labels: &Value,
@@ -908,18 +909,25 @@ fn object(
     let object_kind = kind
         .strip_suffix("Template")
         .ok_or_else(|| format!("{kind} is not a template kind"))?;
-    let inner = &template["spec"]["template"];
+    let object_kind = object_kind.to_string();
     let mut metadata = self::metadata(name, namespace, labels.clone());
+    metadata["annotations"] = cloned_from(&template, template_name);
+    let mut inner = (template.get_mut("spec"))
+        .and_then(|spec| spec.get_mut("template"))
+        .map(Value::take)
+        .unwrap_or_default();
     merge(&mut metadata["labels"], &inner["metadata"]["labels"]);
-    metadata["annotations"] = cloned_from(template, template_name);
     merge(
         &mut metadata["annotations"],
         &inner["metadata"]["annotations"],
     );
-    let mut spec = inner.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let mut spec = match inner.get_mut("spec") {
+        Some(spec) => spec.take(),
+        None => json!({}),
+    };
     merge(&mut spec, &preserved);
     Ok(map([
-        ("apiVersion", template["apiVersion"].clone()),
+        ("apiVersion", template["apiVersion"].take()),
         ("kind", object_kind.into()),
         ("metadata", metadata),
         ("spec", spec),
