@@ -164,8 +164,9 @@ fn kustomizations<'a>(files: impl Iterator<Item = &'a String>) -> Vec<(String, S
     if let Some(root) = entries.get_mut("") {
         root.retain(|name| name == crate::layout::FLUX_DIR);
     }
+    // One per tenant directory: emitted in parallel, kept in order.
     entries
-        .into_iter()
+        .into_par_iter()
         .map(|(dir, resources)| {
             let path = if dir.is_empty() {
                 KUSTOMIZATION.to_string()
