@@ -113,21 +113,13 @@ impl Renderer {
             flux: &site.flux,
         }));
         let mut jobs: Vec<Job<'_>> = Vec::new();
-        let mut job =
-            |path: String, source: &'s str, template: &'s Template, ctx: minijinja::Value| {
-                jobs.push(Job {
-                    path,
-                    source,
-                    template,
-                    ctx,
-                })
-            };
         let platform = |file: &str| &stacks.platform[file];
         let file = site.file.as_str();
         for pool in &site.pools {
             let ctx = context(&site_ctx, "pool", &pool_context(pool));
             let stem = format!("ipaddresspool-{}", pool.name);
             job(
+                &mut jobs,
                 Part::Metallb.file(&stem),
                 file,
                 platform("ipaddresspool.yaml.j2"),
@@ -136,6 +128,7 @@ impl Renderer {
             if pool.l2_advertisement {
                 let stem = format!("l2advertisement-{}", pool.name);
                 job(
+                    &mut jobs,
                     Part::Metallb.file(&stem),
                     file,
                     platform("l2advertisement.yaml.j2"),
@@ -145,6 +138,7 @@ impl Renderer {
         }
         for issuer in &site.issuers {
             job(
+                &mut jobs,
                 Part::CertManager.file(&format!("clusterissuer-{}", issuer.name)),
                 file,
                 platform("clusterissuer.yaml.j2"),
@@ -153,6 +147,7 @@ impl Renderer {
         }
         for cert in &site.certificates {
             job(
+                &mut jobs,
                 Part::CertManager.file(&format!("certificate-{}-{}", cert.namespace, cert.name)),
                 file,
                 platform("certificate.yaml.j2"),
@@ -161,6 +156,7 @@ impl Renderer {
         }
         for store in &site.data_stores {
             job(
+                &mut jobs,
                 Part::DataStores.file(&format!("datastore-{}", store.name)),
                 file,
                 platform("datastore.yaml.j2"),
@@ -197,6 +193,7 @@ impl Renderer {
                 ("helmrepository", "helmrepository.yaml.j2")
             };
             job(
+                &mut jobs,
                 Part::Addons.file(&format!("{kind}-{name}")),
                 file,
                 platform(template),
@@ -235,6 +232,7 @@ impl Renderer {
                 "sourceRef": repository,
             });
             job(
+                &mut jobs,
                 layout::flux_platform_file(*part),
                 file,
                 platform("flux-platform.yaml.j2"),
@@ -245,15 +243,6 @@ impl Renderer {
         // stack's objects, its add-ons; and its artifact in its shard.
         let tenant_jobs = |tenant: &'s ResolvedTenant| {
             let mut out: Vec<Job<'s>> = Vec::new();
-            let mut job =
-                |path: String, source: &'s str, template: &'s Template, ctx: minijinja::Value| {
-                    out.push(Job {
-                        path,
-                        source,
-                        template,
-                        ctx,
-                    })
-                };
             let mut artifact = None;
             let name = tenant.name.as_str();
             let shard = shard::of(name, site.flux.shards);
@@ -327,6 +316,7 @@ impl Renderer {
             let ctx = context(&site_ctx, "tenant", tenant);
             let source = tenant.source_file.as_str();
             job(
+                &mut out,
                 layout::flux_tenant_file(name),
                 source,
                 platform("flux-tenant.yaml.j2"),
@@ -334,6 +324,7 @@ impl Renderer {
             );
             for (stem, template) in &stacks.tenant[tenant.stack.as_str()].templates {
                 job(
+                    &mut out,
                     layout::tenant_file(name, stem.as_str()),
                     source,
                     template,
@@ -347,6 +338,7 @@ impl Renderer {
                 let mut this = shared.clone();
                 this["values"] = addon.values.clone();
                 job(
+                    &mut out,
                     layout::tenant_file(name, &format!("helmrelease-{}", addon.name)),
                     source,
                     platform("helmrelease.yaml.j2"),
@@ -359,15 +351,7 @@ impl Renderer {
         let mut generators: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
         let per_tenant: Vec<_> = tenants.par_iter().map(tenant_jobs).collect();
         for (tenant_jobs, artifact) in per_tenant {
-            for Job {
-                path,
-                source,
-                template,
-                ctx,
-            } in tenant_jobs
-            {
-                job(path, source, template, ctx);
-            }
+            jobs.extend(tenant_jobs);
             if let Some((shard, artifact)) = artifact {
                 generators.entry(shard).or_default().push(artifact);
             }
@@ -393,6 +377,7 @@ impl Renderer {
                 "artifacts": artifacts,
             });
             job(
+                &mut jobs,
                 path,
                 file,
                 platform("flux-artifacts.yaml.j2"),
@@ -502,6 +487,22 @@ fn with<T: Serialize + ?Sized>(ctx: &minijinja::Value, key: &str, value: &T) -> 
 pub const SHARD_LABEL: &str = "sharding.fluxcd.io/key";
 /// The alias of the site's source in the ArtifactGenerators.
 const ARTIFACT_SOURCE: &str = "source";
+
+/// Add one object to render to `jobs`.
+fn job<'s>(
+    jobs: &mut Vec<Job<'s>>,
+    path: String,
+    source: &'s str,
+    template: &'s Template,
+    ctx: minijinja::Value,
+) {
+    jobs.push(Job {
+        path,
+        source,
+        template,
+        ctx,
+    });
+}
 
 /// One object to render: where it goes, what it comes from, with what.
 struct Job<'s> {
