@@ -143,7 +143,8 @@ impl<'a> Selector<'a> {
             kind: selector.get("kind").unwrap_or(&NULL),
             control_plane: resources["controlPlane"] == true,
             infrastructure_cluster: resources["infrastructureCluster"] == true,
-            worker_classes: at(resources, &["machineDeploymentClass", "names"])
+            worker_classes: resources
+                .at("/machineDeploymentClass/names")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -199,7 +200,7 @@ impl<'a> Class<'a> {
             .find(|d| d.value["kind"] == "ClusterClass")?;
         let class = &document.value;
         let list = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
-        let patches = list(at(class, &["spec", "patches"]))
+        let patches = list(class.at("/spec/patches"))
             .map(|patch| Patch {
                 name: patch.get("name").and_then(Value::as_str).unwrap_or("?"),
                 enabled_if: (patch.get("enabledIf").and_then(Value::as_str)).map(gotmpl::parse),
@@ -228,18 +229,14 @@ impl<'a> Class<'a> {
                     .collect(),
             })
             .collect();
-        let naming = |part: &str| {
-            Naming::new(
-                at(class, &["spec", part, "naming", "template"]),
-                "{{ .cluster.name }}-{{ .random }}",
-            )
-        };
-        let workers = list(at(class, &["spec", "workers", "machineDeployments"]))
+        let naming =
+            |pointer: &str| Naming::new(class.at(pointer), "{{ .cluster.name }}-{{ .random }}");
+        let workers = list(class.at("/spec/workers/machineDeployments"))
             .map(|c| WorkerClass {
                 class: c,
                 name: c.get("class").and_then(Value::as_str).unwrap_or_default(),
                 naming: Naming::new(
-                    at(c, &["naming", "template"]),
+                    c.at("/naming/template"),
                     "{{ .cluster.name }}-{{ .machineDeployment.topologyName }}-{{ .random }}",
                 ),
             })
@@ -250,8 +247,8 @@ impl<'a> Class<'a> {
             templates: documents.iter().map(|d| &d.value).collect(),
             variables,
             patches,
-            control_plane_naming: naming("controlPlane"),
-            infrastructure_naming: naming("infrastructure"),
+            control_plane_naming: naming("/spec/controlPlane/naming/template"),
+            infrastructure_naming: naming("/spec/infrastructure/naming/template"),
             workers,
         })
     }
@@ -259,17 +256,12 @@ impl<'a> Class<'a> {
     /// A copy of the template `reference` names (`kind`, `name`), with its name.
     fn template(&self, reference: Option<&Value>, what: &str) -> Result<(Value, String), String> {
         let reference = reference.ok_or_else(|| format!("the ClusterClass has no {what}"))?;
-        let (kind, name) = (str_in(reference, "kind")?, str_in(reference, "name")?);
+        let (kind, name) = (str_at(reference, "/kind")?, str_at(reference, "/name")?);
         let found = (self.templates.iter())
             .find(|t| t["kind"] == kind && t["metadata"]["name"] == name)
             .ok_or_else(|| format!("no template {kind} {name} in the class"))?;
         Ok(((*found).clone(), name.to_string()))
     }
-}
-
-/// The value at `path` (object keys), without building a JSON pointer.
-fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |v, key| v.get(key))
 }
 
 /// One patch target: a class template, and what it is for.
@@ -311,11 +303,12 @@ enum Role {
 /// that does not exist, a patch that does not apply, a template that renders
 /// what YAML 1.1 and 1.2 read differently.
 pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> {
-    let name = str_at(cluster, &["metadata", "name"])?;
-    let namespace = str_at(cluster, &["metadata", "namespace"])?;
-    let topology = at(cluster, &["spec", "topology"]).ok_or("the Cluster has no spec.topology")?;
-    let version = str_in(topology, "version")?;
-    let spec = |path: &[&str]| at(class.class, &[&["spec"], path].concat());
+    let name = str_at(cluster, "/metadata/name")?;
+    let namespace = str_at(cluster, "/metadata/namespace")?;
+    let topology = cluster
+        .at("/spec/topology")
+        .ok_or("the Cluster has no spec.topology")?;
+    let version = str_at(topology, "/version")?;
     let mut globals = defaulted(topology.get("variables"), class.variables);
     let class_ref = map([
         ("name", class.class["metadata"]["name"].clone()),
@@ -332,7 +325,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     let cp_name = naming(&class.control_plane_naming, name, None)?;
     let infra_name = naming(&class.infrastructure_naming, name, None)?;
     let mut cp_builtin = json!({"name": cp_name, "version": version});
-    let cp_replicas = at(topology, &["controlPlane", "replicas"]);
+    let cp_replicas = topology.at("/controlPlane/replicas");
     if let Some(replicas) = cp_replicas {
         cp_builtin["replicas"] = replicas.clone();
     }
@@ -340,19 +333,21 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     let mut cp_variables = globals.clone();
     cp_variables["builtin"]["controlPlane"] = cp_builtin;
     let (cp_template, cp_template_name) = class.template(
-        spec(&["controlPlane", "templateRef"]),
+        class.class.at("/spec/controlPlane/templateRef"),
         "/spec/controlPlane/templateRef",
     )?;
     let (infra_template, infra_template_name) = class.template(
-        spec(&["infrastructure", "templateRef"]),
+        class.class.at("/spec/infrastructure/templateRef"),
         "/spec/infrastructure/templateRef",
     )?;
     let mut items = Vec::new();
     let mut mds = Vec::new();
-    let workers = at(topology, &["workers", "machineDeployments"]).and_then(Value::as_array);
+    let workers = topology
+        .at("/workers/machineDeployments")
+        .and_then(Value::as_array);
     for md in workers.into_iter().flatten() {
-        let class_name = str_in(md, "class")?;
-        let topology_name = str_in(md, "name")?;
+        let class_name = str_at(md, "/class")?;
+        let topology_name = str_at(md, "/name")?;
         let index = (class.workers.iter())
             .position(|c| c.name == class_name)
             .ok_or_else(|| format!("the ClusterClass has no worker class {class_name}"))?;
@@ -360,7 +355,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let md_name = naming(&worker.naming, name, Some(topology_name))?;
         let template_name = prefixed(&format!("{name}-{topology_name}-"));
         let mut md_variables = globals.clone();
-        let overrides = at(md, &["variables", "overrides"]).and_then(Value::as_array);
+        let overrides = md.at("/variables/overrides").and_then(Value::as_array);
         for o in overrides.into_iter().flatten() {
             if let (Some(n), Some(v)) = (o.get("name").and_then(Value::as_str), o.get("value")) {
                 md_variables.insert(n.to_string(), v.clone());
@@ -386,11 +381,11 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let md_variables = Rc::new(Value::Object(md_variables));
         let base = format!("/spec/workers/machineDeployments/{index}");
         let (bootstrap, bootstrap_name) = class.template(
-            at(worker.class, &["bootstrap", "templateRef"]),
+            worker.class.at("/bootstrap/templateRef"),
             &format!("{base}/bootstrap/templateRef"),
         )?;
         let (infra, infra_md_name) = class.template(
-            at(worker.class, &["infrastructure", "templateRef"]),
+            worker.class.at("/infrastructure/templateRef"),
             &format!("{base}/infrastructure/templateRef"),
         )?;
         let first = 2 + items.len();
@@ -453,7 +448,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         preserved,
     )?);
     for (md, worker, md_name, template_name, first, bootstrap_name, infra_md_name) in mds {
-        let topology_name = str_in(md, "name")?;
+        let topology_name = str_at(md, "/name")?;
         let mut labels = base_labels.clone();
         labels[DEPLOYMENT_NAME] = json!(topology_name);
         let copy = |item: &mut Item, from: &str| {
@@ -577,15 +572,11 @@ fn health_check(
     ]))
 }
 
-/// The string at `path`, or which field is missing (as a JSON pointer).
-fn str_at<'v>(v: &'v Value, path: &[&str]) -> Result<&'v str, String> {
-    at(v, path)
+/// The string at `pointer`, or which field is missing.
+fn str_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
+    v.at(pointer)
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("/{} is missing", path.join("/")))
-}
-
-fn str_in<'v>(v: &'v Value, key: &str) -> Result<&'v str, String> {
-    str_at(v, &[key])
+        .ok_or_else(|| format!("{pointer} is missing"))
 }
 
 /// The Cluster's variables, with top-level defaults for those it leaves out
