@@ -243,15 +243,11 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     // Every tenant is expanded and verified; only the expansions day 2
     // compares (or `kmetal expand` prints) are kept.
     let before = Before::of(&previous, &class_documents, &documents, &stacks);
-    let keep = |tenant: &str| project.keep_expanded || before.compared.contains(tenant);
+    let compared = before.compared();
+    let keep = |tenant: &str| project.keep_expanded || compared.contains(tenant);
     let (expanded, expanded_tenants) = expansion.run(&keep, &mut diagnostics);
-    let (old_expanded, unexpanded) = expand_previous(
-        &previous,
-        &before,
-        &class_documents,
-        &expanded_tenants,
-        &stacks,
-    );
+    let (old_expanded, unexpanded) =
+        expand_previous(&before, &class_documents, &expanded_tenants, &stacks);
     let mut refusals = Diagnostics::new();
     let source = |file: &str| diagnostics.source(file).cloned();
     let chained = class_versions(&stacks);
@@ -422,22 +418,39 @@ impl Expanding<'_> {
 }
 
 /// The previous output as day 2's expansion sees it: its class documents,
-/// the tenants whose Cluster and class are both unchanged (they expand to
-/// what they expanded to before), and the other tenants it has a Cluster of
-/// (their expansions are compared).
-struct Before<'p> {
+/// and its Clusters on a class kmetal knows.
+struct Before<'p, 's> {
     class_documents: Vec<render::Document>,
-    unchanged: BTreeSet<&'p str>,
-    compared: BTreeSet<&'p str>,
+    clusters: Vec<OldCluster<'p, 's>>,
 }
 
-impl<'p> Before<'p> {
+/// A Cluster of the previous output.
+struct OldCluster<'p, 's> {
+    tenant: &'p str,
+    path: &'p String,
+    cluster: &'p serde_json::Value,
+    /// The stack whose ClusterClass it names.
+    stack: &'s stack::Stack,
+    /// Its Cluster and class are both unchanged: it expands to what it
+    /// expanded to before.
+    unchanged: bool,
+}
+
+impl<'p, 's> Before<'p, 's> {
+    /// The tenants whose expansions day 2 compares (Cluster or class changed).
+    fn compared(&self) -> BTreeSet<&'p str> {
+        (self.clusters.iter())
+            .filter(|c| !c.unchanged)
+            .map(|c| c.tenant)
+            .collect()
+    }
+
     fn of(
         previous: &'p day2::Previous<'_>,
         current: &[render::Document],
         documents: &[render::Document],
-        stacks: &stack::Stacks,
-    ) -> Before<'p> {
+        stacks: &'s stack::Stacks,
+    ) -> Before<'p, 's> {
         // Only the old classes (few) are copied; the old Clusters are borrowed.
         let class_documents: Vec<render::Document> = (previous.objects.values())
             .filter(|(path, _)| class::is_class_document(path))
@@ -465,33 +478,28 @@ impl<'p> Before<'p> {
             .cloned()
             .collect();
         let new_clusters = clusters_of(documents.iter());
-        let (unchanged, compared): (Vec<_>, Vec<_>) = old_clusters(previous)
-            .map(|(tenant, _, cluster)| {
-                let same = new_clusters
-                    .get(tenant)
-                    .is_some_and(|d| d.value == *cluster)
-                    && stack_of_cluster(cluster, stacks)
-                        .is_some_and(|s| same_class.contains(s.name.as_str()));
-                (tenant, same)
+        let clusters = (previous.objects.values())
+            .filter(|(_, value)| value["kind"] == "Cluster")
+            .filter_map(|(path, value)| {
+                let tenant = layout::tenant_of(path)?;
+                let stack = stack_of_cluster(value, stacks)?;
+                let unchanged = same_class.contains(stack.name.as_str())
+                    && new_clusters.get(tenant).is_some_and(|d| d.value == **value);
+                Some(OldCluster {
+                    tenant,
+                    path,
+                    cluster: value,
+                    stack,
+                    unchanged,
+                })
             })
-            .partition(|(_, same)| *same);
-        let tenants = |list: Vec<(&'p str, bool)>| list.into_iter().map(|(t, _)| t).collect();
+            .collect();
         drop(old);
         Before {
             class_documents,
-            unchanged: tenants(unchanged),
-            compared: tenants(compared),
+            clusters,
         }
     }
-}
-
-/// The previous output's Clusters: tenant, path, object.
-fn old_clusters<'p>(
-    previous: &'p day2::Previous<'_>,
-) -> impl Iterator<Item = (&'p str, &'p String, &'p serde_json::Value)> {
-    (previous.objects.values())
-        .filter(|(_, value)| value["kind"] == "Cluster")
-        .filter_map(|(path, value)| Some((layout::tenant_of(path)?, path, &**value)))
 }
 
 /// The stack whose ClusterClass a Cluster names.
@@ -511,8 +519,7 @@ fn stack_of_cluster<'s>(
 /// again. The tenants whose old topology
 /// no longer expands are listed with why.
 fn expand_previous(
-    previous: &day2::Previous<'_>,
-    before: &Before<'_>,
+    before: &Before<'_, '_>,
     current: &[render::Document],
     expanded_tenants: &BTreeSet<String>,
     stacks: &stack::Stacks,
@@ -527,14 +534,11 @@ fn expand_previous(
         prepared(&current_class_documents, stacks),
     );
     let mut jobs: Vec<Expansion<'_>> = Vec::new();
-    for (tenant, path, cluster) in old_clusters(previous) {
-        let Some(stack) = stack_of_cluster(cluster, stacks) else {
-            continue;
-        };
-        let name = stack.name.as_str();
+    for old in &before.clusters {
+        let name = old.stack.name.as_str();
         // Unchanged: it expanded to what it expands to now, so there is no
         // update to judge; it is left out.
-        if before.unchanged.contains(tenant) && expanded_tenants.contains(tenant) {
+        if old.unchanged && expanded_tenants.contains(old.tenant) {
             continue;
         }
         // The old class when the previous output has one, else the current.
@@ -546,10 +550,10 @@ fn expand_previous(
             continue;
         };
         jobs.push(Expansion {
-            tenant,
-            source: path,
-            cluster,
-            stack,
+            tenant: old.tenant,
+            source: old.path,
+            cluster: old.cluster,
+            stack: old.stack,
             class,
         });
     }
