@@ -206,10 +206,12 @@ impl Shapes {
 impl Shape {
     fn of(text: &str, slots: usize) -> Shape {
         match yaml::parse_value(text) {
-            Ok(tree) if tree.is_object() && placed(&tree, slots) => {
+            Ok(tree) if tree.is_object() => {
                 let mut places = Vec::new();
-                find(&tree, &mut Vec::new(), &mut places);
-                Shape::Tree(tree, places)
+                match find(&tree, slots, &mut Vec::new(), &mut places) {
+                    true => Shape::Tree(tree, places),
+                    false => Shape::Unfit,
+                }
             }
             _ => Shape::Unfit,
         }
@@ -225,21 +227,6 @@ fn slot_of(s: &str) -> Option<usize> {
     inner.parse().ok()
 }
 
-/// Every placeholder character in `tree` is part of a whole-scalar placeholder
-/// of a slot that exists, and none is in a key.
-fn placed(tree: &Value, slots: usize) -> bool {
-    let marked = |s: &str| s.contains([OPEN, CLOSE]);
-    match tree {
-        Value::String(s) => match slot_of(s) {
-            Some(slot) => slot < slots,
-            None => !marked(s),
-        },
-        Value::Array(items) => items.iter().all(|v| placed(v, slots)),
-        Value::Object(map) => map.iter().all(|(k, v)| !marked(k) && placed(v, slots)),
-        _ => true,
-    }
-}
-
 /// A step down a tree: the n-th field of a mapping (in its order), or the
 /// n-th item of a list. Positions, not keys: following them hashes nothing.
 #[derive(Clone, Copy)]
@@ -248,25 +235,38 @@ enum Step {
     Item(usize),
 }
 
-/// Where each placeholder of `tree` stands, and its slot.
-fn find(tree: &Value, at: &mut Vec<Step>, places: &mut Vec<(Vec<Step>, usize)>) {
+/// Where each placeholder of `tree` stands, and its slot; false when a
+/// placeholder character is anywhere but in a whole-scalar placeholder of a
+/// slot that exists (in a key, inside other text).
+fn find(
+    tree: &Value,
+    slots: usize,
+    at: &mut Vec<Step>,
+    places: &mut Vec<(Vec<Step>, usize)>,
+) -> bool {
+    let marked = |s: &str| s.contains([OPEN, CLOSE]);
     match tree {
-        Value::String(s) => places.extend(slot_of(s).map(|slot| (at.clone(), slot))),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                at.push(Step::Item(i));
-                find(item, at, places);
-                at.pop();
+        Value::String(s) => match slot_of(s) {
+            Some(slot) if slot < slots => {
+                places.push((at.clone(), slot));
+                true
             }
-        }
-        Value::Object(map) => {
-            for (i, value) in map.values().enumerate() {
-                at.push(Step::Field(i));
-                find(value, at, places);
-                at.pop();
-            }
-        }
-        _ => {}
+            Some(_) => false,
+            None => !marked(s),
+        },
+        Value::Array(items) => items.iter().enumerate().all(|(i, item)| {
+            at.push(Step::Item(i));
+            let fits = find(item, slots, at, places);
+            at.pop();
+            fits
+        }),
+        Value::Object(map) => map.iter().enumerate().all(|(i, (key, value))| {
+            at.push(Step::Field(i));
+            let fits = !marked(key) && find(value, slots, at, places);
+            at.pop();
+            fits
+        }),
+        _ => true,
     }
 }
 
