@@ -271,23 +271,13 @@ fn kustomization(found: &mut Found<'_, '_>, document: &Document, defined: &Defin
 }
 
 /// Every `resources:` entry of every kustomization.yaml is a file or a
-/// directory with a kustomization.yaml of its own.
+/// directory with a kustomization.yaml of its own. The entries are the ones
+/// the tree keeps beside each text, so nothing is parsed back.
 fn kustomize_resources(found: &mut Found<'_, '_>, tree: &OutputTree) {
     let files = tree.files();
-    // Parsed in parallel: there is one per tenant.
-    let parsed: Vec<(&String, Value)> = (files.par_iter())
-        .filter(|(p, _)| is_kustomization(p))
-        .filter_map(|(path, text)| Some((path, yaml::parse_value(text).ok()?)))
-        .collect();
-    for (path, value) in parsed {
+    for (path, listed) in tree.resources() {
         let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        for entry in value
-            .get("resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for entry in listed {
             let target = join(dir, entry);
             let exists = files.contains_key(&target)
                 || files.contains_key(&join(&target, "kustomization.yaml"));
@@ -302,10 +292,6 @@ fn kustomize_resources(found: &mut Found<'_, '_>, tree: &OutputTree) {
             }
         }
     }
-}
-
-fn is_kustomization(path: &str) -> bool {
-    path == "kustomization.yaml" || path.ends_with("/kustomization.yaml")
 }
 
 fn join(dir: &str, entry: &str) -> String {

@@ -13,6 +13,7 @@ use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::granit_parser::ErrorKind;
 use serde_saphyr::{Error, ExternalMessageSource, Location};
 
+mod emit;
 mod locate;
 pub mod tree;
 
@@ -295,14 +296,9 @@ pub fn parse_value(text: &str) -> Result<Value, NotOneValue> {
     })
 }
 
-/// Emit one document in the canonical style.
+/// Emit one document in the canonical style ([`emit`]).
 pub fn emit(value: &Value) -> String {
-    let options = serde_saphyr::ser_options! {
-        folded_wrap_chars: usize::MAX,
-        prefer_block_scalars: false,
-    };
-    serde_saphyr::to_string_with_options(value, options)
-        .expect("a serde_json::Value always serializes: its keys are strings and its floats finite")
+    emit::emit(value)
 }
 
 fn diagnostic_for(file: &str, error: &Error) -> Diagnostic {

@@ -1,0 +1,227 @@
+//! kmetal's canonical YAML text of a JSON value, written directly.
+//!
+//! The text is exactly what serde-saphyr writes with kmetal's options
+//! ([`saphyr`]): block style, two-space indentation, a list under a key at the
+//! key's own indentation, an item's first key or nested item right after its
+//! `- `, empty collections as `{}` and `[]`, no block scalars, no folding. The
+//! layout is written here; every scalar that needs a decision (quoting,
+//! escapes, floats) is the one serde-saphyr writes for it alone, so the
+//! quoting rules stay serde-saphyr's. Only words that are plain under any of
+//! YAML's readings skip that call: an ASCII letter, then letters, digits and
+//! `._/-` (and `:@+=~` in values, `:` not last), other than YAML 1.1's and
+//! 1.2's booleans, nulls and special floats.
+//!
+//! The differential test below writes random values both ways; a scalar
+//! serde-saphyr writes on more than one line (never, with these options)
+//! makes the whole document its own.
+
+use std::fmt::Write;
+
+use serde_json::{Map, Value};
+
+/// serde-saphyr's text of `value` with kmetal's options: the reference.
+pub fn saphyr(value: &Value) -> String {
+    let options = serde_saphyr::ser_options! {
+        folded_wrap_chars: usize::MAX,
+        prefer_block_scalars: false,
+    };
+    serde_saphyr::to_string_with_options(value, options)
+        .expect("a serde_json::Value always serializes: its keys are strings and its floats finite")
+}
+
+/// The canonical text of `value`.
+pub fn emit(value: &Value) -> String {
+    let mut out = String::with_capacity(1024);
+    let written = match value {
+        Value::Object(map) if !map.is_empty() => entries(&mut out, map, 0, false),
+        Value::Array(items) if !items.is_empty() => items_of(&mut out, items, 0, false),
+        _ => None,
+    };
+    match written {
+        Some(()) => out,
+        None => saphyr(value),
+    }
+}
+
+fn indent(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+/// A mapping's entries at `at` spaces; the first on the current line when
+/// `inline` (right after `- `).
+fn entries(out: &mut String, map: &Map<String, Value>, at: usize, inline: bool) -> Option<()> {
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 || !inline {
+            indent(out, at);
+        }
+        write_key(out, key)?;
+        out.push(':');
+        match value {
+            Value::Object(inner) if !inner.is_empty() => {
+                out.push('\n');
+                entries(out, inner, at + 2, false)?;
+            }
+            Value::Array(items) if !items.is_empty() => {
+                out.push('\n');
+                items_of(out, items, at, false)?;
+            }
+            scalar => {
+                out.push(' ');
+                write_scalar(out, scalar)?;
+                out.push('\n');
+            }
+        }
+    }
+    Some(())
+}
+
+/// A list's items at `at` spaces; the first on the current line when `inline`.
+fn items_of(out: &mut String, items: &[Value], at: usize, inline: bool) -> Option<()> {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 || !inline {
+            indent(out, at);
+        }
+        out.push_str("- ");
+        match item {
+            Value::Object(inner) if !inner.is_empty() => entries(out, inner, at + 2, true)?,
+            Value::Array(inner) if !inner.is_empty() => items_of(out, inner, at + 2, true)?,
+            scalar => {
+                write_scalar(out, scalar)?;
+                out.push('\n');
+            }
+        }
+    }
+    Some(())
+}
+
+/// A scalar or an empty collection in value position.
+fn write_scalar(out: &mut String, value: &Value) -> Option<()> {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            write!(out, "{n}").expect("writing to a String");
+        }
+        Value::String(s) if plain_word(s, true) => out.push_str(s),
+        Value::Array(items) if items.is_empty() => out.push_str("[]"),
+        Value::Object(map) if map.is_empty() => out.push_str("{}"),
+        other => {
+            // "- <scalar>\n": the scalar as serde-saphyr writes a list item.
+            let text = saphyr(&Value::Array(vec![other.clone()]));
+            out.push_str(one_line(&text, "- ", "\n")?);
+        }
+    }
+    Some(())
+}
+
+fn write_key(out: &mut String, key: &str) -> Option<()> {
+    if plain_word(key, false) {
+        out.push_str(key);
+        return Some(());
+    }
+    // "<key>: null\n": the key as serde-saphyr writes it.
+    let mut map = Map::new();
+    map.insert(key.to_string(), Value::Null);
+    let text = saphyr(&Value::Object(map));
+    out.push_str(one_line(&text, "", ": null\n")?);
+    Some(())
+}
+
+/// The single line between `prefix` and `suffix`, if that is all of `text`.
+fn one_line<'t>(text: &'t str, prefix: &str, suffix: &str) -> Option<&'t str> {
+    let inner = text.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!inner.contains('\n')).then_some(inner)
+}
+
+/// A word every YAML reading takes as this text, so no quoting rule applies.
+fn plain_word(s: &str, value: bool) -> bool {
+    let bytes = s.as_bytes();
+    let Some(first) = bytes.first() else {
+        return false;
+    };
+    let inner = |b: &u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'.' | b'_' | b'/' | b'-')
+            || (value && matches!(b, b':' | b'@' | b'+' | b'=' | b'~'))
+    };
+    const WORDS: [&str; 11] = [
+        "null", "true", "false", "nan", "inf", "y", "n", "yes", "no", "on", "off",
+    ];
+    first.is_ascii_alphabetic()
+        && bytes[1..].iter().all(inner)
+        && bytes.last() != Some(&b':')
+        && !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_layout_is_serde_saphyrs() {
+        let cases = [
+            json!({"a": 1, "b": {"c": [1, 2, {"d": "x", "e": [[], {}, [3, [4, 5]], {"f": null}]}], "g": {}}, "h": []}),
+            json!([{"a": [1, 2]}, [[1], {"b": 2}], "multi\nline", "", "yes", "a: b", " x", "1.0", 1.5, -3, true, null, "#x", "x #y", "é", "\u{2028}", "a'b", "\"q", "a:", "https://x.io/a", "10.0.0.1"]),
+            json!({"": 1, "a b": 2, "1": 3, "true": 4, "k:": 5, "-": 6, "x\ny": 7, "long": "a".repeat(200), "On": 8, "<<": 9}),
+            json!({}),
+            json!([]),
+            json!("top"),
+            json!(null),
+            json!({"a": [{"b": [{"c": 1}], "d": [[{"e": 1, "f": [2]}]]}]}),
+        ];
+        for value in cases {
+            assert_eq!(emit(&value), saphyr(&value), "{value}");
+        }
+    }
+
+    /// Strings that stress the quoting rules: YAML's words, numbers in
+    /// every spelling, indicators, spaces, controls, line breaks, unicode.
+    fn any_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "a", "Z", "k8s", "x-y", "a.b", "a/b", "_", "-", "?", ":", ": ", " :", "#", " #", "&",
+            "*", "!", "|", ">", "'", "\"", "%", "@", "`", ",", "[", "]", "{", "}", "~", "=", "<<",
+            "+", " ", "\t", "\n", "\r", "\u{85}", "\u{2028}", "\u{feff}", "\u{7f}", "é", "0", "1",
+            "9", "0x", "0o", "0b", "1e5", ".", "..", "...", "---", "inf", "nan", "NaN", ".inf",
+            "yes", "No", "ON", "off", "y", "N", "true", "False", "null", "NULL", "2001", "-12-14",
+            "1:20", "_1", "\\", "\u{0}", "\u{1b}",
+        ]);
+        prop::collection::vec(pieces, 0..5).prop_map(|p| p.concat())
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            any_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((any_text(), inner), 0..5)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn any_value_is_written_as_serde_saphyr_writes_it() {
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+        let config = Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
+        TestRunner::new_with_rng(config, rng)
+            .run(&any_value(), |value| {
+                prop_assert_eq!(emit(&value), saphyr(&value));
+                Ok(())
+            })
+            .unwrap();
+    }
+}
