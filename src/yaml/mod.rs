@@ -116,15 +116,42 @@ fn one_node(file: &str, text: &str, what: &str) -> Result<tree::Node, Diagnostic
     {
         return Err(diagnostic);
     }
-    match serde_saphyr::from_multiple_with_options::<tree::Node>(text, spec_options()) {
-        Ok(mut nodes) if nodes.len() <= 1 => nodes.pop().ok_or_else(|| {
+    let read = |mut nodes: Vec<tree::Node>| match nodes.len() {
+        0 | 1 => nodes.pop().ok_or_else(|| {
             Diagnostic::error(codes::SPEC_SCHEMA, format!("the file holds no {what}"))
                 .at(SourceLocation::file(file))
                 .help(format!("write one {what} in this file, or delete the file"))
         }),
-        Ok(_) => Err(several_documents(file, text, what)),
+        _ => Err(several_documents(file, text, what)),
+    };
+    if let Some(nodes) = without_key_checks(text) {
+        return read(nodes);
+    }
+    match serde_saphyr::from_multiple_with_options::<tree::Node>(text, spec_options()) {
+        Ok(nodes) => read(nodes),
         Err(error) => Err(diagnostic_for(file, &error)),
     }
+}
+
+/// The documents of `text` read without serde-saphyr's duplicate-key and
+/// merge-key bookkeeping (it hashes every key of every mapping), when that
+/// reads them exactly as [`spec_options`] does:
+/// - a text without `<<` (and without `\`, so no escape spells it) has no
+///   merge key, so merging and not merging agree;
+/// - a tree whose mappings repeat no key has no duplicate to refuse.
+///
+/// `None` sends the text the usual way, which gives every error its usual
+/// message: a parse error here, or a key that may repeat
+/// ([`tree::Node::may_repeat_a_key`] errs towards yes).
+fn without_key_checks(text: &str) -> Option<Vec<tree::Node>> {
+    if text.contains("<<") || text.contains('\\') {
+        return None;
+    }
+    let mut options = spec_options();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
+    let nodes = serde_saphyr::from_multiple_with_options::<tree::Node>(text, options).ok()?;
+    (!nodes.iter().any(tree::Node::may_repeat_a_key)).then_some(nodes)
 }
 
 /// A tree that fits `T` → `T`; the first misfit as a diagnostic at its place.
@@ -437,6 +464,56 @@ mod tests {
     struct Small {
         name: Spanned<String>,
         count: Option<u32>,
+    }
+
+    #[test]
+    fn reading_without_key_checks_reads_what_the_usual_way_reads() {
+        let usual = |text: &str| {
+            serde_saphyr::from_multiple_with_options::<tree::Node>(text, spec_options())
+                .map(|nodes| format!("{nodes:?}"))
+        };
+        let texts = [
+            "name: a\ncount: 1\n",
+            "a: &x {b: 1, c: [1, 2]}\nd: *x\ne: [*x, *x]\n",
+            "? [1, 2]\n: a\n",
+            "1: a\n0x1: b\n",
+            "1: a\n1.0: b\n",
+            "~: a\nnull: b\n",
+            "true: a\nTrue: b\n",
+            "a: 1\nb: {a: 1, a: 2}\n",
+            "a:\n  - {x: 1}\n  - {x: 1, y: 2, x: 3}\n",
+            "\"a\": 1\na: 2\n",
+            "a: &m {x: 1}\nb:\n  <<: *m\n  x: 2\n",
+            "\"\\x3c\\x3c\": 1\n",
+            "a: [1\n",
+            "a: 1\n---\nb: 2\n",
+            "",
+            "t: !!str 1\n'1': 2\n",
+        ];
+        let mut fast = 0;
+        for text in texts {
+            // Otherwise the usual way decides: it refuses duplicates, merges `<<`.
+            if let Some(nodes) = without_key_checks(text) {
+                fast += 1;
+                assert_eq!(
+                    Ok(format!("{nodes:?}")),
+                    usual(text).map_err(|_| ()),
+                    "{text}"
+                );
+            }
+        }
+        assert!(
+            fast >= 4,
+            "{fast} of the texts were read without key checks"
+        );
+        for repeats in [
+            "1: a\n0x1: b\n",
+            "a: 1\nb: {a: 1, a: 2}\n",
+            "\"a\": 1\na: 2\n",
+        ] {
+            assert!(without_key_checks(repeats).is_none(), "{repeats}");
+            assert!(usual(repeats).is_err(), "{repeats}");
+        }
     }
 
     #[test]

@@ -139,6 +139,44 @@ pub fn take_span() -> Option<(Location, Location)> {
 }
 
 impl Node {
+    /// This node's place with other content (not a copy of its own first).
+    fn with(&self, kind: Kind) -> Node {
+        Node {
+            referenced: self.referenced,
+            defined: self.defined,
+            kind,
+        }
+    }
+
+    /// Whether a mapping anywhere in this tree may hold one key twice: two
+    /// scalar keys of the same text (`1`, `0x1`, `1.0` all read as one; a
+    /// null is the empty text), or any key that is a list or a mapping.
+    pub fn may_repeat_a_key(&self) -> bool {
+        match &self.kind {
+            Kind::Seq(items) => items.iter().any(Node::may_repeat_a_key),
+            Kind::Map(entries) => {
+                let mut keys = Vec::with_capacity(entries.len());
+                for (key, value) in entries {
+                    let text: std::borrow::Cow<'_, str> = match &key.kind {
+                        Kind::Null => "".into(),
+                        Kind::Bool(b) => b.to_string().into(),
+                        Kind::Int(i) => i.to_string().into(),
+                        Kind::Float(f) => f.to_string().into(),
+                        Kind::Str(s) => s.as_str().into(),
+                        Kind::Seq(_) | Kind::Map(_) => return true,
+                    };
+                    if value.may_repeat_a_key() {
+                        return true;
+                    }
+                    keys.push(text);
+                }
+                keys.sort_unstable();
+                keys.windows(2).any(|pair| pair[0] == pair[1])
+            }
+            _ => false,
+        }
+    }
+
     pub fn location(&self, file: &str) -> SourceLocation {
         super::to_source_location(file, &self.referenced)
     }
@@ -311,10 +349,7 @@ impl<'a> Recovery<'a> {
                         self.walk(item, item_schema, &format!("{path}[{i}]")).ok()
                     })
                     .collect();
-                Ok(Node {
-                    kind: Kind::Seq(kept),
-                    ..node.clone()
-                })
+                Ok(node.with(Kind::Seq(kept)))
             }
             _ => Ok(node.clone()),
         }
@@ -401,10 +436,7 @@ impl<'a> Recovery<'a> {
             self.cut.push(path.to_string());
             return Err(Cut);
         }
-        Ok(Node {
-            kind: Kind::Map(kept),
-            ..node.clone()
-        })
+        Ok(node.with(Kind::Map(kept)))
     }
 
     /// How a field is named in messages: its path, or "the value" at the top.
