@@ -37,12 +37,15 @@ pub type Identity = (String, String, String, String);
 pub struct Previous<'a> {
     /// An object whose file the new output repeats is the new object itself,
     /// borrowed; the others are parsed.
-    pub objects: BTreeMap<Identity, (String, Cow<'a, Value>)>,
+    pub objects: BTreeMap<Identity, OldObject<'a>>,
     /// The paths whose text is the new output's, byte for byte.
     pub same: BTreeSet<String>,
     /// The lock that went with it.
     pub lock: Lock,
 }
+
+/// A previous object: its file, and the object (borrowed when it is the new one).
+pub type OldObject<'a> = (String, Cow<'a, Value>);
 
 /// What a change does to one object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -166,7 +169,7 @@ pub fn previous_from<'a>(
     // Of two files with one identity the later one counts (as inserting them
     // in order would have it): a stable sort, then the last of each run.
     objects.par_sort_by(|a, b| a.0.cmp(&b.0));
-    let mut kept: Vec<(Identity, (String, Cow<'a, Value>))> = Vec::with_capacity(objects.len());
+    let mut kept: Vec<(Identity, OldObject<'a>)> = Vec::with_capacity(objects.len());
     for object in objects {
         match kept.last_mut() {
             Some(last) if last.0 == object.0 => *last = object,
@@ -402,11 +405,12 @@ pub fn judge(
             by_tenant
         })
     };
-    // Deleted or replaced.
-    for (id, (path, old)) in &previous.objects {
-        if new.contains_key(id) {
-            continue;
-        }
+    // Deleted or replaced: the previous objects the new output lacks,
+    // found in parallel (a lookup each), judged in order.
+    let gone: Vec<(&Identity, &OldObject<'_>)> = (previous.objects.par_iter())
+        .filter(|(id, _)| !new.contains_key(*id))
+        .collect();
+    for (id, (path, old)) in gone {
         let (group, kind, namespace, name) = id.clone();
         let tenant = tenant_of(old);
         let successor = tenant
@@ -539,13 +543,16 @@ pub fn judge(
         .filter(|c| c.kind == "Cluster")
         .map(|c| c.tenant.clone())
         .collect();
-    // Created or updated.
-    for (id, document) in &new {
-        let previous_object = previous.objects.get(id);
-        // The same object (often the very one: see `Previous`): nothing to judge.
-        if previous_object.is_some_and(|(_, old)| same(old, &document.value)) {
-            continue;
-        }
+    // Created or updated: the new objects that are not the previous ones
+    // (often the very same: see `Previous`), found in parallel, judged in order.
+    let differing: Vec<(&Identity, &&Document, Option<&OldObject<'_>>)> = (new.par_iter())
+        .filter_map(|(id, document)| {
+            let previous_object = previous.objects.get(id);
+            let unchanged = previous_object.is_some_and(|(_, old)| same(old, &document.value));
+            (!unchanged).then_some((id, document, previous_object))
+        })
+        .collect();
+    for (id, document, previous_object) in differing {
         let (_, kind, namespace, name) = id.clone();
         let object_name = name.clone();
         let new_value = &document.value;
