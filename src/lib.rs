@@ -197,18 +197,6 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     };
     let out_dir = project.out_dir(&site.output);
     let source = |file: &str| diagnostics.source(file).cloned();
-    let dangling = integrity::check(
-        &documents,
-        &integrity::Context {
-            site: &site,
-            stacks: &stacks,
-            tree: &tree,
-            out_dir: &std::path::absolute(&out_dir).unwrap_or_else(|_| out_dir.clone()),
-            git_root: project.git_root.as_deref(),
-            source: &source,
-        },
-    );
-    diagnostics.extend(dangling);
     // A previous file the new output repeats byte for byte holds the new object.
     let by_path: BTreeMap<&str, &serde_json::Value> = documents
         .iter()
@@ -220,25 +208,43 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             .then(|| by_path.get(path).copied())
             .flatten()
     };
-    let mut previous = match &project.against {
-        Some(reference) => {
-            match day2::previous_at(&project.root, reference, &out_dir, &unchanged) {
-                Ok((previous, lock)) => day2::Previous {
+    // The references are checked while the previous output is read: the one
+    // is mostly lookups on one thread, the other mostly reading files.
+    let (dangling, previous) = rayon::join(
+        || {
+            integrity::check(
+                &documents,
+                &integrity::Context {
+                    site: &site,
+                    stacks: &stacks,
+                    tree: &tree,
+                    out_dir: &std::path::absolute(&out_dir).unwrap_or_else(|_| out_dir.clone()),
+                    git_root: project.git_root.as_deref(),
+                    source: &source,
+                },
+            )
+        },
+        || match &project.against {
+            Some(reference) => day2::previous_at(&project.root, reference, &out_dir, &unchanged)
+                .map(|(previous, lock)| day2::Previous {
                     lock: lock
                         .and_then(|text| lock::Lock::parse(&text).ok())
                         .unwrap_or_default(),
                     ..previous
-                },
-                Err(d) => {
-                    diagnostics.push(d);
-                    return Err(diagnostics);
-                }
-            }
-        }
-        None => day2::Previous {
-            lock: old_lock.clone(),
-            ..day2::previous_on_disk(&out_dir, &unchanged)
+                }),
+            None => Ok(day2::Previous {
+                lock: old_lock.clone(),
+                ..day2::previous_on_disk(&out_dir, &unchanged)
+            }),
         },
+    );
+    diagnostics.extend(dangling);
+    let mut previous = match previous {
+        Ok(previous) => previous,
+        Err(d) => {
+            diagnostics.push(d);
+            return Err(diagnostics);
+        }
     };
     // Every tenant is expanded and verified; only the expansions day 2
     // compares (or `kmetal expand` prints) are kept.
