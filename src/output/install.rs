@@ -250,26 +250,36 @@ fn stage(
         }
     }
     let fault = std::env::var(FAULT_ENV).ok();
-    // Each directory is created once, and only files that exist are compared:
-    // on a slow file system every system call counts.
-    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
-    for (path, text) in tree.files() {
-        let (from, to) = (out_dir.join(path), staging.join(path));
-        let parent = to.parent().expect("a staged file has a parent");
-        if !made.contains(parent) {
-            fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
-            made.insert(parent.to_path_buf());
-        }
-        if fault.as_deref() == Some(path) {
-            return Err(io_error(&to, io::Error::other("injected fault")));
-        }
-        let existed = old.entries.get(path) == Some(&Kind::File);
-        let unchanged = existed && (same.contains(path) || same_content(&from, text));
-        if unchanged && fs::hard_link(&from, &to).is_ok() {
-            report.unchanged += 1;
-        } else {
+    // Each directory is created once, first; then the files are written in
+    // parallel (on a slow file system each call waits, and waits overlap),
+    // and only files that exist are compared.
+    let parents: BTreeSet<&Path> = (tree.files().keys())
+        .filter_map(|path| Path::new(path).parent())
+        .collect();
+    for parent in parents {
+        let parent = staging.join(parent);
+        fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
+    }
+    let written: Vec<Result<bool, Diagnostic>> = (tree.files().par_iter())
+        .map(|(path, text)| {
+            let (from, to) = (out_dir.join(path), staging.join(path));
+            if fault.as_deref() == Some(path) {
+                return Err(io_error(&to, io::Error::other("injected fault")));
+            }
+            let existed = old.entries.get(path) == Some(&Kind::File);
+            let unchanged = existed && (same.contains(path) || same_content(&from, text));
+            if unchanged && fs::hard_link(&from, &to).is_ok() {
+                return Ok(false);
+            }
             fs::write(&to, text).map_err(|e| io_error(&to, e))?;
-            report.written += 1;
+            Ok(true)
+        })
+        .collect();
+    // The first failure in path order, whichever thread met it first.
+    for result in written {
+        match result? {
+            true => report.written += 1,
+            false => report.unchanged += 1,
         }
     }
     Ok(())
