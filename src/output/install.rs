@@ -260,6 +260,7 @@ fn stage(
         let parent = staging.join(parent);
         fs::create_dir_all(&parent).map_err(|e| io_error(&parent, e))?;
     }
+    // Per file: written (true), or linked as it was (false).
     let written: Vec<Result<bool, Diagnostic>> = (tree.files().par_iter())
         .map(|(path, text)| {
             let (from, to) = (out_dir.join(path), staging.join(path));
