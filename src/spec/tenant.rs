@@ -9,6 +9,7 @@ use super::site::{PLATFORM_DATASTORE, dns_name};
 use crate::diagnostic::{Diagnostic, Diagnostics, Reported, SourceLocation, codes};
 use crate::network;
 use crate::stack::{Stack, Stacks};
+use rayon::prelude::*;
 
 const DEFAULT_WORKER_CLASS: &str = "default-worker";
 
@@ -57,12 +58,22 @@ pub fn check_tenants(
     let mut namespaces = UniqueNames::new("namespace", "by two tenants");
     let mut tenants = Vec::new();
     let mut facts = Vec::new();
-    for source in sources {
-        let mut c = FileChecker {
-            file: &source.file,
-            diagnostics,
-        };
-        let (checked, mut fact) = check_tenant(&mut c, &source.raw, site, stacks);
+    // Each tenant on its own, in parallel, into its own list; the lists are
+    // taken in file order, each before the checks across tenants of its
+    // tenant, as one pass in order would report them.
+    let each: Vec<(Diagnostics, Checked)> = (sources.par_iter())
+        .map(|source| {
+            let mut own = Diagnostics::new();
+            let mut c = FileChecker {
+                file: &source.file,
+                diagnostics: &mut own,
+            };
+            let checked = check_tenant(&mut c, &source.raw, site, stacks);
+            (own, checked)
+        })
+        .collect();
+    for (own, (checked, mut fact)) in each {
+        diagnostics.extend(own);
         let name_ok = match &fact.name {
             Some(name) => names.insert(name.as_str(), fact.name_location.clone(), diagnostics),
             None => false,
@@ -83,14 +94,12 @@ pub fn check_tenants(
     CheckedTenants { tenants, facts }
 }
 
-/// One tenant, checked, or the proof that the reasons it is left out were
+/// A tenant checked, or the proof that the reasons it is left out were
 /// reported; and its facts either way.
-fn check_tenant(
-    c: &mut FileChecker<'_>,
-    raw: &RawTenant,
-    site: &Site,
-    stacks: &Stacks,
-) -> (Result<Tenant, Reported>, TenantFacts) {
+type Checked = (Result<Tenant, Reported>, TenantFacts);
+
+/// Check one tenant against the site and the stacks, on its own.
+fn check_tenant(c: &mut FileChecker<'_>, raw: &RawTenant, site: &Site, stacks: &Stacks) -> Checked {
     let mark = c.diagnostics.mark();
     let mut inherited = None;
     let (checked, mut facts) = checked_tenant(c, raw, site, stacks, &mut inherited);
