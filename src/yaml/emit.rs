@@ -9,7 +9,8 @@
 //! quoting rules stay serde-saphyr's. Only words that are plain under any of
 //! YAML's readings skip that call: an ASCII letter, then letters, digits and
 //! `._/-` (and `:@+=~` in values, `:` not last), other than YAML 1.1's and
-//! 1.2's booleans, nulls and special floats.
+//! 1.2's booleans, nulls and special floats; a key also no longer than the
+//! 1,024 characters YAML allows a key without `? `.
 //!
 //! The differential test below writes random values both ways; a scalar
 //! serde-saphyr writes on more than one line (never, with these options)
@@ -114,8 +115,12 @@ fn write_scalar(out: &mut String, value: &Value) -> Option<()> {
     Some(())
 }
 
+/// YAML's limit for a key written without `? ` (serde-saphyr writes longer
+/// ones as explicit keys, over two lines).
+const SIMPLE_KEY_MAX: usize = 1024;
+
 fn write_key(out: &mut String, key: &str) -> Option<()> {
-    if plain_word(key, false) {
+    if key.len() <= SIMPLE_KEY_MAX && plain_word(key, false) {
         out.push_str(key);
         return Some(());
     }
@@ -165,6 +170,8 @@ mod tests {
             json!({"a": 1, "b": {"c": [1, 2, {"d": "x", "e": [[], {}, [3, [4, 5]], {"f": null}]}], "g": {}}, "h": []}),
             json!([{"a": [1, 2]}, [[1], {"b": 2}], "multi\nline", "", "yes", "a: b", " x", "1.0", 1.5, -3, true, null, "#x", "x #y", "é", "\u{2028}", "a'b", "\"q", "a:", "https://x.io/a", "10.0.0.1"]),
             json!({"": 1, "a b": 2, "1": 3, "true": 4, "k:": 5, "-": 6, "x\ny": 7, "long": "a".repeat(200), "On": 8, "<<": 9}),
+            // A key past YAML's 1,024 characters is an explicit `? ` key.
+            json!({"k".repeat(1024): 1, "k".repeat(1025): 2, "v": "v".repeat(3000)}),
             json!({}),
             json!([]),
             json!("top"),
