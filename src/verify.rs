@@ -161,8 +161,8 @@ impl Schemas {
         let Some(schema) = self.by_kind.get(&key) else {
             return vec![(codes::OUTPUT_SCHEMA, String::new(), self.unknown_kind(&key))];
         };
-        // Most objects are valid: `is_valid` stops at nothing and collects
-        // nothing; only an invalid object is walked again for its errors.
+        // Most objects are valid: `is_valid` stops at the first error and
+        // collects none; only an invalid object is walked again for its errors.
         let valid = schema.validator.is_valid(value);
         let mut found: Vec<(&'static str, String, String)> = (!valid)
             .then(|| schema.validator.iter_errors(value))
