@@ -293,8 +293,8 @@ mod tests {
     fn text_refuses_hidden_characters_and_long_values() {
         let value = |s: &str| S {
             value: s.to_string(),
-            referenced: serde_saphyr::Location::UNKNOWN,
-            defined: serde_saphyr::Location::UNKNOWN,
+            referenced: crate::yaml::Place::UNKNOWN,
+            defined: crate::yaml::Place::UNKNOWN,
         };
         let mut diagnostics = Diagnostics::new();
         let mut c = FileChecker {

@@ -21,9 +21,9 @@ pub struct S<T> {
     /// The value.
     pub value: T,
     /// Where it is used: the alias or merge key it came through, else as `defined`.
-    pub referenced: serde_saphyr::Location,
+    pub referenced: crate::yaml::Place,
     /// Where it is written (for an alias, the anchored definition).
-    pub defined: serde_saphyr::Location,
+    pub defined: crate::yaml::Place,
 }
 
 /// Read through [`crate::yaml`], which hands over the span of the value.
@@ -44,10 +44,8 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for SpannedVisitor<T> {
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<S<T>, D::Error> {
-        let (referenced, defined) = crate::yaml::tree::take_span().unwrap_or((
-            serde_saphyr::Location::UNKNOWN,
-            serde_saphyr::Location::UNKNOWN,
-        ));
+        let (referenced, defined) = crate::yaml::tree::take_span()
+            .unwrap_or((crate::yaml::Place::UNKNOWN, crate::yaml::Place::UNKNOWN));
         Ok(S {
             value: T::deserialize(d)?,
             referenced,

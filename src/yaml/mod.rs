@@ -14,10 +14,13 @@ use serde_saphyr::granit_parser::ErrorKind;
 use serde_saphyr::{Error, ExternalMessageSource, Location};
 
 mod emit;
+mod fast;
 mod locate;
+mod place;
 pub mod tree;
 
 pub use locate::{Located, find_scalar, keys_of, locate};
+pub use place::Place;
 
 use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
 
@@ -26,7 +29,7 @@ pub use crate::spec::raw::S as Spanned;
 
 /// Where a spanned value was written, as a diagnostic location.
 pub fn location_of<T>(file: &str, spanned: &crate::spec::raw::S<T>) -> SourceLocation {
-    to_source_location(file, &spanned.referenced)
+    spanned.referenced.in_file(file)
 }
 
 fn to_source_location(file: &str, location: &Location) -> SourceLocation {
@@ -140,6 +143,8 @@ fn one_node(file: &str, text: &str, what: &str) -> Result<tree::Node, Diagnostic
 ///   merge key, so merging and not merging agree;
 /// - a tree whose mappings repeat no key has no duplicate to refuse.
 ///
+/// Files in the simple subset of [`fast`] are built from the parser's events.
+///
 /// `None` sends the text the usual way, which gives every error its usual
 /// message: a parse error here, or a key that may repeat
 /// ([`tree::Node::may_repeat_a_key`] errs towards yes).
@@ -147,10 +152,15 @@ fn without_key_checks(text: &str) -> Option<Vec<tree::Node>> {
     if text.contains("<<") || text.contains('\\') {
         return None;
     }
-    let mut options = spec_options();
-    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
-    options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
-    let nodes = serde_saphyr::from_multiple_with_options::<tree::Node>(text, options).ok()?;
+    let nodes = match fast::read(text) {
+        Some(nodes) => nodes,
+        None => {
+            let mut options = spec_options();
+            options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+            options.merge_keys = serde_saphyr::MergeKeyPolicy::AsOrdinary;
+            serde_saphyr::from_multiple_with_options::<tree::Node>(text, options).ok()?
+        }
+    };
     (!nodes.iter().any(tree::Node::may_repeat_a_key)).then_some(nodes)
 }
 
@@ -162,7 +172,7 @@ fn from_node<T: DeserializeOwned>(
 ) -> Result<T, Diagnostic> {
     T::deserialize(tree::NodeDeserializer::new(node, text)).map_err(|e| {
         let at =
-            e.at.map_or_else(|| node.location(file), |l| to_source_location(file, &l));
+            e.at.map_or_else(|| node.location(file), |l| l.in_file(file));
         let mut d = Diagnostic::error(codes::SPEC_SCHEMA, e.message).at(at);
         d.help = e.help;
         d
@@ -230,8 +240,8 @@ fn several_documents(file: &str, text: &str, what: &str) -> Diagnostic {
     match documents(file, text) {
         Ok(documents) => match documents.as_slice() {
             [first, second, ..] => diagnostic
-                .at(to_source_location(file, &second.referenced))
-                .related(to_source_location(file, &first.referenced), "the first one"),
+                .at(Place::of(&second.referenced).in_file(file))
+                .related(Place::of(&first.referenced).in_file(file), "the first one"),
             _ => diagnostic.at(SourceLocation::file(file)),
         },
         Err(diagnostic) => diagnostic,

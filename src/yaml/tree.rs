@@ -14,12 +14,12 @@ use crate::json::At;
 use std::cell::Cell;
 use std::fmt;
 
+use super::place::Place;
 use serde::Deserialize;
 use serde::de::{
     self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::Value;
-use serde_saphyr::Location;
 
 use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
 
@@ -27,9 +27,9 @@ use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
 #[derive(Clone, Debug)]
 pub struct Node {
     /// Where it is used: the alias it came through, else as `defined`.
-    pub referenced: Location,
+    pub referenced: Place,
     /// Where it is written (for an alias, the anchored definition).
-    pub defined: Location,
+    pub defined: Place,
     pub kind: Kind,
 }
 
@@ -54,8 +54,8 @@ impl<'de> Deserialize<'de> for Node {
             defined,
         } = serde_saphyr::Spanned::<Kind>::deserialize(deserializer)?;
         Ok(Node {
-            referenced,
-            defined,
+            referenced: Place::of(&referenced),
+            defined: Place::of(&defined),
             kind: value,
         })
     }
@@ -130,11 +130,11 @@ pub const SPANNED: &str = "$kmetal::Spanned";
 thread_local! {
     /// The span of the node a `SPANNED` newtype is being read from: set right
     /// before the visitor runs, taken first thing by it.
-    static SPAN: Cell<Option<(Location, Location)>> = const { Cell::new(None) };
+    static SPAN: Cell<Option<(Place, Place)>> = const { Cell::new(None) };
 }
 
 /// The span [`NodeDeserializer`] set for the value being read, if any.
-pub fn take_span() -> Option<(Location, Location)> {
+pub fn take_span() -> Option<(Place, Place)> {
     SPAN.with(Cell::take)
 }
 
@@ -178,14 +178,13 @@ impl Node {
     }
 
     pub fn location(&self, file: &str) -> SourceLocation {
-        super::to_source_location(file, &self.referenced)
+        self.referenced.in_file(file)
     }
 
     /// The scalar as written in `text` (for a plain scalar read as text).
     fn written<'t>(&self, text: &'t str) -> Option<&'t str> {
-        let span = self.defined.span();
-        let start = span.byte_offset()? as usize;
-        let len = span.byte_len()? as usize;
+        let (start, len) = self.defined.bytes?;
+        let (start, len) = (start as usize, len as usize);
         text.get(start..start + len)
     }
 
@@ -538,7 +537,7 @@ pub struct NodeDeserializer<'n> {
 pub struct Error {
     pub message: String,
     pub help: Option<String>,
-    pub at: Option<Location>,
+    pub at: Option<Place>,
 }
 
 impl fmt::Display for Error {
