@@ -75,22 +75,10 @@ impl OldTree {
                 "kmetal does not write through links: point output (or --out) at a real directory",
             ));
         }
-        let mut tree = OldTree::default();
-        for entry in walkdir::WalkDir::new(out_dir)
-            .min_depth(1)
-            .sort_by_file_name()
-        {
-            let entry = entry.map_err(|e| {
-                Diagnostic::error(codes::IO, format!("cannot read the output directory: {e}"))
-            })?;
-            let relative = relative(out_dir, entry.path());
-            let kind = match entry.file_type() {
-                t if t.is_dir() => Kind::Dir,
-                t if t.is_file() => Kind::File,
-                _ => Kind::Other,
-            };
-            tree.entries.insert(relative, kind);
-        }
+        let mut tree = OldTree {
+            entries: entries_below(out_dir, "", 0)?.into_iter().collect(),
+            ..OldTree::default()
+        };
         if tree.entries.get(MANIFEST) == Some(&Kind::File) {
             let text = fs::read_to_string(out_dir.join(MANIFEST))
                 .map_err(|e| io_error(&out_dir.join(MANIFEST), e))?;
@@ -119,6 +107,62 @@ impl OldTree {
     fn owned_dirs(&self) -> BTreeSet<String> {
         self.owned.iter().flat_map(|f| ancestors(f)).collect()
     }
+}
+
+/// How many levels [`entries_below`] reads itself, the directories of each
+/// level in parallel (`tenants/<name>/` is the second); below them walkdir
+/// goes on, one subtree per thread.
+const PARALLEL_LEVELS: usize = 2;
+
+/// Every entry below `dir` as (path relative to the output directory, with
+/// `/`; kind), in no particular order. Links are not followed.
+fn entries_below(
+    dir: &Path,
+    prefix: &str,
+    level: usize,
+) -> Result<Vec<(String, Kind)>, Diagnostic> {
+    let failed = |e: &dyn std::fmt::Display| {
+        Diagnostic::error(codes::IO, format!("cannot read the output directory: {e}"))
+    };
+    let kind = |t: fs::FileType| match t {
+        t if t.is_dir() => Kind::Dir,
+        t if t.is_file() => Kind::File,
+        _ => Kind::Other,
+    };
+    let join = |name: &str| match prefix {
+        "" => name.to_string(),
+        _ => format!("{prefix}/{name}"),
+    };
+    if level >= PARALLEL_LEVELS {
+        let mut found = Vec::new();
+        for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+            let entry = entry.map_err(|e| failed(&e))?;
+            found.push((join(&relative(dir, entry.path())), kind(entry.file_type())));
+        }
+        return Ok(found);
+    }
+    let with_path = |e: io::Error| failed(&format!("{}: {e}", dir.display()));
+    let mut here = Vec::new();
+    for entry in fs::read_dir(dir).map_err(with_path)? {
+        let entry = entry.map_err(with_path)?;
+        let name = join(&entry.file_name().to_string_lossy());
+        here.push((
+            name,
+            kind(entry.file_type().map_err(with_path)?),
+            entry.path(),
+        ));
+    }
+    // The first failure in name order, whichever thread met it.
+    here.sort_by(|a, b| a.0.cmp(&b.0));
+    let below: Vec<_> = (here.par_iter())
+        .filter(|(_, kind, _)| *kind == Kind::Dir)
+        .map(|(name, _, path)| entries_below(path, name, level + 1))
+        .collect();
+    let mut found: Vec<(String, Kind)> = here.into_iter().map(|(n, k, _)| (n, k)).collect();
+    for entries in below {
+        found.extend(entries?);
+    }
+    Ok(found)
 }
 
 fn relative(root: &Path, path: &Path) -> String {
@@ -328,4 +372,53 @@ fn swap(staging: &Path, out_dir: &Path) -> Result<(), Diagnostic> {
         return Err(io_error(out_dir, e));
     }
     fs::remove_dir_all(&old).map_err(|e| io_error(&old, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The entries walkdir finds below `root` (what the old tree was read
+    /// with before the top levels were read in parallel).
+    fn walked(root: &Path) -> BTreeMap<String, Kind> {
+        walkdir::WalkDir::new(root)
+            .min_depth(1)
+            .into_iter()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let kind = match entry.file_type() {
+                    t if t.is_dir() => Kind::Dir,
+                    t if t.is_file() => Kind::File,
+                    _ => Kind::Other,
+                };
+                (relative(root, entry.path()), kind)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_old_tree_holds_every_entry_walkdir_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["a/b/c/d/e", "tenants/t1/x", "tenants/t2", "empty"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "top.yaml",
+            "a/b/c/d/e/deep.yaml",
+            "tenants/t1/x/y.yaml",
+            "tenants/t2/z",
+        ] {
+            fs::write(root.join(f), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("a"), root.join("tenants/link-to-dir")).unwrap();
+        std::os::unix::fs::symlink(root.join("top.yaml"), root.join("a/b/link")).unwrap();
+        let found: BTreeMap<String, Kind> =
+            entries_below(root, "", 0).unwrap().into_iter().collect();
+        assert_eq!(found, walked(root));
+        assert_eq!(found.get("tenants/link-to-dir"), Some(&Kind::Other));
+        assert_eq!(found.get("a/b/c/d/e/deep.yaml"), Some(&Kind::File));
+        assert!(!found.contains_key("tenants/link-to-dir/b"));
+        assert_eq!(found.len(), 16);
+    }
 }
