@@ -50,10 +50,36 @@ pub struct Lock {
 #[serde(deny_unknown_fields)]
 struct RawLock {
     version: Spanned<u32>,
-    #[serde(default)]
-    tenants: BTreeMap<String, Spanned<RawHeld>>,
+    /// Each tenant's name (where it is written) and entry, in file order.
+    #[serde(default, deserialize_with = "entries")]
+    tenants: Vec<RawEntry>,
     #[serde(default)]
     released: Vec<Spanned<RawReleased>>,
+}
+
+/// A tenant's name (where it is written) and what it holds.
+type RawEntry = (Spanned<String>, Spanned<RawHeld>);
+
+/// A mapping's entries with their keys' places (a map type keeps none).
+fn entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<RawEntry>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<RawEntry>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_map(Entries)
 }
 
 #[derive(Deserialize)]
@@ -90,17 +116,17 @@ impl Lock {
         let raw: RawLock = yaml::parse_spec(LOCK_FILE, &text)
             .map_err(|d| diagnostics.push(lock_error(d)))
             .ok()?;
-        Lock::check(raw, &text, diagnostics)
+        Lock::check(raw, diagnostics)
     }
 
     /// A lock's text (from git, for `--against`) → the lock.
     pub fn parse(text: &str) -> Result<Lock, Diagnostics> {
         let mut diagnostics = Diagnostics::new();
         let raw: RawLock = yaml::parse_spec(LOCK_FILE, text).map_err(Diagnostics::from)?;
-        Lock::check(raw, text, &mut diagnostics).ok_or(diagnostics)
+        Lock::check(raw, &mut diagnostics).ok_or(diagnostics)
     }
 
-    fn check(raw: RawLock, text: &str, diagnostics: &mut Diagnostics) -> Option<Lock> {
+    fn check(raw: RawLock, diagnostics: &mut Diagnostics) -> Option<Lock> {
         let before = diagnostics.len();
         let bad = |at: SourceLocation, message: String| {
             Diagnostic::error(codes::LOCK_INVALID, message)
@@ -118,13 +144,11 @@ impl Lock {
             ));
         }
         let mut lock = Lock::default();
-        let mut keys: BTreeMap<String, SourceLocation> = yaml::keys_of(LOCK_FILE, text, "/tenants")
-            .into_iter()
-            .collect();
-        for (name, held) in raw.tenants {
-            let at = keys
-                .remove(&name)
-                .unwrap_or_else(|| yaml::location_of(LOCK_FILE, &held));
+        let mut tenants = raw.tenants;
+        tenants.sort_by(|a, b| a.0.value.cmp(&b.0.value));
+        for (name, held) in tenants {
+            let at = yaml::location_of(LOCK_FILE, &name);
+            let name = name.value;
             match (Label::parse(&name), Label::parse(&held.value.pool)) {
                 (Ok(tenant), Ok(pool)) => {
                     lock.tenants.insert(
@@ -226,7 +250,7 @@ mod tests {
     fn lock_from(text: &str) -> (Option<Lock>, Diagnostics) {
         let mut diagnostics = Diagnostics::new();
         let raw: RawLock = yaml::parse_spec(LOCK_FILE, text).unwrap();
-        (Lock::check(raw, text, &mut diagnostics), diagnostics)
+        (Lock::check(raw, &mut diagnostics), diagnostics)
     }
 
     #[test]

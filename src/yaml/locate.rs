@@ -123,51 +123,6 @@ pub fn locate(file: &str, text: &str, pointer: &str) -> Option<Located> {
     None
 }
 
-/// The keys of the mapping at `pointer`, each with where it is written, in
-/// one pass over `text` (for many look-ups in one large file).
-pub fn keys_of(file: &str, text: &str, pointer: &str) -> Vec<(String, SourceLocation)> {
-    let target = segments(pointer);
-    let mut found = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut path: Vec<String> = Vec::new();
-    for event in Parser::new_from_str(text) {
-        let Ok((event, span)) = event else { break };
-        match event {
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                if let Some(Frame::Sequence(index)) = stack.last() {
-                    path.push(index.to_string());
-                }
-                let mapping = matches!(event, Event::MappingStart(..));
-                stack.push(if mapping {
-                    Frame::Mapping(None)
-                } else {
-                    Frame::Sequence(0)
-                });
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                stack.pop();
-                finish_node(&mut stack, &mut path);
-            }
-            Event::Scalar(value, ..) => {
-                if let Some(Frame::Mapping(pending @ None)) = stack.last_mut() {
-                    if path == target {
-                        found.push((value.to_string(), location(file, text, &span, None)));
-                    }
-                    path.push(value.to_string());
-                    *pending = Some((value.to_string(), span));
-                    continue;
-                }
-                if let Some(Frame::Sequence(index)) = stack.last() {
-                    path.push(index.to_string());
-                }
-                finish_node(&mut stack, &mut path);
-            }
-            _ => {}
-        }
-    }
-    found
-}
-
 /// Every place in `text` where a scalar value (not a key) equals `value`.
 /// Used to point at the input that produced a value found wrong in the output.
 pub fn find_scalar(file: &str, text: &str, value: &str) -> Vec<SourceLocation> {
@@ -271,17 +226,6 @@ mod tests {
         assert_eq!((found.value.line, found.value.column), (3, 7));
         let found = locate("f.yaml", "a: 1\r\nb: two\r\n", "/b").unwrap();
         assert_eq!((found.value.line, found.value.column), (2, 4));
-    }
-
-    #[test]
-    fn keys_of_a_mapping_in_one_pass() {
-        let text = "tenants:\n  b: {vip: 1}\n  a:\n    vip: 2\n    nested: {c: 3}\nother: {d: 4}\n";
-        let keys: Vec<(String, u64)> = keys_of("f.yaml", text, "/tenants")
-            .into_iter()
-            .map(|(k, l)| (k, l.line))
-            .collect();
-        assert_eq!(keys, [("b".to_string(), 2), ("a".to_string(), 3)]);
-        assert_eq!(keys_of("f.yaml", "list: [{a: 1}]\n", "/list/0").len(), 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod locate;
 mod place;
 pub mod tree;
 
-pub use locate::{Located, find_scalar, keys_of, locate};
+pub use locate::{Located, find_scalar, locate};
 pub use place::Place;
 
 use crate::diagnostic::{Diagnostic, SourceLocation, codes, did_you_mean};
