@@ -52,8 +52,49 @@ impl OutputTree {
                 header + &yaml::emit(&document.value)
             })
             .collect();
+        // Rendered documents come sorted by path: with no repeat and no
+        // path refused, the map is built in one go, not a path at a time.
+        let sorted = documents.windows(2).all(|w| w[0].path < w[1].path);
+        if sorted && documents.iter().all(|d| allowed(&d.path)) {
+            files = documents
+                .iter()
+                .map(|d| d.path.clone())
+                .zip(texts)
+                .collect();
+        } else {
+            Self::insert_each(documents, texts, &mut files, &mut diagnostics);
+        }
+        let kustomizations = kustomizations(files.keys());
+        let mut resources = Vec::with_capacity(kustomizations.len());
+        // Two sorted runs, merged into one map (no path is in both).
+        let mut entries: Vec<(String, String)> = std::mem::take(&mut files).into_iter().collect();
+        for (path, text, listed) in kustomizations {
+            entries.push((path.clone(), text));
+            resources.push((path, listed));
+        }
+        files = entries.into_iter().collect();
+        let mut manifest = String::from(
+            "# Files written by kmetal build: it deletes those it no longer produces, and never touches others.\n",
+        );
+        let listed: BTreeSet<&str> = files.keys().map(String::as_str).chain([MANIFEST]).collect();
+        for path in listed {
+            manifest += path;
+            manifest.push('\n');
+        }
+        files.insert(MANIFEST.to_string(), manifest);
+        diagnostics.into_result(OutputTree { files, resources })
+    }
+
+    /// Each document's text at its path, one at a time: a refused path or
+    /// a second object at one path is reported (the last one stays).
+    fn insert_each(
+        documents: &[Document],
+        texts: Vec<String>,
+        files: &mut BTreeMap<String, String>,
+        diagnostics: &mut Diagnostics,
+    ) {
         for (document, text) in documents.iter().zip(texts) {
-            if !is_plain_relative(&document.path) || document.path.ends_with(KUSTOMIZATION) {
+            if !allowed(&document.path) {
                 diagnostics.push(
                     Diagnostic::error(
                         codes::OUTPUT_CONFLICT,
@@ -73,22 +114,6 @@ impl OutputTree {
                 );
             }
         }
-        let kustomizations = kustomizations(files.keys());
-        let mut resources = Vec::with_capacity(kustomizations.len());
-        for (path, text, listed) in kustomizations {
-            files.insert(path.clone(), text);
-            resources.push((path, listed));
-        }
-        let mut manifest = String::from(
-            "# Files written by kmetal build: it deletes those it no longer produces, and never touches others.\n",
-        );
-        let listed: BTreeSet<&str> = files.keys().map(String::as_str).chain([MANIFEST]).collect();
-        for path in listed {
-            manifest += path;
-            manifest.push('\n');
-        }
-        files.insert(MANIFEST.to_string(), manifest);
-        diagnostics.into_result(OutputTree { files, resources })
     }
 
     /// Relative path → text, sorted.
@@ -101,6 +126,12 @@ impl OutputTree {
     pub fn resources(&self) -> &[(String, Vec<String>)] {
         &self.resources
     }
+}
+
+/// Whether an object may be written at `path`: plain and relative, and not
+/// where kmetal writes a kustomization.
+fn allowed(path: &str) -> bool {
+    is_plain_relative(path) && !path.ends_with(KUSTOMIZATION)
 }
 
 /// Write `text` to `path` unless it already holds exactly that: to a temporary
@@ -244,6 +275,53 @@ mod tests {
         );
         assert!(k["kustomization.yaml"].contains("resources:\n- flux\n"));
         assert!(k["tenants/kustomization.yaml"].contains("- a\n- b\n"));
+    }
+
+    #[test]
+    fn the_tree_is_the_same_built_at_once_or_a_path_at_a_time() {
+        let document = |path: &str, name: &str| Document {
+            path: path.into(),
+            source: "tenants/a.yaml".into(),
+            template: "t.yaml.j2".into(),
+            value: json!({"kind": "ConfigMap", "metadata": {"name": name}}),
+        };
+        let sorted = [
+            document("flux/a.yaml", "f"),
+            document("tenants/a/cluster.yaml", "c"),
+            document("tenants/a/namespace.yaml", "n"),
+            document("tenants/b/cluster.yaml", "d"),
+        ];
+        let at_once = OutputTree::from_documents(&sorted).unwrap();
+        let mut shuffled = sorted.to_vec();
+        shuffled.swap(0, 3);
+        shuffled.swap(1, 2);
+        let one_by_one = OutputTree::from_documents(&shuffled).unwrap();
+        assert_eq!(at_once.files(), one_by_one.files());
+        assert_eq!(at_once.resources(), one_by_one.resources());
+        assert_eq!(at_once.files().len(), 4 + 5 + 1);
+        assert!(at_once.files()[MANIFEST].contains("tenants/b/kustomization.yaml\n"));
+        // A second object at one path, and a path kmetal keeps for itself.
+        for (extra, message) in [
+            (
+                document("tenants/a/cluster.yaml", "x"),
+                "two objects would be written to tenants/a/cluster.yaml",
+            ),
+            (
+                document("tenants/kustomization.yaml", "k"),
+                "output path \"tenants/kustomization.yaml\" is not allowed",
+            ),
+            (
+                document("../escape.yaml", "e"),
+                "output path \"../escape.yaml\" is not allowed",
+            ),
+        ] {
+            let mut documents = sorted.to_vec();
+            documents.push(extra);
+            documents.sort_by(|a, b| a.path.cmp(&b.path));
+            let errors = OutputTree::from_documents(&documents).unwrap_err();
+            let messages: Vec<String> = errors.iter().map(|d| d.message.clone()).collect();
+            assert_eq!(messages, [message]);
+        }
     }
 
     #[test]
