@@ -141,6 +141,13 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         removals,
         &mut diagnostics,
     );
+    // What the last guard needs of the tenant files; the rest of what was
+    // read is dropped before rendering.
+    let read_tenants: Vec<(String, yaml::Spanned<String>)> = raw_tenants
+        .into_iter()
+        .map(|t| (t.file, t.raw.name))
+        .collect();
+    drop(facts);
     let renderer = render::Renderer::new(&stacks).map_err(|d| diagnostics.extend(d));
     let (Ok(renderer), false) = (renderer, diagnostics.has_errors()) else {
         return Err(diagnostics);
@@ -279,7 +286,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     if !project.plan_only {
         diagnostics.extend(refusals.clone());
     }
-    every_tenant_reached_the_output(&raw_tenants, &documents, &mut diagnostics);
+    every_tenant_reached_the_output(&read_tenants, &documents, &mut diagnostics);
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
@@ -666,26 +673,23 @@ impl Expansion<'_> {
 /// has an error of its own. Anything else is a hole in the checks, and an
 /// internal error rather than a tenant Flux would silently delete.
 fn every_tenant_reached_the_output(
-    sources: &[spec::TenantSource],
+    sources: &[(String, yaml::Spanned<String>)],
     documents: &[render::Document],
     diagnostics: &mut Diagnostics,
 ) {
     let emitted: std::collections::BTreeSet<&str> =
         documents.iter().map(|d| d.source.as_str()).collect();
     let mut missing = Vec::new();
-    for source in sources {
+    for (file, name) in sources {
         let explained = diagnostics.iter().any(|d| {
             d.severity == diagnostic::Severity::Error
-                && (d.location.as_ref().is_some_and(|l| l.file == source.file)
-                    || d.related.iter().any(|(l, _)| l.file == source.file))
+                && (d.location.as_ref().is_some_and(|l| l.file == *file)
+                    || d.related.iter().any(|(l, _)| l.file == *file))
         });
-        if !emitted.contains(source.file.as_str()) && !explained {
+        if !emitted.contains(file.as_str()) && !explained {
             missing.push(diagnostic::internal(
-                yaml::location_of(&source.file, &source.raw.name),
-                &format!(
-                    "tenant {:?} is missing from the output",
-                    source.raw.name.value
-                ),
+                yaml::location_of(file, name),
+                &format!("tenant {:?} is missing from the output", name.value),
             ));
         }
     }
