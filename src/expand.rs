@@ -81,8 +81,10 @@ pub struct Class<'a> {
     class: &'a Value,
     /// The class file (where a failed expansion points).
     pub source: &'a str,
-    templates: Vec<&'a Value>,
     variables: &'a [Variable],
+    /// The control plane's and the infrastructure cluster's templates.
+    control_plane: Found<'a>,
+    infrastructure: Found<'a>,
     patches: Vec<Patch<'a>>,
     control_plane_naming: Naming,
     infrastructure_naming: Naming,
@@ -94,6 +96,28 @@ struct WorkerClass<'a> {
     class: &'a Value,
     name: &'a str,
     naming: Naming,
+    bootstrap: Found<'a>,
+    infrastructure: Found<'a>,
+}
+
+/// The class template a reference names, and its name; or why there is none
+/// (what expanding a Cluster on the class then fails with).
+type Found<'a> = Result<(&'a Value, &'a str), String>;
+
+/// The template `reference` names (`kind`, `name`) among `templates`.
+fn find<'a>(templates: &[&'a Value], reference: Option<&'a Value>, what: &str) -> Found<'a> {
+    let reference = reference.ok_or_else(|| format!("the ClusterClass has no {what}"))?;
+    let (kind, name) = (str_at(reference, "/kind")?, str_at(reference, "/name")?);
+    let found = (templates.iter())
+        .find(|t| t["kind"] == kind && t["metadata"]["name"] == name)
+        .ok_or_else(|| format!("no template {kind} {name} in the class"))?;
+    Ok((found, name))
+}
+
+/// A copy of a found template, with its name.
+fn copy_of(found: &Found<'_>) -> Result<(Value, String), String> {
+    let (template, name) = found.as_ref().map_err(Clone::clone)?;
+    Ok(((*template).clone(), name.to_string()))
 }
 
 /// A naming template: its text (for messages) and its parse.
@@ -231,36 +255,50 @@ impl<'a> Class<'a> {
             .collect();
         let naming =
             |pointer: &str| Naming::new(class.at(pointer), "{{ .cluster.name }}-{{ .random }}");
+        let templates: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
         let workers = list(class.at("/spec/workers/machineDeployments"))
-            .map(|c| WorkerClass {
-                class: c,
-                name: c.get("class").and_then(Value::as_str).unwrap_or_default(),
-                naming: Naming::new(
-                    c.at("/naming/template"),
-                    "{{ .cluster.name }}-{{ .machineDeployment.topologyName }}-{{ .random }}",
-                ),
+            .enumerate()
+            .map(|(index, c)| {
+                let base = format!("/spec/workers/machineDeployments/{index}");
+                WorkerClass {
+                    class: c,
+                    name: c.get("class").and_then(Value::as_str).unwrap_or_default(),
+                    naming: Naming::new(
+                        c.at("/naming/template"),
+                        "{{ .cluster.name }}-{{ .machineDeployment.topologyName }}-{{ .random }}",
+                    ),
+                    bootstrap: find(
+                        &templates,
+                        c.at("/bootstrap/templateRef"),
+                        &format!("{base}/bootstrap/templateRef"),
+                    ),
+                    infrastructure: find(
+                        &templates,
+                        c.at("/infrastructure/templateRef"),
+                        &format!("{base}/infrastructure/templateRef"),
+                    ),
+                }
             })
             .collect();
         Some(Class {
             class,
             source: &document.source,
-            templates: documents.iter().map(|d| &d.value).collect(),
             variables,
+            control_plane: find(
+                &templates,
+                class.at("/spec/controlPlane/templateRef"),
+                "/spec/controlPlane/templateRef",
+            ),
+            infrastructure: find(
+                &templates,
+                class.at("/spec/infrastructure/templateRef"),
+                "/spec/infrastructure/templateRef",
+            ),
             patches,
             control_plane_naming: naming("/spec/controlPlane/naming/template"),
             infrastructure_naming: naming("/spec/infrastructure/naming/template"),
             workers,
         })
-    }
-
-    /// A copy of the template `reference` names (`kind`, `name`), with its name.
-    fn template(&self, reference: Option<&Value>, what: &str) -> Result<(Value, String), String> {
-        let reference = reference.ok_or_else(|| format!("the ClusterClass has no {what}"))?;
-        let (kind, name) = (str_at(reference, "/kind")?, str_at(reference, "/name")?);
-        let found = (self.templates.iter())
-            .find(|t| t["kind"] == kind && t["metadata"]["name"] == name)
-            .ok_or_else(|| format!("no template {kind} {name} in the class"))?;
-        Ok(((*found).clone(), name.to_string()))
     }
 }
 
@@ -322,8 +360,9 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             map([("version", version.into()), ("classRef", class_ref)]),
         ),
     ]);
-    let cp_name = naming(&class.control_plane_naming, name, None)?;
-    let infra_name = naming(&class.infrastructure_naming, name, None)?;
+    let mut naming_data = naming_data(name);
+    let cp_name = naming(&class.control_plane_naming, &mut naming_data, None)?;
+    let infra_name = naming(&class.infrastructure_naming, &mut naming_data, None)?;
     let mut cp_builtin = json!({"name": cp_name, "version": version});
     let cp_replicas = topology.at("/controlPlane/replicas");
     if let Some(replicas) = cp_replicas {
@@ -332,14 +371,8 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     globals.insert("builtin".into(), map([("cluster", builtin_cluster)]));
     let mut cp_variables = globals.clone();
     cp_variables["builtin"]["controlPlane"] = cp_builtin;
-    let (cp_template, cp_template_name) = class.template(
-        class.class.at("/spec/controlPlane/templateRef"),
-        "/spec/controlPlane/templateRef",
-    )?;
-    let (infra_template, infra_template_name) = class.template(
-        class.class.at("/spec/infrastructure/templateRef"),
-        "/spec/infrastructure/templateRef",
-    )?;
+    let (cp_template, cp_template_name) = copy_of(&class.control_plane)?;
+    let (infra_template, infra_template_name) = copy_of(&class.infrastructure)?;
     let mut items = Vec::new();
     let mut mds = Vec::new();
     let workers = topology
@@ -352,7 +385,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             .position(|c| c.name == class_name)
             .ok_or_else(|| format!("the ClusterClass has no worker class {class_name}"))?;
         let worker = &class.workers[index];
-        let md_name = naming(&worker.naming, name, Some(topology_name))?;
+        let md_name = naming(&worker.naming, &mut naming_data, Some(topology_name))?;
         let template_name = prefixed(&format!("{name}-{topology_name}-"));
         let mut md_variables = globals.clone();
         let overrides = md.at("/variables/overrides").and_then(Value::as_array);
@@ -379,15 +412,8 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             builtin.insert("machineDeployment".into(), md_builtin);
         }
         let md_variables = Rc::new(Value::Object(md_variables));
-        let base = format!("/spec/workers/machineDeployments/{index}");
-        let (bootstrap, bootstrap_name) = class.template(
-            worker.class.at("/bootstrap/templateRef"),
-            &format!("{base}/bootstrap/templateRef"),
-        )?;
-        let (infra, infra_md_name) = class.template(
-            worker.class.at("/infrastructure/templateRef"),
-            &format!("{base}/infrastructure/templateRef"),
-        )?;
+        let (bootstrap, bootstrap_name) = copy_of(&worker.bootstrap)?;
+        let (infra, infra_md_name) = copy_of(&worker.infrastructure)?;
         let first = 2 + items.len();
         for t in [bootstrap, infra] {
             items.push(Item::new(
@@ -605,20 +631,26 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value
 
 /// A name from a naming template (`{{ .cluster.name }}`, `{{ .random }}`,
 /// `{{ .machineDeployment.topologyName }}`), CAPI's default when there is none.
-fn naming(template: &Naming, cluster: &str, md: Option<&str>) -> Result<String, String> {
-    let data = json!({
-        "cluster": {"name": cluster},
-        "random": RANDOM,
-        "machineDeployment": {"topologyName": md.unwrap_or_default()},
-    });
+/// `data` is [`naming_data`] of the Cluster; only the topology name changes.
+fn naming(template: &Naming, data: &mut Value, md: Option<&str>) -> Result<String, String> {
+    data["machineDeployment"]["topologyName"] = md.unwrap_or_default().into();
     let name = (template.parsed.as_ref().map_err(Clone::clone))
-        .and_then(|t| t.render(&data))
+        .and_then(|t| t.render(data))
         .map_err(|e| format!("naming template {:?}: {e}", template.text))?;
     // Longer than a label: cut to 58 and five random characters appended.
     Ok(if name.len() > 63 {
         format!("{}{RANDOM}", &name[..58])
     } else {
         name
+    })
+}
+
+/// What naming templates read of a Cluster.
+fn naming_data(cluster: &str) -> Value {
+    json!({
+        "cluster": {"name": cluster},
+        "random": RANDOM,
+        "machineDeployment": {"topologyName": ""},
     })
 }
 
@@ -849,6 +881,12 @@ fn value_of(source: &Source<'_>, variables: &Value) -> Result<Value, String> {
 /// A rendered template as CAPI reads it (YAML 1.1). A scalar that YAML 1.1
 /// and kmetal's YAML 1.2 read differently is refused, never guessed.
 fn yaml_value(text: &str) -> Result<Value, String> {
+    // A word YAML reads as itself (a version, a name), checked the same way.
+    if crate::yaml::is_plain_text(text) {
+        let value = Value::String(text.to_string());
+        check_yaml11(&value)?;
+        return Ok(value);
+    }
     let value = crate::yaml::parse_value(text).map_err(|e| format!("rendered {text:?}: {e:?}"))?;
     check_yaml11(&value)?;
     Ok(value)
@@ -1052,6 +1090,39 @@ mod tests {
 
     /// The patch step gives what the `json-patch` crate gives: the same
     /// document, or the same error.
+    #[test]
+    fn a_rendered_word_reads_as_the_parse_reads_it() {
+        let parsed = |text: &str| {
+            let value = crate::yaml::parse_value(text).map_err(|e| format!("{e:?}"))?;
+            check_yaml11(&value)?;
+            Ok::<Value, String>(value)
+        };
+        for text in [
+            "v1.30.0",
+            "infinity",
+            "Infinity",
+            "in_f",
+            "n_a_n",
+            "nan",
+            "on",
+            "Off",
+            "a:b",
+            "x~y",
+            "true",
+            "abc-def",
+            "a/b",
+            "a.b_c",
+            "e5",
+            "E_5",
+            "y",
+            "NULL",
+            "k8s@x+y=z",
+        ] {
+            assert_eq!(yaml_value(text), parsed(text), "{text}");
+        }
+        assert!(crate::yaml::is_plain_text("in_f") && yaml_value("in_f").is_err());
+    }
+
     #[test]
     fn patching_in_place_agrees_with_json_patch() {
         let doc = json!({"spec": {"a": 1, "list": [1, 2, 3], "m": {"x~/y": true}}, "s": "x"});

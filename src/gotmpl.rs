@@ -10,6 +10,8 @@
 //! (pipes, other functions, `range`, `with`, variables, trimming markers) is
 //! refused when the stack is loaded, never evaluated approximately.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// A parsed template.
@@ -182,30 +184,32 @@ fn render(nodes: &[Node], data: &Value, out: &mut String) -> Result<(), String> 
     Ok(())
 }
 
-/// The result of an expression: a value (a boolean, from `eq`), or a missing key.
-enum Evaluated {
-    Got(Value),
+/// The result of an expression: a value (borrowed from the data, or a
+/// string or a boolean made here), or a missing key.
+enum Evaluated<'v> {
+    Got(Cow<'v, Value>),
     Missing,
 }
 
-fn evaluate(e: &Expr, data: &Value) -> Result<Evaluated, String> {
+fn evaluate<'v>(e: &Expr, data: &'v Value) -> Result<Evaluated<'v>, String> {
     match e {
-        Expr::Literal(s) => Ok(Evaluated::Got(Value::from(s.as_str()))),
+        Expr::Literal(s) => Ok(Evaluated::Got(Cow::Owned(Value::from(s.as_str())))),
         Expr::Field(path) => Ok(match field(data, path)? {
-            Got::Value(v) => Evaluated::Got(v.clone()),
+            Got::Value(v) => Evaluated::Got(Cow::Borrowed(v)),
             Got::Missing => Evaluated::Missing,
         }),
         Expr::Eq(a, b) => {
             let (a, b) = (evaluate(a, data)?, evaluate(b, data)?);
             match (a, b) {
                 (Evaluated::Got(a), Evaluated::Got(b)) => {
+                    let (a, b) = (a.as_ref(), b.as_ref());
                     let kind = |v: &Value| match v {
                         Value::String(_) => 0,
                         Value::Number(_) => 1,
                         Value::Bool(_) => 2,
                         _ => 3,
                     };
-                    if kind(&a) != kind(&b) || kind(&a) == 3 {
+                    if kind(a) != kind(b) || kind(a) == 3 {
                         return Err(format!(
                             "eq of {a} and {b}: incompatible types for comparison"
                         ));
@@ -214,7 +218,7 @@ fn evaluate(e: &Expr, data: &Value) -> Result<Evaluated, String> {
                         (Some(x), Some(y)) => x == y,
                         _ => a == b,
                     };
-                    Ok(Evaluated::Got(Value::Bool(equal)))
+                    Ok(Evaluated::Got(Cow::Owned(Value::Bool(equal))))
                 }
                 _ => Err("eq of a missing field: incompatible types for comparison".into()),
             }
@@ -248,10 +252,10 @@ fn field<'v>(data: &'v Value, path: &[String]) -> Result<Got<'v>, String> {
     Ok(Got::Value(at))
 }
 
-fn truth(r: &Evaluated) -> bool {
+fn truth(r: &Evaluated<'_>) -> bool {
     match r {
         Evaluated::Missing => false,
-        Evaluated::Got(v) => match v {
+        Evaluated::Got(v) => match v.as_ref() {
             Value::Null => false,
             Value::Bool(b) => *b,
             Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
@@ -263,10 +267,10 @@ fn truth(r: &Evaluated) -> bool {
 }
 
 /// A value as Go prints it with the default format (`%v`).
-fn printed(r: &Evaluated) -> String {
+fn printed(r: &Evaluated<'_>) -> String {
     match r {
         Evaluated::Missing => "<no value>".into(),
-        Evaluated::Got(v) => match v {
+        Evaluated::Got(v) => match v.as_ref() {
             Value::Null => "<nil>".into(),
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
@@ -275,14 +279,14 @@ fn printed(r: &Evaluated) -> String {
                 "[{}]",
                 items
                     .iter()
-                    .map(|i| printed(&Evaluated::Got(i.clone())))
+                    .map(|i| printed(&Evaluated::Got(Cow::Borrowed(i))))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
             Value::Object(map) => format!(
                 "map[{}]",
                 map.iter()
-                    .map(|(k, v)| format!("{k}:{}", printed(&Evaluated::Got(v.clone()))))
+                    .map(|(k, v)| format!("{k}:{}", printed(&Evaluated::Got(Cow::Borrowed(v)))))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),

@@ -139,7 +139,7 @@ fn one_line<'t>(text: &'t str, prefix: &str, suffix: &str) -> Option<&'t str> {
 }
 
 /// A word every YAML reading takes as this text, so no quoting rule applies.
-fn plain_word(s: &str, value: bool) -> bool {
+pub(super) fn plain_word(s: &str, value: bool) -> bool {
     let bytes = s.as_bytes();
     let Some(first) = bytes.first() else {
         return false;
