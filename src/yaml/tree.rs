@@ -293,7 +293,6 @@ impl<'a> Recovery<'a> {
         if matches!(node.kind, Kind::Null) && allows(schema, "null") {
             return Ok(node.clone());
         }
-        let expected = expected_words(schema);
         let fits = match &node.kind {
             Kind::Map(_) => allows(schema, "object"),
             Kind::Seq(_) => allows(schema, "array"),
@@ -309,6 +308,7 @@ impl<'a> Recovery<'a> {
             Kind::Null => false,
         };
         if !fits {
+            let expected = expected_words(schema);
             let what = self.name(path);
             let found = node.described(self.text);
             self.report(
