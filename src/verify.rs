@@ -59,21 +59,25 @@ fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
 impl Schemas {
     /// Compile every embedded schema. Each fixes its apiVersion and kind with a one-value `enum`.
     pub fn embedded() -> Self {
-        let mut by_kind = BTreeMap::new();
-        for (name, text) in crate::embedded::schema_files() {
-            let mut docs = yaml::parse_values(text)
-                .unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
-            assert_eq!(docs.len(), 1, "schemas/{name} holds one schema");
-            let schema = docs.remove(0);
-            let key = (
-                fixed(&schema, "apiVersion")
-                    .unwrap_or_else(|| panic!("schemas/{name} fixes apiVersion")),
-                fixed(&schema, "kind").unwrap_or_else(|| panic!("schemas/{name} fixes kind")),
-            );
-            let compiled =
-                compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
-            by_kind.insert(key, compiled);
-        }
+        // Parsed and compiled in parallel; one map whatever the order.
+        let by_kind = (crate::embedded::schema_files().par_iter())
+            .map(|(name, text)| {
+                let mut docs = yaml::parse_values(text)
+                    .unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
+                assert_eq!(docs.len(), 1, "schemas/{name} holds one schema");
+                let schema = docs.remove(0);
+                let key = (
+                    fixed(&schema, "apiVersion")
+                        .unwrap_or_else(|| panic!("schemas/{name} fixes apiVersion")),
+                    fixed(&schema, "kind").unwrap_or_else(|| panic!("schemas/{name} fixes kind")),
+                );
+                let compiled =
+                    compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
+                (key, compiled)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
         Schemas {
             by_kind,
             from_crds: BTreeMap::new(),
