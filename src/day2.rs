@@ -86,21 +86,18 @@ pub struct Plan {
 
 /// An object's identity: API group, kind, namespace, name.
 pub fn identity(v: &Value) -> Identity {
-    let s = |p: &str| {
-        v.at(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let api = s("/apiVersion");
-    let group = api
-        .rsplit_once('/')
-        .map_or(String::new(), |(g, _)| g.to_string());
+    fn s(v: Option<&Value>) -> &str {
+        v.and_then(Value::as_str).unwrap_or_default()
+    }
+    let metadata = v.get("metadata");
+    let field = |key: &str| s(metadata.and_then(|m| m.get(key))).to_string();
+    let api = s(v.get("apiVersion"));
+    let group = api.rsplit_once('/').map_or("", |(g, _)| g);
     (
-        group,
-        s("/kind"),
-        s("/metadata/namespace"),
-        s("/metadata/name"),
+        group.to_string(),
+        s(v.get("kind")).to_string(),
+        field("namespace"),
+        field("name"),
     )
 }
 
