@@ -4,8 +4,9 @@
 //!
 //! It reads only what it reads exactly as serde-saphyr does with
 //! [`super::spec_options`] (the differential tests hold the two together):
-//! one document that is a mapping or a list, no anchors, aliases, tags or directives, at most
-//! [`MAX_DEPTH`] levels, and scalars whose reading is beyond doubt:
+//! one document that is a mapping or a list; no anchors, aliases, tags or
+//! directives; at most [`MAX_DEPTH`] levels; and scalars whose reading is
+//! beyond doubt:
 //! - quoted and block scalars are text;
 //! - plain `null`, `~` and the empty scalar are null; `true` and `false`
 //!   (also `True`, `TRUE`, …) are booleans;

@@ -334,8 +334,8 @@ pub fn parse_value(text: &str) -> Result<Value, NotOneValue> {
 }
 
 /// Whether every YAML reading (1.1 and 1.2) takes `s`, written plainly, as
-/// exactly this text: a letter, then letters, digits and `._/-:@+=~`, and
-/// no word YAML reads as anything else.
+/// exactly this text: a letter, then letters, digits and `._/-:@+=~`, not
+/// ending in `:`, and no word YAML reads as anything else.
 pub fn is_plain_text(s: &str) -> bool {
     emit::plain_word(s, true)
 }
