@@ -217,6 +217,31 @@ mod tests {
         assert!(read("a: 'x'\na: y\n").is_some_and(|n| n[0].may_repeat_a_key()));
     }
 
+    #[test]
+    fn every_input_file_of_the_golden_cases_reads_as_serde_saphyr_reads_it() {
+        let mut read_here = 0;
+        for entry in walkdir::WalkDir::new("golden").sort_by_file_name() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let input = path.components().any(|c| c.as_os_str() == "input");
+            let yaml = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "lock")
+            );
+            if !(entry.file_type().is_file() && input && yaml) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            read_here += usize::from(agrees(&text).unwrap_or_else(|e| panic!("{path:?}: {e}")));
+        }
+        assert!(
+            read_here >= 150,
+            "{read_here} golden input files were read here"
+        );
+    }
+
     /// A random YAML file: mappings and lists in block or flow style, keys
     /// and scalars written plain (as they come: often not valid YAML at
     /// all), single- or double-quoted.
