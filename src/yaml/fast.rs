@@ -58,11 +58,7 @@ pub fn read(text: &str) -> Option<Vec<Node>> {
         let node = match event {
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => continue,
             Event::DocumentStart(_, None) => continue,
-            Event::Scalar(value, style, 0, None) => Node {
-                referenced: place,
-                defined: place,
-                kind: scalar(&value, style)?,
-            },
+            Event::Scalar(value, style, 0, None) => node(place, scalar(&value, style)?),
             Event::SequenceStart(_, 0, None) | Event::MappingStart(_, 0, None)
                 if open.len() >= MAX_DEPTH =>
             {
@@ -98,6 +94,7 @@ pub fn read(text: &str) -> Option<Vec<Node>> {
     (documents.len() == 1 && open.is_empty()).then_some(documents)
 }
 
+/// A node written at `place` (no alias: used where it is defined).
 fn node(place: Place, kind: Kind) -> Node {
     Node {
         referenced: place,

@@ -32,17 +32,6 @@ pub fn location_of<T>(file: &str, spanned: &crate::spec::raw::S<T>) -> SourceLoc
     spanned.referenced.in_file(file)
 }
 
-fn to_source_location(file: &str, location: &Location) -> SourceLocation {
-    let span = location.span();
-    SourceLocation {
-        file: file.to_string(),
-        line: location.line(),
-        column: location.column(),
-        byte_offset: span.byte_offset().unwrap_or(0),
-        byte_len: span.byte_len().unwrap_or(0),
-    }
-}
-
 /// How deep an input file may nest: kmetal's files nest five levels at most.
 const SPEC_MAX_DEPTH: usize = 32;
 /// How many YAML documents an input file may hold before counting stops.
@@ -354,7 +343,7 @@ fn diagnostic_for(file: &str, error: &Error) -> Diagnostic {
     }
     let location = error.location().filter(|l| l.line() > 0);
     let place = |location: &Option<Location>| match location {
-        Some(location) => to_source_location(file, location),
+        Some(location) => Place::of(location).in_file(file),
         None => SourceLocation::file(file),
     };
     if let Some((message, help)) = limit_exceeded(original) {
