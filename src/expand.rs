@@ -881,13 +881,11 @@ fn value_of(source: &Source<'_>, variables: &Value) -> Result<Value, String> {
 /// A rendered template as CAPI reads it (YAML 1.1). A scalar that YAML 1.1
 /// and kmetal's YAML 1.2 read differently is refused, never guessed.
 fn yaml_value(text: &str) -> Result<Value, String> {
-    // A word YAML reads as itself (a version, a name), checked the same way.
-    if crate::yaml::is_plain_text(text) {
-        let value = Value::String(text.to_string());
-        check_yaml11(&value)?;
-        return Ok(value);
-    }
-    let value = crate::yaml::parse_value(text).map_err(|e| format!("rendered {text:?}: {e:?}"))?;
+    // A word YAML reads as itself (a version, a name) needs no parse.
+    let value = match crate::yaml::is_plain_text(text) {
+        true => Value::String(text.to_string()),
+        false => crate::yaml::parse_value(text).map_err(|e| format!("rendered {text:?}: {e:?}"))?,
+    };
     check_yaml11(&value)?;
     Ok(value)
 }
