@@ -40,7 +40,6 @@ impl OutputTree {
     /// Lay out the documents and add the kustomizations.
     pub fn from_documents(documents: &[Document]) -> Result<Self, Diagnostics> {
         let mut diagnostics = Diagnostics::new();
-        let mut files = BTreeMap::new();
         // Emitting is the costly part: done in parallel, collected in order.
         let texts: Vec<String> = documents
             .par_iter()
@@ -53,26 +52,29 @@ impl OutputTree {
             })
             .collect();
         // Rendered documents come sorted by path: with no repeat and no
-        // path refused, the map is built in one go, not a path at a time.
+        // path refused, they are the entries as they are; else they are
+        // inserted a path at a time. Either way the entries are sorted by
+        // path, each path once.
         let sorted = documents.windows(2).all(|w| w[0].path < w[1].path);
-        if sorted && documents.iter().all(|d| allowed(&d.path)) {
-            files = documents
-                .iter()
-                .map(|d| d.path.clone())
-                .zip(texts)
-                .collect();
-        } else {
-            Self::insert_each(documents, texts, &mut files, &mut diagnostics);
-        }
-        let kustomizations = kustomizations(files.keys());
+        let mut entries: Vec<(String, String)> =
+            if sorted && documents.iter().all(|d| allowed(&d.path)) {
+                documents
+                    .iter()
+                    .map(|d| d.path.clone())
+                    .zip(texts)
+                    .collect()
+            } else {
+                (Self::insert_each(documents, texts, &mut diagnostics).into_iter()).collect()
+            };
+        let kustomizations = kustomizations(entries.iter().map(|(path, _)| path));
         let mut resources = Vec::with_capacity(kustomizations.len());
-        // Two sorted runs, merged into one map (no path is in both).
-        let mut entries: Vec<(String, String)> = std::mem::take(&mut files).into_iter().collect();
+        // A second sorted run (no object is at a kustomization's path), and
+        // the map is built once from both.
         for (path, text, listed) in kustomizations {
             entries.push((path.clone(), text));
             resources.push((path, listed));
         }
-        files = entries.into_iter().collect();
+        let mut files: BTreeMap<String, String> = entries.into_iter().collect();
         let mut manifest = String::from(
             "# Files written by kmetal build: it deletes those it no longer produces, and never touches others.\n",
         );
@@ -90,9 +92,9 @@ impl OutputTree {
     fn insert_each(
         documents: &[Document],
         texts: Vec<String>,
-        files: &mut BTreeMap<String, String>,
         diagnostics: &mut Diagnostics,
-    ) {
+    ) -> BTreeMap<String, String> {
+        let mut files = BTreeMap::new();
         for (document, text) in documents.iter().zip(texts) {
             if !allowed(&document.path) {
                 diagnostics.push(
@@ -114,6 +116,7 @@ impl OutputTree {
                 );
             }
         }
+        files
     }
 
     /// Relative path → text, sorted.
