@@ -42,6 +42,22 @@ pub mod variables;
 pub mod verify;
 pub mod yaml;
 
+/// A property-test runner with a fixed seed and no failure files: the same
+/// cases on every machine, CI included.
+#[cfg(test)]
+fn fixed_runner(cases: u32, seed: u8) -> proptest::test_runner::TestRunner {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new_with_rng(
+        config,
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
+    )
+}
+
 use crate::json::At;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -426,7 +426,6 @@ mod tests {
 
     #[test]
     fn any_value_comes_back_as_the_usual_render_reads_it() {
-        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
         let mut env = minijinja::Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::Json);
         env.set_formatter(format);
@@ -434,14 +433,8 @@ mod tests {
         env.add_template("t.yaml", source).unwrap();
         let template = env.get_template("t.yaml").unwrap();
         let shapes = Shapes::default();
-        let config = Config {
-            cases: 512,
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
         let (shaped, usual_only) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
-        TestRunner::new_with_rng(config, rng)
+        crate::fixed_runner(512, 7)
             .run(&any_value(), |v| {
                 let ctx =
                     minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"v": v})));

@@ -217,14 +217,7 @@ mod tests {
 
     #[test]
     fn any_value_is_written_as_serde_saphyr_writes_it() {
-        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-        let config = Config {
-            cases: 2000,
-            failure_persistence: None,
-            ..Config::default()
-        };
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
-        TestRunner::new_with_rng(config, rng)
+        crate::fixed_runner(2000, 11)
             .run(&any_value(), |value| {
                 prop_assert_eq!(emit(&value), saphyr(&value));
                 Ok(())

@@ -407,15 +407,8 @@ mod tests {
 
     #[test]
     fn any_file_read_here_is_what_serde_saphyr_reads() {
-        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-        let config = Config {
-            cases: 3000,
-            failure_persistence: None,
-            ..Config::default()
-        };
         let read_here = std::cell::Cell::new(0);
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[12; 32]);
-        TestRunner::new_with_rng(config, rng)
+        crate::fixed_runner(3000, 12)
             .run(&any_doc(), |doc| {
                 let mut text = String::new();
                 block(&doc, 0, &mut text);
