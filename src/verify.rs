@@ -75,8 +75,6 @@ impl Schemas {
                     compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
                 (key, compiled)
             })
-            .collect::<Vec<_>>()
-            .into_iter()
             .collect();
         Schemas {
             by_kind,
