@@ -15,6 +15,7 @@
 //!   (`optionalOldSelf` is not supported; none of the kinds kmetal emits uses it.)
 
 use crate::json::At;
+use crate::json::Field;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -294,7 +295,7 @@ struct Compiler<'s> {
 impl<'s> Compiler<'s> {
     /// A `$ref` is built once, and registered before it is filled: recursion terminates.
     fn node(&mut self, schema: &'s Json, path: &str) -> Result<usize, String> {
-        let reference = schema.get("$ref").and_then(Json::as_str);
+        let reference = schema.field("$ref").and_then(Json::as_str);
         if let Some(&id) = reference.and_then(|r| self.refs.get(r)) {
             return Ok(id);
         }
@@ -313,17 +314,19 @@ impl<'s> Compiler<'s> {
         let document = self.document;
         (reference.strip_prefix('#'))
             .and_then(|pointer| document.at(pointer))
-            .filter(|target| target.get("$ref").is_none())
+            .filter(|target| target.field("$ref").is_none())
             .ok_or_else(|| format!("$ref {reference:?}: no schema at that place"))
     }
 
     fn fill(&mut self, id: usize, schema: &'s Json, path: &str) -> Result<(), String> {
         let (rules, transition) = self.rules(schema, path)?;
-        let list_map_keys = (schema.get("x-kubernetes-list-type").and_then(Json::as_str)
+        let list_map_keys = (schema
+            .field("x-kubernetes-list-type")
+            .and_then(Json::as_str)
             == Some("map"))
         .then(|| {
             let keys = schema
-                .get("x-kubernetes-list-map-keys")
+                .field("x-kubernetes-list-map-keys")
                 .and_then(Json::as_array);
             keys.into_iter()
                 .flatten()
@@ -331,7 +334,7 @@ impl<'s> Compiler<'s> {
                 .collect()
         });
         let mut properties = BTreeMap::new();
-        let fields = schema.get("properties").and_then(Json::as_object);
+        let fields = schema.field("properties").and_then(Json::as_object);
         for (name, sub) in fields.into_iter().flatten() {
             let sub_path = format!("{path}/properties/{}", escape(name));
             properties.insert(name.clone(), self.node(sub, &sub_path)?);
@@ -361,7 +364,7 @@ impl<'s> Compiler<'s> {
     /// A schema node's rules: those that hold on any object, and the transition rules.
     fn rules(&mut self, schema: &Json, path: &str) -> Result<(Vec<Rule>, Vec<Rule>), String> {
         let entries = schema
-            .get("x-kubernetes-validations")
+            .field("x-kubernetes-validations")
             .and_then(Json::as_array);
         let (mut rules, mut transition) = (Vec::new(), Vec::new());
         for entry in entries.into_iter().flatten() {
@@ -706,7 +709,10 @@ mod tests {
     fn every_indexed_schema_compiles_with_its_transition_rules_counted() {
         let index = read("index.json");
         for entry in index.as_array().expect("index is a list") {
-            let file = entry["file"].as_str().expect("every entry names its file");
+            let file = entry
+                .item("file")
+                .as_str()
+                .expect("every entry names its file");
             let rules = rules(file);
             let compiled: usize = rules.nodes.iter().map(|n| n.rules.len()).sum();
             let transition: usize = rules.nodes.iter().map(|n| n.transition.len()).sum();
@@ -714,7 +720,7 @@ mod tests {
             let counts = (compiled + transition, transition);
             assert_eq!(
                 json!(counts),
-                json!([entry["celRules"], entry["celTransitionRules"]]),
+                json!([entry.item("celRules"), entry.item("celTransitionRules")]),
                 "{file}"
             );
         }

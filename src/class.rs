@@ -14,6 +14,7 @@
 //! the old one (Cluster API's template rotation).
 
 use crate::json::At;
+use crate::json::Field;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -147,11 +148,11 @@ pub fn load(
     for (pointer, reference) in template_refs(&class.value) {
         let (kind, name) = (
             reference
-                .get("kind")
+                .field("kind")
                 .and_then(Value::as_str)
                 .unwrap_or_default(),
             reference
-                .get("name")
+                .field("name")
                 .and_then(Value::as_str)
                 .unwrap_or_default(),
         );
@@ -200,12 +201,16 @@ pub fn load(
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|md| md.get("class").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|md| {
+            md.field("class")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect();
     let machine_sizes = variables
         .iter()
         .find(|v| v.name == "machineSize")
-        .and_then(|v| v.schema.get("enum"))
+        .and_then(|v| v.schema.field("enum"))
         .and_then(Value::as_array)
         .map(|values| {
             values
@@ -309,8 +314,16 @@ pub fn documents(
     let pointers: Vec<String> = template_refs(&value).into_iter().map(|(p, _)| p).collect();
     for pointer in pointers {
         if let Some(reference) = value.pointer_mut(&pointer) {
-            let kind = reference["kind"].as_str().unwrap_or_default().to_string();
-            let base = reference["name"].as_str().unwrap_or_default().to_string();
+            let kind = reference
+                .item("kind")
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let base = reference
+                .item("name")
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if let Some(name) = names.get(&(kind.as_str(), base.as_str())) {
                 reference["name"] = json!(name);
             }
@@ -342,11 +355,11 @@ fn boot_image_patches(
         .at("/spec/workers/machineDeployments")
         .and_then(Value::as_array);
     for worker in workers.into_iter().flatten() {
-        let reference = &worker["infrastructure"]["templateRef"];
+        let reference = &worker.item("infrastructure").item("templateRef");
         let (Some(api), Some(kind), Some(name)) = (
-            reference["apiVersion"].as_str(),
-            reference["kind"].as_str(),
-            worker["class"].as_str(),
+            reference.item("apiVersion").as_str(),
+            reference.item("kind").as_str(),
+            worker.item("class").as_str(),
         ) else {
             continue;
         };

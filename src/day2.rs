@@ -14,6 +14,7 @@
 //! moved namespace, a changed Flux namespace).
 
 use crate::json::At;
+use crate::json::Field;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -89,13 +90,13 @@ pub fn identity(v: &Value) -> Identity {
     fn s(v: Option<&Value>) -> &str {
         v.and_then(Value::as_str).unwrap_or_default()
     }
-    let metadata = v.get("metadata");
-    let field = |key: &str| s(metadata.and_then(|m| m.get(key))).to_string();
-    let api = s(v.get("apiVersion"));
+    let metadata = v.field("metadata");
+    let field = |key: &str| s(metadata.and_then(|m| m.field(key))).to_string();
+    let api = s(v.field("apiVersion"));
     let group = api.rsplit_once('/').map_or("", |(g, _)| g);
     (
         group.to_string(),
-        s(v.get("kind")).to_string(),
+        s(v.field("kind")).to_string(),
         field("namespace"),
         field("name"),
     )
@@ -370,14 +371,19 @@ pub fn judge(
     };
     let drivers = |objects: &mut dyn Iterator<Item = &Value>| -> BTreeMap<String, String> {
         let mut map: BTreeMap<String, String> = objects
-            .filter(|v| v["kind"] == "DataStore")
+            .filter(|v| v.item("kind") == "DataStore")
             .map(|v| {
                 (
-                    v["metadata"]["name"]
+                    v.item("metadata")
+                        .item("name")
                         .as_str()
                         .unwrap_or_default()
                         .to_string(),
-                    v["spec"]["driver"].as_str().unwrap_or_default().to_string(),
+                    v.item("spec")
+                        .item("driver")
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 )
             })
             .collect();
@@ -395,7 +401,8 @@ pub fn judge(
         by_tenant.get_or_init(|| {
             let mut by_tenant: BTreeMap<(&str, String), &Document> = BTreeMap::new();
             for d in documents {
-                if let (Some(kind), Some(t)) = (d.value["kind"].as_str(), tenant_of(&d.value)) {
+                if let (Some(kind), Some(t)) = (d.value.item("kind").as_str(), tenant_of(&d.value))
+                {
                     by_tenant.entry((kind, t)).or_insert(d);
                 }
             }
@@ -443,7 +450,8 @@ pub fn judge(
                 "helm-controller uninstalls the add-on from the tenant cluster (without its CNI, no workload runs)",
             ),
             "Kustomization"
-                if group == "kustomize.toolkit.fluxcd.io" && old["spec"]["prune"] == true =>
+                if group == "kustomize.toolkit.fluxcd.io"
+                    && old.item("spec").item("prune") == true =>
             {
                 Some("Flux prunes everything it applied before a new Kustomization takes over")
             }
@@ -453,10 +461,16 @@ pub fn judge(
             change.meaning.push(match &successor {
                 Some(d) => format!(
                     "cluster replaced: deleted as {namespace}/{name}, created as {}/{}",
-                    d.value["metadata"]["namespace"]
+                    d.value
+                        .item("metadata")
+                        .item("namespace")
                         .as_str()
                         .unwrap_or_default(),
-                    d.value["metadata"]["name"].as_str().unwrap_or_default()
+                    d.value
+                        .item("metadata")
+                        .item("name")
+                        .as_str()
+                        .unwrap_or_default()
                 ),
                 None => "cluster deleted".into(),
             });
@@ -476,10 +490,10 @@ pub fn judge(
                 };
                 let (at, flag) = match (&successor, &tenant) {
                     (Some(d), Some(t)) => {
-                        let v = &d.value["metadata"];
+                        let v = &d.value.item("metadata");
                         let values = [
-                            v["namespace"].as_str().unwrap_or_default(),
-                            v["name"].as_str().unwrap_or_default(),
+                            v.item("namespace").as_str().unwrap_or_default(),
+                            v.item("name").as_str().unwrap_or_default(),
                             site.name.as_str(),
                             site.flux.namespace.as_str(),
                         ];
@@ -678,8 +692,12 @@ pub fn judge(
             }
             "DataStore" => {
                 let (a, b) = (
-                    old["spec"]["driver"].as_str().unwrap_or_default(),
-                    new_value["spec"]["driver"].as_str().unwrap_or_default(),
+                    old.item("spec").item("driver").as_str().unwrap_or_default(),
+                    new_value
+                        .item("spec")
+                        .item("driver")
+                        .as_str()
+                        .unwrap_or_default(),
                 );
                 if a != b {
                     refuse(
@@ -880,9 +898,9 @@ pub fn judge(
 /// Cluster change, or as a change of its own when the Cluster did not change
 /// (an edit of the ClusterClass, which reaches every tenant at once).
 fn rollouts(old: &Value, document: &Document, tenant: &str, plan: &mut Plan) {
-    let kind = document.value["kind"].as_str().unwrap_or_default();
+    let kind = document.value.item("kind").as_str().unwrap_or_default();
     if !matches!(kind, "KubevirtMachineTemplate" | "KubeadmConfigTemplate")
-        || old["spec"] == document.value["spec"]
+        || crate::json::equal(old.item("spec"), document.value.item("spec"))
     {
         return;
     }
@@ -952,7 +970,7 @@ fn workers(old: &Value, new: &Value, change: &mut Change) {
             .flatten()
             .map(|md| {
                 (
-                    md["name"].as_str().unwrap_or_default().to_string(),
+                    md.item("name").as_str().unwrap_or_default().to_string(),
                     md.clone(),
                 )
             })
@@ -971,11 +989,11 @@ fn workers(old: &Value, new: &Value, change: &mut Change) {
     for (name, md) in &b {
         match a.get(name) {
             Some(before) => {
-                if before.get("replicas") != md.get("replicas") {
+                if before.field("replicas") != md.field("replicas") {
                     change.meaning.push(format!(
                         "workers {name} scaled {} → {}",
-                        show(before.get("replicas").cloned()),
-                        show(md.get("replicas").cloned())
+                        show(before.field("replicas").cloned()),
+                        show(md.field("replicas").cloned())
                     ));
                 }
                 let (s_a, s_b) = (size(old, before), size(new, md));
@@ -1054,7 +1072,7 @@ fn version_change(from: &str, to: &str, chain: &[String]) -> Result<String, Stri
 /// JSON pointers of the leaves that differ.
 /// Equal objects; the same one without comparing.
 fn same(a: &Value, b: &Value) -> bool {
-    std::ptr::eq(a, b) || a == b
+    crate::json::equal(a, b)
 }
 
 fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {

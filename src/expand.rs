@@ -14,7 +14,7 @@
 //! Only the patch subset of [`check_patches`] is expanded; a stack that uses
 //! more is refused when it is loaded.
 
-use crate::json::At;
+use crate::json::{self, At, Field};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -41,25 +41,25 @@ pub fn check_patches(class: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let patches = class.at("/spec/patches").and_then(Value::as_array);
     for patch in patches.into_iter().flatten() {
-        let name = patch.get("name").and_then(Value::as_str).unwrap_or("?");
-        if patch.get("external").is_some() {
+        let name = patch.field("name").and_then(Value::as_str).unwrap_or("?");
+        if patch.field("external").is_some() {
             problems.push(format!(
                 "patch {name}: external patches cannot be expanded offline"
             ));
         }
-        if let Some(t) = patch.get("enabledIf").and_then(Value::as_str)
+        if let Some(t) = patch.field("enabledIf").and_then(Value::as_str)
             && let Err(e) = gotmpl::parse(t)
         {
             problems.push(format!("patch {name}: enabledIf: {e}"));
         }
-        let definitions = patch.get("definitions").and_then(Value::as_array);
+        let definitions = patch.field("definitions").and_then(Value::as_array);
         for op in definitions
             .into_iter()
             .flatten()
-            .filter_map(|d| d.get("jsonPatches").and_then(Value::as_array))
+            .filter_map(|d| d.field("jsonPatches").and_then(Value::as_array))
             .flatten()
         {
-            let verb = op.get("op").and_then(Value::as_str).unwrap_or_default();
+            let verb = op.field("op").and_then(Value::as_str).unwrap_or_default();
             if !matches!(verb, "add" | "replace" | "remove") {
                 problems.push(format!(
                     "patch {name}: op {verb:?} is not add, replace or remove"
@@ -109,7 +109,7 @@ fn find<'a>(templates: &[&'a Value], reference: Option<&'a Value>, what: &str) -
     let reference = reference.ok_or_else(|| format!("the ClusterClass has no {what}"))?;
     let (kind, name) = (str_at(reference, "/kind")?, str_at(reference, "/name")?);
     let found = (templates.iter())
-        .find(|t| t["kind"] == kind && t["metadata"]["name"] == name)
+        .find(|t| t.item("kind") == kind && t.item("metadata").item("name") == name)
         .ok_or_else(|| format!("no template {kind} {name} in the class"))?;
     Ok((found, name))
 }
@@ -161,12 +161,12 @@ struct Selector<'a> {
 impl<'a> Selector<'a> {
     fn new(selector: &'a Value) -> Selector<'a> {
         static NULL: Value = Value::Null;
-        let resources = &selector["matchResources"];
+        let resources = &selector.item("matchResources");
         Selector {
-            api_version: selector.get("apiVersion").unwrap_or(&NULL),
-            kind: selector.get("kind").unwrap_or(&NULL),
-            control_plane: resources["controlPlane"] == true,
-            infrastructure_cluster: resources["infrastructureCluster"] == true,
+            api_version: selector.field("apiVersion").unwrap_or(&NULL),
+            kind: selector.field("kind").unwrap_or(&NULL),
+            control_plane: resources.item("controlPlane") == true,
+            infrastructure_cluster: resources.item("infrastructureCluster") == true,
             worker_classes: resources
                 .at("/machineDeploymentClass/names")
                 .and_then(Value::as_array)
@@ -221,25 +221,25 @@ impl<'a> Class<'a> {
     pub fn new(documents: &'a [Document], variables: &'a [Variable]) -> Option<Class<'a>> {
         let document = documents
             .iter()
-            .find(|d| d.value["kind"] == "ClusterClass")?;
+            .find(|d| d.value.item("kind") == "ClusterClass")?;
         let class = &document.value;
         let list = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
         let patches = list(class.at("/spec/patches"))
             .map(|patch| Patch {
-                name: patch.get("name").and_then(Value::as_str).unwrap_or("?"),
-                enabled_if: (patch.get("enabledIf").and_then(Value::as_str)).map(gotmpl::parse),
-                definitions: list(patch.get("definitions"))
+                name: patch.field("name").and_then(Value::as_str).unwrap_or("?"),
+                enabled_if: (patch.field("enabledIf").and_then(Value::as_str)).map(gotmpl::parse),
+                definitions: list(patch.field("definitions"))
                     .map(|d| Definition {
-                        selector: d.get("selector").map(Selector::new),
-                        operations: list(d.get("jsonPatches"))
+                        selector: d.field("selector").map(Selector::new),
+                        operations: list(d.field("jsonPatches"))
                             .map(|op| Operation {
-                                op: &op["op"],
-                                tokens: tokens(&op["path"]),
-                                value: match (op.get("value"), op.get("valueFrom")) {
+                                op: op.item("op"),
+                                tokens: tokens(op.item("path")),
+                                value: match (op.field("value"), op.field("valueFrom")) {
                                     (Some(value), _) => Source::Literal(value),
                                     (None, Some(from)) => match (
-                                        from.get("variable").and_then(Value::as_str),
-                                        from.get("template").and_then(Value::as_str),
+                                        from.field("variable").and_then(Value::as_str),
+                                        from.field("template").and_then(Value::as_str),
                                     ) {
                                         (Some(path), _) => Source::Variable(path),
                                         (None, Some(t)) => Source::Template(gotmpl::parse(t)),
@@ -262,7 +262,7 @@ impl<'a> Class<'a> {
                 let base = format!("/spec/workers/machineDeployments/{index}");
                 WorkerClass {
                     class: c,
-                    name: c.get("class").and_then(Value::as_str).unwrap_or_default(),
+                    name: c.field("class").and_then(Value::as_str).unwrap_or_default(),
                     naming: Naming::new(
                         c.at("/naming/template"),
                         "{{ .cluster.name }}-{{ .machineDeployment.topologyName }}-{{ .random }}",
@@ -320,8 +320,8 @@ struct Item {
 impl Item {
     fn new(template: Value, role: Role, variables: Rc<Value>) -> Item {
         Item {
-            api_version: template["apiVersion"].clone(),
-            kind: template["kind"].clone(),
+            api_version: template.item("apiVersion").clone(),
+            kind: template.item("kind").clone(),
             plain: is_plain(&template),
             template,
             role,
@@ -347,10 +347,13 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         .at("/spec/topology")
         .ok_or("the Cluster has no spec.topology")?;
     let version = str_at(topology, "/version")?;
-    let mut globals = defaulted(topology.get("variables"), class.variables);
+    let mut globals = defaulted(topology.field("variables"), class.variables);
     let class_ref = map([
-        ("name", class.class["metadata"]["name"].clone()),
-        ("namespace", class.class["metadata"]["namespace"].clone()),
+        ("name", class.class.item("metadata").item("name").clone()),
+        (
+            "namespace",
+            class.class.item("metadata").item("namespace").clone(),
+        ),
     ]);
     let builtin_cluster = map([
         ("name", name.into()),
@@ -390,7 +393,8 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let mut md_variables = globals.clone();
         let overrides = md.at("/variables/overrides").and_then(Value::as_array);
         for o in overrides.into_iter().flatten() {
-            if let (Some(n), Some(v)) = (o.get("name").and_then(Value::as_str), o.get("value")) {
+            if let (Some(n), Some(v)) = (o.field("name").and_then(Value::as_str), o.field("value"))
+            {
                 md_variables.insert(n.to_string(), v.clone());
             }
         }
@@ -402,7 +406,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             "bootstrap": {"configRef": {"name": template_name}},
             "infrastructureRef": {"name": template_name},
         });
-        if let Some(replicas) = md.get("replicas") {
+        if let Some(replicas) = md.field("replicas") {
             md_builtin["replicas"] = replicas.clone();
         }
         if let Some(builtin) = md_variables
@@ -489,13 +493,13 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let bootstrap = copy(&mut items[first], &bootstrap_name);
         let infra = copy(&mut items[first + 1], &infra_md_name);
         let group = |v: &Value| {
-            let api = v["apiVersion"].as_str().unwrap_or_default();
+            let api = v.item("apiVersion").as_str().unwrap_or_default();
             api.rsplit_once('/').map_or(api, |(g, _)| g).to_string()
         };
         let reference = |template: &Value| {
             map([
                 ("apiGroup", group(template).into()),
-                ("kind", template["kind"].clone()),
+                ("kind", template.item("kind").clone()),
                 ("name", template_name.as_str().into()),
             ])
         };
@@ -521,7 +525,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
                 json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}}),
             ),
         ]);
-        if let Some(replicas) = md.get("replicas") {
+        if let Some(replicas) = md.field("replicas") {
             spec["replicas"] = replicas.clone();
         }
         objects.push(map([
@@ -554,9 +558,9 @@ fn health_check(
     md_name: &str,
     topology_name: &str,
 ) -> Option<Value> {
-    let from_class = md_class.get("healthCheck");
-    let from_topology = md.get("healthCheck");
-    if from_topology.and_then(|h| h.get("enabled")) == Some(&Value::Bool(false)) {
+    let from_class = md_class.field("healthCheck");
+    let from_topology = md.field("healthCheck");
+    if from_topology.and_then(|h| h.field("enabled")) == Some(&Value::Bool(false)) {
         return None;
     }
     let part = |key: &str| {
@@ -569,7 +573,7 @@ fn health_check(
         return None;
     }
     let mut checks = checks.unwrap_or_else(|| json!({}));
-    if checks.get("nodeStartupTimeoutSeconds").is_none() {
+    if checks.field("nodeStartupTimeoutSeconds").is_none() {
         checks["nodeStartupTimeoutSeconds"] = json!(600);
     }
     let mut spec = map([
@@ -610,7 +614,9 @@ fn str_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
 fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value> {
     let mut values = Map::new();
     for v in set.and_then(Value::as_array).into_iter().flatten() {
-        if let (Some(name), Some(value)) = (v.get("name").and_then(Value::as_str), v.get("value")) {
+        if let (Some(name), Some(value)) =
+            (v.field("name").and_then(Value::as_str), v.field("value"))
+        {
             values.insert(name.to_string(), value.clone());
         }
     }
@@ -618,7 +624,7 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value
         match values.get_mut(&definition.name) {
             Some(value) => apply_defaults(&definition.schema, value),
             None => {
-                if let Some(default) = definition.schema.get("default") {
+                if let Some(default) = definition.schema.field("default") {
                     let mut value = default.clone();
                     apply_defaults(&definition.schema, &mut value);
                     values.insert(definition.name.clone(), value);
@@ -700,9 +706,9 @@ fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String
                 continue;
             }
             let kept = [
-                item.template.get("apiVersion").cloned(),
-                item.template.get("kind").cloned(),
-                item.template.get("metadata").cloned(),
+                item.template.field("apiVersion").cloned(),
+                item.template.field("kind").cloned(),
+                item.template.field("metadata").cloned(),
             ];
             patch_in_place(&mut item.template, operations).map_err(failed)?;
             let mut patched = std::mem::take(&mut item.template);
@@ -732,7 +738,8 @@ fn is_plain(template: &Value) -> bool {
     let Some(fields) = template.as_object() else {
         return false;
     };
-    fields.keys().eq(["apiVersion", "kind", "metadata", "spec"]) && fields["metadata"].is_object()
+    fields.keys().eq(["apiVersion", "kind", "metadata", "spec"])
+        && fields.item("metadata").is_object()
 }
 
 /// One RFC 6902 operation, resolved for one item.
@@ -818,7 +825,7 @@ fn patch_in_place(doc: &mut Value, operations: Vec<Resolved<'_>>) -> Result<(), 
 /// The value at decoded `tokens`, as `serde_json`'s `pointer_mut` finds it.
 fn walk<'v>(doc: &'v mut Value, tokens: &[String]) -> Option<&'v mut Value> {
     tokens.iter().try_fold(doc, |at, token| match at {
-        Value::Object(map) => map.get_mut(token.as_str()),
+        Value::Object(map) => map.field_mut(token),
         Value::Array(list) => array_index(token).and_then(|i| list.get_mut(i)),
         _ => None,
     })
@@ -833,7 +840,9 @@ fn array_index(token: &str) -> Option<usize> {
 }
 
 fn matches(selector: &Selector<'_>, item: &Item) -> bool {
-    if *selector.api_version != item.api_version || *selector.kind != item.kind {
+    if !json::equal(selector.kind, &item.kind)
+        || !json::equal(selector.api_version, &item.api_version)
+    {
         return false;
     }
     match &item.role {
@@ -865,7 +874,7 @@ fn value_of(source: &Source<'_>, variables: &Value) -> Result<Value, String> {
             let mut at = variables;
             for segment in path.split('.') {
                 at = at
-                    .get(segment)
+                    .field(segment)
                     .ok_or_else(|| format!("variable {path:?} does not exist"))?;
             }
             Ok(at.clone())
@@ -932,7 +941,7 @@ fn object(
     template_name: &str,
     preserved: Value,
 ) -> Result<Value, String> {
-    let kind = template["kind"].as_str().unwrap_or_default();
+    let kind = template.item("kind").as_str().unwrap_or_default();
     let object_kind = kind
         .strip_suffix("Template")
         .ok_or_else(|| format!("{kind} is not a template kind"))?;
@@ -946,7 +955,7 @@ fn object(
     merge(&mut metadata["labels"], &inner["metadata"]["labels"]);
     merge(
         &mut metadata["annotations"],
-        &inner["metadata"]["annotations"],
+        inner.item("metadata").item("annotations"),
     );
     let mut spec = match inner.get_mut("spec") {
         Some(spec) => spec.take(),
@@ -977,8 +986,8 @@ fn template_copy(
 }
 
 fn cloned_from(template: &Value, name: &str) -> Value {
-    let kind = template["kind"].as_str().unwrap_or_default();
-    let api = template["apiVersion"].as_str().unwrap_or_default();
+    let kind = template.item("kind").as_str().unwrap_or_default();
+    let api = template.item("apiVersion").as_str().unwrap_or_default();
     let group = api.rsplit_once('/').map_or(api, |(g, _)| g);
     json!({CLONED_NAME: name, CLONED_KIND: format!("{kind}.{group}")})
 }
@@ -1021,8 +1030,12 @@ pub fn documents(
 ) -> Vec<Document> {
     let mut by_path = BTreeMap::new();
     for value in objects {
-        let kind = value["kind"].as_str().unwrap_or_default();
-        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        let kind = value.item("kind").as_str().unwrap_or_default();
+        let name = value
+            .item("metadata")
+            .item("name")
+            .as_str()
+            .unwrap_or_default();
         by_path.insert(crate::layout::expanded_file(tenant, kind, name), value);
     }
     by_path

@@ -14,6 +14,8 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use crate::json::Field;
+
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template(Vec<Node>);
@@ -230,7 +232,7 @@ fn field<'v>(data: &'v Value, path: &[String]) -> Result<Got<'v>, String> {
     let mut at = data;
     for (i, segment) in path.iter().enumerate() {
         match at {
-            Value::Object(map) => match map.get(segment) {
+            Value::Object(map) => match map.field(segment) {
                 Some(next) => at = next,
                 None => return Ok(Got::Missing),
             },

@@ -8,6 +8,7 @@
 //! creates. Each violation is reported at the input that produced the value.
 
 use crate::json::At;
+use crate::json::Field;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
@@ -68,7 +69,7 @@ pub fn check(documents: &[Document], cx: &Context<'_>) -> Diagnostics {
 /// issuer, Flux dependencies and chart source.
 fn references(found: &mut Found<'_, '_>, document: &Document, defined: &Defined<'_>) {
     let v = &document.value;
-    let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = v.field("kind").and_then(Value::as_str).unwrap_or_default();
     let namespace = str_at(v, "/metadata/namespace");
     if let Some(ns) = namespace
         && !defined.namespaces.contains(ns)
@@ -166,7 +167,7 @@ impl<'a> Defined<'a> {
         for document in documents {
             let v = &document.value;
             let name = str_at(v, "/metadata/name").unwrap_or_default();
-            match (api_group(v), v.get("kind").and_then(Value::as_str)) {
+            match (api_group(v), v.field("kind").and_then(Value::as_str)) {
                 ("", Some("Namespace")) => {
                     defined.namespaces.insert(name);
                 }
@@ -338,12 +339,12 @@ fn flux_path(found: &mut Found<'_, '_>, documents: &[Document], cx: &Context<'_>
     let mut artifacts: BTreeMap<&str, String> = BTreeMap::new();
     for (_, value) in flux_files
         .iter()
-        .filter(|(_, v)| v["kind"] == "ArtifactGenerator")
+        .filter(|(_, v)| v.item("kind") == "ArtifactGenerator")
     {
         let list = value.at("/spec/artifacts").and_then(Value::as_array);
         for artifact in list.into_iter().flatten() {
             let (Some(name), Some(from)) = (
-                artifact["name"].as_str(),
+                artifact.item("name").as_str(),
                 artifact.at("/copy/0/from").and_then(Value::as_str),
             ) else {
                 continue;
@@ -417,7 +418,7 @@ fn lexical(path: &Path) -> PathBuf {
 }
 
 fn api_group(v: &Value) -> &str {
-    let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let api_version = v.field("apiVersion").and_then(Value::as_str).unwrap_or("");
     api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
 

@@ -1,8 +1,79 @@
-//! JSON pointers (RFC 6901) read without allocating: `serde_json`'s
-//! `Value::pointer` builds two strings per token, and kmetal reads pointers
-//! in every object of the fleet.
+//! Reading JSON trees cheaply. JSON pointers (RFC 6901) read without
+//! allocating: `serde_json`'s `Value::pointer` builds two strings per token,
+//! and kmetal reads pointers in every object of the fleet. Fields of small
+//! maps found by looking at each key: `serde_json`'s maps hash every key
+//! they are asked for (SipHash), which costs more than comparing a few keys.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// Up to this many fields, a map is searched key by key instead of hashed.
+const SCANNED: usize = 16;
+
+/// `value.field("kind")`: what `value.get("kind")` answers.
+pub trait Field {
+    fn field(&self, key: &str) -> Option<&Value>;
+    fn field_mut(&mut self, key: &str) -> Option<&mut Value>;
+    /// The field's value, or null when there is none: what `value["kind"]`
+    /// answers.
+    fn item(&self, key: &str) -> &Value {
+        self.field(key).unwrap_or(&Value::Null)
+    }
+}
+
+impl Field for Map<String, Value> {
+    fn field(&self, key: &str) -> Option<&Value> {
+        if self.len() <= SCANNED {
+            self.iter().find_map(|(k, v)| (k == key).then_some(v))
+        } else {
+            self.get(key)
+        }
+    }
+    fn field_mut(&mut self, key: &str) -> Option<&mut Value> {
+        if self.len() <= SCANNED {
+            self.iter_mut().find_map(|(k, v)| (k == key).then_some(v))
+        } else {
+            self.get_mut(key)
+        }
+    }
+}
+
+impl Field for Value {
+    fn field(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(map) => map.field(key),
+            _ => None,
+        }
+    }
+    fn field_mut(&mut self, key: &str) -> Option<&mut Value> {
+        match self {
+            Value::Object(map) => map.field_mut(key),
+            _ => None,
+        }
+    }
+}
+
+/// `a == b`, without hashing a key when both maps hold their keys in the
+/// same order (as two renders of one template do).
+pub fn equal(a: &Value, b: &Value) -> bool {
+    if std::ptr::eq(a, b) {
+        return true;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && if x.keys().eq(y.keys()) {
+                    x.values().zip(y.values()).all(|(v, w)| equal(v, w))
+                } else {
+                    x.iter()
+                        .all(|(k, v)| y.field(k).is_some_and(|w| equal(v, w)))
+                }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| equal(v, w))
+        }
+        _ => a == b,
+    }
+}
 
 /// `value.at("/a/b")`: the same answers as `serde_json::Value::pointer`.
 pub trait At {
@@ -27,7 +98,7 @@ impl At for Value {
 
 fn step<'v>(target: &'v Value, token: &str) -> Option<&'v Value> {
     match target {
-        Value::Object(map) => map.get(token),
+        Value::Object(map) => map.field(token),
         Value::Array(list) => index(token).and_then(|i| list.get(i)),
         _ => None,
     }
@@ -66,6 +137,56 @@ mod tests {
             "/a/b~0c~1d/0/z",
         ] {
             assert_eq!(v.at(p), v.pointer(p), "{p:?}");
+        }
+    }
+
+    /// Small maps are searched key by key, large ones hashed: both give
+    /// what `get` gives, the first key of its name included.
+    #[test]
+    fn fields_are_found_as_get_finds_them() {
+        for size in [0, 1, 2, SCANNED - 1, SCANNED, SCANNED + 1, 3 * SCANNED] {
+            let mut v: Value = (0..size)
+                .map(|i| (format!("k{i}"), json!(i)))
+                .collect::<Map<_, _>>()
+                .into();
+            for key in ["k0", "k1", "k15", "k16", "k17", "k40", "", "k"] {
+                assert_eq!(v.field(key), v.get(key), "{size} {key:?}");
+                assert_eq!(v.item(key), &v[key], "{size} {key:?}");
+                let expected = v.get(key).cloned();
+                assert_eq!(v.field_mut(key).map(|x| x.clone()), expected);
+            }
+            if let Some(x) = v.field_mut("k0") {
+                *x = json!("changed");
+                assert_eq!(v["k0"], "changed");
+            }
+        }
+        assert_eq!(json!([1]).field("0"), None);
+        assert_eq!(json!("s").item("k"), &Value::Null);
+    }
+
+    /// `equal` answers as `==` does, for maps in the same order or not.
+    #[test]
+    fn equal_answers_as_eq_does() {
+        let values = [
+            json!({"a": 1, "b": [1, {"c": null}]}),
+            json!({"b": [1, {"c": null}], "a": 1}),
+            json!({"a": 1, "b": [1, {"c": false}]}),
+            json!({"a": 1, "c": [1, {"c": null}]}),
+            json!({"a": 1}),
+            json!({"a": 1.0}),
+            json!([{"a": 1}, {"b": 2}]),
+            json!([{"b": 2}, {"a": 1}]),
+            json!("a"),
+            json!(null),
+            json!({}),
+            json!([]),
+        ];
+        for a in &values {
+            assert!(equal(a, a));
+            for b in &values {
+                assert_eq!(equal(a, b), a == b, "{a} {b}");
+                assert_eq!(equal(a, &b.clone()), a == b, "{a} {b}");
+            }
         }
     }
 }

@@ -58,7 +58,7 @@ fn fixed_runner(cases: u32, seed: u8) -> proptest::test_runner::TestRunner {
     )
 }
 
-use crate::json::At;
+use crate::json::{At, Field};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -499,7 +499,10 @@ impl<'p, 's> Before<'p, 's> {
                 |stack| match (old.get(stack.as_str()), now.get(stack.as_str())) {
                     (None, _) => true,
                     (Some(a), Some(b)) => {
-                        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
+                        a.len() == b.len()
+                            && a.iter()
+                                .zip(b)
+                                .all(|(x, y)| json::equal(&x.value, &y.value))
                     }
                     (Some(_), None) => false,
                 },
@@ -508,12 +511,14 @@ impl<'p, 's> Before<'p, 's> {
             .collect();
         let new_clusters = clusters_of(documents.iter());
         let clusters = (previous.objects.values())
-            .filter(|(_, value)| value["kind"] == "Cluster")
+            .filter(|(_, value)| value.item("kind") == "Cluster")
             .filter_map(|(path, value)| {
                 let tenant = layout::tenant_of(path)?;
                 let stack = stack_of_cluster(value, stacks)?;
                 let unchanged = same_class.contains(stack.name.as_str())
-                    && new_clusters.get(tenant).is_some_and(|d| d.value == **value);
+                    && new_clusters
+                        .get(tenant)
+                        .is_some_and(|d| json::equal(&d.value, value));
                 Some(OldCluster {
                     tenant,
                     path,
@@ -626,7 +631,7 @@ fn clusters_of<'d>(
     documents: impl Iterator<Item = &'d render::Document>,
 ) -> BTreeMap<&'d str, &'d render::Document> {
     documents
-        .filter(|d| d.value["kind"] == "Cluster")
+        .filter(|d| d.value.item("kind") == "Cluster")
         .filter_map(|d| {
             let tenant = layout::tenant_of(&d.path)?;
             Some((tenant, d))

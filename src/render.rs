@@ -9,6 +9,7 @@
 //! renders skip the re-parse: [`crate::shapes`] parses each distinct shape of
 //! a template's text once and puts the values back into it.
 
+use crate::json::Field;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -187,7 +188,7 @@ impl Renderer {
             })
             .collect();
         for (name, addon) in &addon_contexts {
-            let (kind, template) = if addon["oci"] == true {
+            let (kind, template) = if addon.item("oci") == true {
                 ("ocirepository", "ocirepository.yaml.j2")
             } else {
                 ("helmrepository", "helmrepository.yaml.j2")

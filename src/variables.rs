@@ -8,6 +8,7 @@
 //! value can be found in the tenant file.
 
 use crate::json::At;
+use crate::json::Field;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -69,7 +70,7 @@ pub fn check(
         .collect();
     // One Cluster per tenant: checked in parallel, reported in document order.
     let clusters: Vec<&Document> = (documents.iter())
-        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("Cluster"))
+        .filter(|d| d.value.field("kind").and_then(Value::as_str) == Some("Cluster"))
         .collect();
     let found: Vec<Vec<Diagnostic>> = clusters
         .par_iter()
@@ -126,17 +127,23 @@ fn check_cluster(
     report: &mut impl FnMut(&'static str, String, Option<&Value>),
 ) {
     let empty = Vec::new();
-    let topology = &cluster["spec"]["topology"];
-    let given = topology["variables"].as_array().unwrap_or(&empty);
+    let topology = &cluster.item("spec").item("topology");
+    let given = topology.item("variables").as_array().unwrap_or(&empty);
     check_list(given, variables, true, "topology.variables", report);
-    for md in topology["workers"]["machineDeployments"]
+    for md in topology
+        .item("workers")
+        .item("machineDeployments")
         .as_array()
         .unwrap_or(&empty)
     {
-        let overrides = md["variables"]["overrides"].as_array().unwrap_or(&empty);
+        let overrides = md
+            .item("variables")
+            .item("overrides")
+            .as_array()
+            .unwrap_or(&empty);
         let place = format!(
             "the overrides of machineDeployment {}",
-            md["name"].as_str().unwrap_or("?")
+            md.item("name").as_str().unwrap_or("?")
         );
         check_list(overrides, variables, false, &place, report);
     }
@@ -150,7 +157,7 @@ fn check_list(
     report: &mut impl FnMut(&'static str, String, Option<&Value>),
 ) {
     for entry in given {
-        let name = entry["name"].as_str().unwrap_or_default();
+        let name = entry.item("name").as_str().unwrap_or_default();
         let Some(compiled) = variables.iter().find(|c| c.variable.name == name) else {
             let known: Vec<&str> = variables.iter().map(|c| c.variable.name.as_str()).collect();
             let help = crate::diagnostic::did_you_mean(name, "variable", &known);
@@ -163,7 +170,7 @@ fn check_list(
             );
             continue;
         };
-        let mut value = entry["value"].clone();
+        let mut value = entry.item("value").clone();
         apply_defaults(&compiled.variable.schema, &mut value);
         for error in compiled.validator.iter_errors(&value) {
             let at = value.at(&error.instance_path().to_string()).cloned();
@@ -187,8 +194,8 @@ fn check_list(
         for compiled in variables.iter().filter(|c| c.variable.required) {
             let present = given
                 .iter()
-                .any(|e| e["name"] == compiled.variable.name.as_str());
-            if !present && compiled.variable.schema.get("default").is_none() {
+                .any(|e| e.item("name") == compiled.variable.name.as_str());
+            if !present && compiled.variable.schema.field("default").is_none() {
                 report(
                     codes::VARIABLE_MISSING,
                     format!(
@@ -220,25 +227,27 @@ pub fn cluster_variable<'v>(cluster: &'v Value, name: &str) -> Option<&'v Value>
 pub fn named_value<'v>(list: &'v Value, name: &str) -> Option<&'v Value> {
     list.as_array()?
         .iter()
-        .find(|v| v.get("name").and_then(Value::as_str) == Some(name))?
-        .get("value")
+        .find(|v| v.field("name").and_then(Value::as_str) == Some(name))?
+        .field("value")
 }
 
 /// Fill in `default`s of missing object properties, as the API server does.
 pub fn apply_defaults(schema: &Value, value: &mut Value) {
     let (Some(properties), Value::Object(map)) =
-        (schema.get("properties").and_then(Value::as_object), value)
+        (schema.field("properties").and_then(Value::as_object), value)
     else {
         return;
     };
     for (key, property) in properties {
-        if !map.contains_key(key)
-            && let Some(default) = property.get("default")
-        {
-            map.insert(key.clone(), default.clone());
-        }
-        if let Some(child) = map.get_mut(key) {
-            apply_defaults(property, child);
+        match map.field_mut(key) {
+            Some(child) => apply_defaults(property, child),
+            None => {
+                if let Some(default) = property.field("default") {
+                    let mut child = default.clone();
+                    apply_defaults(property, &mut child);
+                    map.insert(key.clone(), child);
+                }
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 //! a stack template: the diagnostic names the template, the output file, the
 //! input file and the JSON path.
 
-use crate::json::At;
+use crate::json::{At, Field};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -154,7 +154,7 @@ impl Schemas {
     pub fn violations(&self, value: &Value) -> Vec<(&'static str, String, String)> {
         let field = |f: &str| {
             value
-                .get(f)
+                .field(f)
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string()

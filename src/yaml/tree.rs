@@ -11,6 +11,7 @@
 //!   reach [`crate::spec::raw::S`] through [`SPANNED`].
 
 use crate::json::At;
+use crate::json::Field;
 use std::cell::Cell;
 use std::fmt;
 
@@ -254,14 +255,14 @@ impl<'a> Recovery<'a> {
         for _ in 0..16 {
             // schemars writes a described `$ref` as `allOf: [{$ref}]`.
             if let Some([only]) = schema
-                .get("allOf")
+                .field("allOf")
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
             {
                 schema = only;
                 continue;
             }
-            let Some(reference) = schema.get("$ref").and_then(Value::as_str) else {
+            let Some(reference) = schema.field("$ref").and_then(Value::as_str) else {
                 break;
             };
             let pointer = reference.trim_start_matches('#');
@@ -277,14 +278,14 @@ impl<'a> Recovery<'a> {
     /// `Err` when the node itself must go.
     pub fn walk(&mut self, node: &Node, schema: &'a Value, path: &str) -> Result<Node, Cut> {
         let schema = self.resolve(schema);
-        if let Some(options) = schema.get("anyOf").and_then(Value::as_array) {
+        if let Some(options) = schema.field("anyOf").and_then(Value::as_array) {
             // `Option<T>`: `T` or null.
             if matches!(node.kind, Kind::Null) && options.iter().any(|o| allows(o, "null")) {
                 return Ok(node.clone());
             }
             let chosen = options
                 .iter()
-                .find(|o| !allows(o, "null") || o.get("$ref").is_some());
+                .find(|o| !allows(o, "null") || o.field("$ref").is_some());
             return match chosen {
                 Some(schema) => self.walk(node, schema, path),
                 None => Ok(node.clone()),
@@ -319,7 +320,7 @@ impl<'a> Recovery<'a> {
             return Err(Cut);
         }
         if let (Some(options), Kind::Str(s)) =
-            (schema.get("enum").and_then(Value::as_array), &node.kind)
+            (schema.field("enum").and_then(Value::as_array), &node.kind)
         {
             let valid: Vec<&str> = options.iter().filter_map(Value::as_str).collect();
             if !valid.contains(&s.as_str()) {
@@ -340,7 +341,7 @@ impl<'a> Recovery<'a> {
         match &node.kind {
             Kind::Map(entries) => self.walk_map(node, entries, schema, path),
             Kind::Seq(items) => {
-                let item_schema = schema.get("items").unwrap_or(&Value::Bool(true));
+                let item_schema = schema.field("items").unwrap_or(&Value::Bool(true));
                 let kept = items
                     .iter()
                     .enumerate()
@@ -361,8 +362,8 @@ impl<'a> Recovery<'a> {
         schema: &'a Value,
         path: &str,
     ) -> Result<Node, Cut> {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+        let properties = schema.field("properties").and_then(Value::as_object);
+        let closed = schema.field("additionalProperties") == Some(&Value::Bool(false));
         let known: Vec<&str> = properties
             .map(|p| p.keys().map(String::as_str).collect())
             .unwrap_or_default();
@@ -387,7 +388,7 @@ impl<'a> Recovery<'a> {
             } else {
                 format!("{path}.{name}")
             };
-            match properties.and_then(|p| p.get(&name)) {
+            match properties.and_then(|p| p.field(&name)) {
                 Some(property) => match self.walk(value, property, &child) {
                     Ok(value) => kept.push((key.clone(), value)),
                     Err(Cut) => cut_keys.push(name),
@@ -409,7 +410,7 @@ impl<'a> Recovery<'a> {
                 None => kept.push((key.clone(), value.clone())),
             }
         }
-        let required = schema.get("required").and_then(Value::as_array);
+        let required = schema.field("required").and_then(Value::as_array);
         let mut whole = true;
         for name in required.into_iter().flatten().filter_map(Value::as_str) {
             let present = kept.iter().any(|(k, _)| key_is(k, name, self.text));
@@ -465,21 +466,21 @@ fn key_is(key: &Node, name: &str, text: &str) -> bool {
 
 /// Whether `schema` admits JSON type `t` (schemars writes `type` as a string or a list).
 fn allows(schema: &Value, t: &str) -> bool {
-    match schema.get("type") {
+    match schema.field("type") {
         Some(Value::String(s)) => s == t || (t == "integer" && s == "number"),
         Some(Value::Array(list)) => list.iter().any(|v| v == t),
         // No type: anything goes (a `$ref` already followed, or `true`).
-        None => !(t == "null" && schema.get("$ref").is_some()),
+        None => !(t == "null" && schema.field("$ref").is_some()),
         Some(_) => false,
     }
 }
 
 fn in_range(schema: &Value, i: i128) -> bool {
     let minimum = schema
-        .get("minimum")
+        .field("minimum")
         .and_then(Value::as_i64)
         .map(i128::from);
-    let maximum = match schema.get("format").and_then(Value::as_str) {
+    let maximum = match schema.field("format").and_then(Value::as_str) {
         Some("uint32") => Some(i128::from(u32::MAX)),
         Some("uint8") => Some(i128::from(u8::MAX)),
         Some("uint16") => Some(i128::from(u16::MAX)),
@@ -491,7 +492,7 @@ fn in_range(schema: &Value, i: i128) -> bool {
 
 /// A schema's type in YAML's words: text, a whole number, a list, a mapping.
 fn expected_words(schema: &Value) -> String {
-    let types: Vec<&str> = match schema.get("type") {
+    let types: Vec<&str> = match schema.field("type") {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(list)) => list
             .iter()
@@ -502,7 +503,7 @@ fn expected_words(schema: &Value) -> String {
     };
     let word = |t: &str| match t {
         "string" => "text".to_string(),
-        "integer" if schema.get("minimum").and_then(Value::as_i64) == Some(0) => {
+        "integer" if schema.field("minimum").and_then(Value::as_i64) == Some(0) => {
             "a whole number (0 or more)".to_string()
         }
         "integer" => "a whole number".to_string(),
