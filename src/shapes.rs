@@ -99,7 +99,7 @@ fn plain(value: &minijinja::Value) -> Option<Value> {
                 .collect::<Option<_>>()?,
         ),
         ValueKind::Map => {
-            let mut map = Map::new();
+            let mut map = Map::with_capacity(value.len().unwrap_or(0));
             for key in value.try_iter().ok()? {
                 let name = plain_str(key.as_str()?)?;
                 if name == "<<" {
@@ -270,9 +270,22 @@ fn find(
     }
 }
 
+/// A copy of `tree` whose maps hold no spare room: a clone keeps as much
+/// room as the original's hash table has, and rendered objects stay in
+/// memory until the run ends.
+fn exact_copy(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, x)| (k.clone(), exact_copy(x))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(exact_copy).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A copy of `tree` with each placeholder replaced by its value.
 fn fill(tree: &Value, places: &[(Vec<Step>, usize)], mut values: Vec<Value>) -> Value {
-    let mut object = tree.clone();
+    let mut object = exact_copy(tree);
     // A slot is usually used once: the last use takes the value.
     let mut uses = vec![0usize; values.len()];
     for (_, slot) in places {
