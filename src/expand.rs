@@ -645,7 +645,7 @@ fn naming(template: &Naming, data: &mut Value, md: Option<&str>) -> Result<Strin
         .map_err(|e| format!("naming template {:?}: {e}", template.text))?;
     // Longer than a label: cut to 58 and five random characters appended.
     Ok(if name.len() > 63 {
-        format!("{}{RANDOM}", &name[..58])
+        format!("{}{RANDOM}", cut(&name))
     } else {
         name
     })
@@ -662,8 +662,17 @@ fn naming_data(cluster: &str) -> Value {
 
 /// CAPI's prefix names: the base cut to 58 characters, then five random ones.
 fn prefixed(base: &str) -> String {
-    let cut = base.get(..58).unwrap_or(base);
-    format!("{cut}{RANDOM}")
+    format!("{}{RANDOM}", cut(base))
+}
+
+/// At most the first 58 bytes of `name`, where CAPI cuts a long name, and
+/// never inside a character (a stack's naming template may write any text).
+fn cut(name: &str) -> &str {
+    let mut end = name.len().min(58);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String> {
@@ -1098,6 +1107,18 @@ pub fn text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_at_58_bytes_between_characters() {
+        let ascii = "a".repeat(70);
+        assert_eq!(cut(&ascii), &ascii[..58]);
+        assert_eq!(cut("short"), "short");
+        // 'a' then two-byte characters: byte 58 falls inside one.
+        let wide = format!("a{}", "é".repeat(40));
+        assert_eq!(cut(&wide).len(), 57);
+        assert_eq!(prefixed(&wide), format!("{}{RANDOM}", &wide[..57]));
+        assert_eq!(prefixed(&ascii).len(), 58 + RANDOM.len());
+    }
 
     /// The patch step gives what the `json-patch` crate gives: the same
     /// document, or the same error.
