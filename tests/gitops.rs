@@ -267,3 +267,42 @@ fn schema_command_prints_the_input_schemas() {
         assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
     }
 }
+
+/// A link in place of a file kmetal wrote is not that file, even when it
+/// leads to the same text: the next build writes the file again, and a build
+/// after that changes nothing.
+#[test]
+fn an_output_file_replaced_by_a_link_is_written_again() {
+    let repo = built_example();
+    let deploy = repo.path().join("deploy");
+    let tenant = fs::read_dir(deploy.join("tenants"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("the example has a tenant");
+    let file = tenant.join("namespace.yaml");
+    let text_before = fs::read_to_string(&file).unwrap();
+    let copy = repo.path().join("namespace-copy.yaml");
+    fs::write(&copy, &text_before).unwrap();
+    fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(&copy, &file).unwrap();
+    let build = kmetal(repo.path(), &["build"], &[]);
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
+    assert!(
+        text(&build.stderr).contains("1 written"),
+        "{}",
+        text(&build.stderr)
+    );
+    let meta = fs::symlink_metadata(&file).unwrap();
+    assert!(meta.file_type().is_file(), "a regular file again");
+    assert_eq!(fs::read_to_string(&file).unwrap(), text_before);
+    let before = snapshot(&deploy);
+    let again = kmetal(repo.path(), &["build"], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("0 written"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(snapshot(&deploy), before);
+}

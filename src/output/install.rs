@@ -214,20 +214,22 @@ fn same_content(path: &Path, text: &str) -> bool {
     fs::read(path).is_ok_and(|old| old == text.as_bytes())
 }
 
-/// Whether installing `tree` would change anything on disk.
-pub fn up_to_date(
-    tree: &OutputTree,
+/// The files of `tree` that `out_dir` already holds as regular files with
+/// their new text: those in `same` (known from reading the previous output)
+/// and those found so here, each read once.
+fn already_there<'t>(
+    tree: &'t OutputTree,
     old: &OldTree,
     out_dir: &Path,
     same: &BTreeSet<String>,
-) -> bool {
-    let stale = old.owned.iter().any(|p| !tree.files().contains_key(p));
-    !stale
-        && tree
-            .files()
-            .par_iter()
-            .filter(|(p, _)| !same.contains(*p))
-            .all(|(p, text)| same_content(&out_dir.join(p), text))
+) -> BTreeSet<&'t str> {
+    (tree.files().par_iter())
+        .filter(|(path, text)| {
+            old.entries.get(*path) == Some(&Kind::File)
+                && (same.contains(*path) || same_content(&out_dir.join(path), text))
+        })
+        .map(|(path, _)| path.as_str())
+        .collect()
 }
 
 /// Put `tree` in place of `out_dir`. Refuses (changing nothing) on conflicts.
@@ -243,12 +245,14 @@ pub fn install(
         return Err(problems);
     }
     let mut report = WriteReport::default();
-    if up_to_date(tree, &old, out_dir, same) {
+    let there = already_there(tree, &old, out_dir, same);
+    let stale = old.owned.iter().any(|p| !tree.files().contains_key(p));
+    if !stale && there.len() == tree.files().len() {
         report.unchanged = tree.files().len();
         return Ok(report);
     }
     let staging = sibling(out_dir, "kmetal-staging");
-    let result = stage(tree, &old, out_dir, same, &staging, &mut report)
+    let result = stage(tree, &old, out_dir, &there, &staging, &mut report)
         .and_then(|()| swap(&staging, out_dir));
     let _ = fs::remove_dir_all(&staging);
     result.map_err(Diagnostics::from)?;
@@ -272,7 +276,7 @@ fn stage(
     tree: &OutputTree,
     old: &OldTree,
     out_dir: &Path,
-    same: &BTreeSet<String>,
+    there: &BTreeSet<&str>,
     staging: &Path,
     report: &mut WriteReport,
 ) -> Result<(), Diagnostic> {
@@ -311,9 +315,7 @@ fn stage(
             if fault.as_deref() == Some(path) {
                 return Err(io_error(&to, io::Error::other("injected fault")));
             }
-            let existed = old.entries.get(path) == Some(&Kind::File);
-            let unchanged = existed && (same.contains(path) || same_content(&from, text));
-            if unchanged && fs::hard_link(&from, &to).is_ok() {
+            if there.contains(path.as_str()) && fs::hard_link(&from, &to).is_ok() {
                 return Ok(false);
             }
             fs::write(&to, text).map_err(|e| io_error(&to, e))?;
