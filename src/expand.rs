@@ -389,7 +389,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             .ok_or_else(|| format!("the ClusterClass has no worker class {class_name}"))?;
         let worker = &class.workers[index];
         let md_name = naming(&worker.naming, &mut naming_data, Some(topology_name))?;
-        let template_name = prefixed(&format!("{name}-{topology_name}-"));
+        let template_name = prefixed(&[name, "-", topology_name, "-"].concat());
         let mut md_variables = globals.clone();
         let overrides = md.at("/variables/overrides").and_then(Value::as_array);
         for o in overrides.into_iter().flatten() {
@@ -645,7 +645,7 @@ fn naming(template: &Naming, data: &mut Value, md: Option<&str>) -> Result<Strin
         .map_err(|e| format!("naming template {:?}: {e}", template.text))?;
     // Longer than a label: cut to 58 and five random characters appended.
     Ok(if name.len() > 63 {
-        format!("{}{RANDOM}", cut(&name))
+        [cut(&name), RANDOM].concat()
     } else {
         name
     })
@@ -662,7 +662,7 @@ fn naming_data(cluster: &str) -> Value {
 
 /// CAPI's prefix names: the base cut to 58 characters, then five random ones.
 fn prefixed(base: &str) -> String {
-    format!("{}{RANDOM}", cut(base))
+    [cut(base), RANDOM].concat()
 }
 
 /// At most the first 58 bytes of `name`, where CAPI cuts a long name, and
@@ -998,7 +998,7 @@ fn cloned_from(template: &Value, name: &str) -> Value {
     let kind = template.item("kind").as_str().unwrap_or_default();
     let api = template.item("apiVersion").as_str().unwrap_or_default();
     let group = api.rsplit_once('/').map_or(api, |(g, _)| g);
-    json!({CLONED_NAME: name, CLONED_KIND: format!("{kind}.{group}")})
+    json!({CLONED_NAME: name, CLONED_KIND: ([kind, ".", group].concat())})
 }
 
 /// A JSON object of these fields, in this order. Unlike `json!`, it moves

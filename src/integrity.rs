@@ -112,7 +112,7 @@ fn references(found: &mut Found<'_, '_>, document: &Document, defined: &Defined<
                 let ns = str_at(source, "/namespace").unwrap_or(own_ns);
                 if !defined
                     .chart_sources
-                    .contains(&format!("{kind}/{ns}/{name}"))
+                    .contains(&[kind, "/", ns, "/", name].concat())
                 {
                     found.report(
                         document,
@@ -159,7 +159,7 @@ impl<'a> Defined<'a> {
                 let class = &stack.cluster_class;
                 defined
                     .cluster_classes
-                    .insert(format!("{}/{}", class.namespace, class.name));
+                    .insert([class.namespace.as_str(), "/", class.name.as_str()].concat());
             }
         }
         // Platform namespaces: created by the platform, not by kmetal (SPEC).
@@ -179,15 +179,17 @@ impl<'a> Defined<'a> {
                 }
                 ("cluster.x-k8s.io", Some("ClusterClass")) => {
                     let ns = str_at(v, "/metadata/namespace").unwrap_or_default();
-                    defined.cluster_classes.insert(format!("{ns}/{name}"));
+                    defined.cluster_classes.insert([ns, "/", name].concat());
                 }
                 ("kustomize.toolkit.fluxcd.io", Some("Kustomization")) => {
                     let ns = str_at(v, "/metadata/namespace").unwrap_or_default();
-                    defined.kustomizations.insert(format!("{ns}/{name}"));
+                    defined.kustomizations.insert([ns, "/", name].concat());
                 }
                 ("source.toolkit.fluxcd.io", Some(kind @ ("HelmRepository" | "OCIRepository"))) => {
                     let ns = str_at(v, "/metadata/namespace").unwrap_or_default();
-                    defined.chart_sources.insert(format!("{kind}/{ns}/{name}"));
+                    defined
+                        .chart_sources
+                        .insert([kind, "/", ns, "/", name].concat());
                 }
                 ("metallb.io", Some("IPAddressPool")) => {
                     let addresses = v.at("/spec/addresses").and_then(Value::as_array);
@@ -211,7 +213,7 @@ fn cluster(found: &mut Found<'_, '_>, document: &Document, defined: &Defined<'_>
         let ns = class_ref
             .and_then(|r| str_at(r, "/namespace"))
             .unwrap_or(own);
-        if !defined.cluster_classes.contains(&format!("{ns}/{class}")) {
+        if !defined.cluster_classes.contains(&[ns, "/", class].concat()) {
             found.report(
                 document,
                 class,
@@ -260,7 +262,7 @@ fn kustomization(found: &mut Found<'_, '_>, document: &Document, defined: &Defin
             continue;
         };
         let ns = str_at(dependency, "/namespace").unwrap_or(own_ns);
-        if !defined.kustomizations.contains(&format!("{ns}/{name}")) {
+        if !defined.kustomizations.contains(&[ns, "/", name].concat()) {
             found.report(
                 document,
                 name,
@@ -300,7 +302,7 @@ fn join(dir: &str, entry: &str) -> String {
     if dir.is_empty() {
         entry.to_string()
     } else {
-        format!("{dir}/{entry}")
+        [dir, "/", entry].concat()
     }
 }
 

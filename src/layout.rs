@@ -53,18 +53,18 @@ impl Part {
 
     /// `platform/<part>`.
     pub fn dir(self) -> String {
-        format!("{PLATFORM_DIR}/{}", self.dir_name())
+        [PLATFORM_DIR, "/", self.dir_name()].concat()
     }
 
     /// A file of this part: `platform/<part>/<stem>.yaml`.
     pub fn file(self, stem: &str) -> String {
-        format!("{}/{stem}.yaml", self.dir())
+        [PLATFORM_DIR, "/", self.dir_name(), "/", stem, ".yaml"].concat()
     }
 }
 
 /// The name of the Kustomization that applies a platform part.
 pub fn platform_kustomization(site: &str, part: Part) -> String {
-    format!("{site}-platform-{}", part.dir_name())
+    [site, "-platform-", part.dir_name()].concat()
 }
 
 /// The longest name a platform Kustomization of `site` takes.
@@ -77,17 +77,17 @@ pub fn longest_platform_kustomization(site: &str) -> String {
 
 /// The name of a tenant's Kustomization (and of its artifact).
 pub fn tenant_kustomization(site: &str, tenant: &str) -> String {
-    format!("{site}-tenant-{tenant}")
+    [site, "-tenant-", tenant].concat()
 }
 
 /// `flux/platform-<part>.yaml`.
 pub fn flux_platform_file(part: Part) -> String {
-    format!("{FLUX_DIR}/platform-{}.yaml", part.dir_name())
+    [FLUX_DIR, "/platform-", part.dir_name(), ".yaml"].concat()
 }
 
 /// `flux/tenant-<tenant>.yaml`.
 pub fn flux_tenant_file(tenant: &str) -> String {
-    format!("{FLUX_DIR}/tenant-{tenant}.yaml")
+    [FLUX_DIR, "/tenant-", tenant, ".yaml"].concat()
 }
 
 /// The ArtifactGenerator of one shard (or of every tenant): its name and file.
@@ -106,12 +106,12 @@ pub fn artifact_generator(site: &str, shard: Option<&str>) -> (String, String) {
 
 /// `tenants/<tenant>`.
 pub fn tenant_dir(tenant: &str) -> String {
-    format!("{TENANTS_DIR}/{tenant}")
+    [TENANTS_DIR, "/", tenant].concat()
 }
 
 /// `tenants/<tenant>/<stem>.yaml`.
 pub fn tenant_file(tenant: &str, stem: &str) -> String {
-    format!("{TENANTS_DIR}/{tenant}/{stem}.yaml")
+    [TENANTS_DIR, "/", tenant, "/", stem, ".yaml"].concat()
 }
 
 /// The tenant a path of the output belongs to (`tenants/<tenant>/…`).
@@ -125,13 +125,21 @@ pub fn tenant_of(path: &str) -> Option<&str> {
 
 /// `platform/clusterclasses/<stack>`: a stack's class objects.
 pub fn class_dir(stack: &str) -> String {
-    format!("{}/{stack}", Part::ClusterClasses.dir())
+    [
+        PLATFORM_DIR,
+        "/",
+        Part::ClusterClasses.dir_name(),
+        "/",
+        stack,
+    ]
+    .concat()
 }
 
 /// The stack whose class object an output path holds, if it holds one.
 pub fn stack_of_class_file(path: &str) -> Option<&str> {
-    let dir = Part::ClusterClasses.dir();
-    path.strip_prefix(dir.as_str())?
+    path.strip_prefix(PLATFORM_DIR)?
+        .strip_prefix('/')?
+        .strip_prefix(Part::ClusterClasses.dir_name())?
         .strip_prefix('/')?
         .split('/')
         .next()
@@ -139,7 +147,16 @@ pub fn stack_of_class_file(path: &str) -> Option<&str> {
 
 /// The pseudo-path of an object `kmetal expand` shows for a tenant (never written).
 pub fn expanded_file(tenant: &str, kind: &str, name: &str) -> String {
-    format!("expand/{tenant}/{}-{name}.yaml", kind.to_lowercase())
+    [
+        "expand/",
+        tenant,
+        "/",
+        &kind.to_lowercase(),
+        "-",
+        name,
+        ".yaml",
+    ]
+    .concat()
 }
 
 /// The tenant of an expanded object's pseudo-path.
@@ -181,6 +198,35 @@ mod tests {
         assert_eq!(
             longest_platform_kustomization("s"),
             "s-platform-clusterclasses"
+        );
+        assert_eq!(
+            stack_of_class_file("platform/clusterclassesx/a/b.yaml"),
+            None
+        );
+        assert_eq!(stack_of_class_file("platform/metallb/a.yaml"), None);
+    }
+
+    /// Every path and name as the layout above draws it.
+    #[test]
+    fn the_layout_spells_each_path() {
+        assert_eq!(Part::CertManager.dir(), "platform/cert-manager");
+        assert_eq!(Part::Metallb.file("pool-a"), "platform/metallb/pool-a.yaml");
+        assert_eq!(
+            platform_kustomization("s", Part::Addons),
+            "s-platform-addons"
+        );
+        assert_eq!(tenant_kustomization("s", "acme"), "s-tenant-acme");
+        assert_eq!(
+            flux_platform_file(Part::DataStores),
+            "flux/platform-datastores.yaml"
+        );
+        assert_eq!(flux_tenant_file("acme"), "flux/tenant-acme.yaml");
+        assert_eq!(tenant_dir("acme"), "tenants/acme");
+        assert_eq!(tenant_file("acme", "cluster"), "tenants/acme/cluster.yaml");
+        assert_eq!(class_dir("k"), "platform/clusterclasses/k");
+        assert_eq!(
+            expanded_file("acme", "MachineDeployment", "acme-md-0"),
+            "expand/acme/machinedeployment-acme-md-0.yaml"
         );
     }
 }

@@ -346,7 +346,12 @@ impl<'a> Recovery<'a> {
                     .iter()
                     .enumerate()
                     .filter_map(|(i, item)| {
-                        self.walk(item, item_schema, &format!("{path}[{i}]")).ok()
+                        self.walk(
+                            item,
+                            item_schema,
+                            &[path, "[", &i.to_string(), "]"].concat(),
+                        )
+                        .ok()
                     })
                     .collect();
                 Ok(node.with(Kind::Seq(kept)))
@@ -386,7 +391,7 @@ impl<'a> Recovery<'a> {
             let child = if path.is_empty() {
                 name.clone()
             } else {
-                format!("{path}.{name}")
+                [path, ".", &name].concat()
             };
             match properties.and_then(|p| p.field(&name)) {
                 Some(property) => match self.walk(value, property, &child) {
@@ -776,7 +781,7 @@ impl<'de> SeqAccess<'de> for Items<'_, '_> {
     ) -> Result<Option<T::Value>, Error> {
         match self.items.next() {
             Some((i, item)) => {
-                let path = format!("{}[{i}]", self.de.path);
+                let path = [self.de.path.as_str(), "[", &i.to_string(), "]"].concat();
                 seed.deserialize(self.de.child(item, path)).map(Some)
             }
             None => Ok(None),
@@ -807,7 +812,7 @@ impl<'de> MapAccess<'de> for Entries<'_, '_> {
         let path = if self.de.path.is_empty() {
             name
         } else {
-            format!("{}.{name}", self.de.path)
+            [self.de.path.as_str(), ".", &name].concat()
         };
         self.value = Some((value, path));
         let key_de = NodeDeserializer {
