@@ -87,7 +87,7 @@ impl At for Value {
         }
         let tokens = pointer.strip_prefix('/')?;
         tokens.split('/').try_fold(self, |target, token| {
-            if token.contains('~') {
+            if token.as_bytes().contains(&b'~') {
                 step(target, &token.replace("~1", "/").replace("~0", "~"))
             } else {
                 step(target, token)

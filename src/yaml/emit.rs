@@ -149,13 +149,14 @@ pub(super) fn plain_word(s: &str, value: bool) -> bool {
             || matches!(b, b'.' | b'_' | b'/' | b'-')
             || (value && matches!(b, b':' | b'@' | b'+' | b'=' | b'~'))
     };
+    // None longer than five letters: longer words are not compared.
     const WORDS: [&str; 11] = [
         "null", "true", "false", "nan", "inf", "y", "n", "yes", "no", "on", "off",
     ];
     first.is_ascii_alphabetic()
         && bytes[1..].iter().all(inner)
         && bytes.last() != Some(&b':')
-        && !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
+        && (s.len() > 5 || !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w)))
 }
 
 #[cfg(test)]
