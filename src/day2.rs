@@ -102,9 +102,9 @@ pub fn identity(v: &Value) -> Identity {
     )
 }
 
-/// The new output's object at a path, if the previous output's text there is
-/// the same: then it needs no parsing.
-pub type Unchanged<'a> = dyn Fn(&str, &str) -> Option<&'a Value> + Sync + 'a;
+/// The new output's text and object at a path: a previous file with that
+/// very text holds that object, and needs no parsing.
+pub type Unchanged<'a> = dyn Fn(&str) -> Option<(&'a str, &'a Value)> + Sync + 'a;
 
 /// Where the previous output's files are read.
 pub enum Files<'f> {
@@ -135,17 +135,25 @@ pub fn previous_from<'a>(
         .filter(|p| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
         .map(str::to_string)
         .collect();
-    let value = |path: &str, text: &str| {
-        let value = match unchanged(path, text) {
-            Some(same) => Cow::Borrowed(same),
-            None => Cow::Owned(yaml::parse_value(text).ok()?),
-        };
-        Some((identity(&value), value))
+    let known = |same: &'a Value| Some((identity(same), Cow::Borrowed(same)));
+    let parsed = |text: &str| {
+        let value = yaml::parse_value(text).ok()?;
+        Some((identity(&value), Cow::Owned(value)))
+    };
+    let value = |path: &str, text: &str| match unchanged(path) {
+        Some((now, same)) if now == text => known(same),
+        _ => parsed(text),
     };
     // Read, compared and dropped file by file: the texts are never all held.
     let values: Vec<Option<(Identity, Cow<'a, Value>)>> = match files {
         Files::Disk(dir) => (paths.par_iter())
-            .map(|path| value(path, &std::fs::read_to_string(dir.join(path)).ok()?))
+            .map(|path| {
+                let now = unchanged(path);
+                match read_unless(&dir.join(path), now.map(|(text, _)| text)).ok()? {
+                    Read::Same => known(now?.1),
+                    Read::Other(text) => parsed(&text),
+                }
+            })
             .collect(),
         Files::Read(read) => {
             let texts = read(&paths);
@@ -176,6 +184,40 @@ pub fn previous_from<'a>(
     }
     previous.objects = kept.into_iter().collect();
     previous
+}
+
+/// A file as [`read_unless`] found it.
+enum Read {
+    /// It holds exactly the expected text.
+    Same,
+    /// It holds this other text.
+    Other(String),
+}
+
+/// The text of the file at `path`, or [`Read::Same`] when it is exactly
+/// `expected`: read up to one byte past the expected length without asking
+/// the file's size first, and neither checked as UTF-8 nor copied when same.
+fn read_unless(path: &Path, expected: Option<&str>) -> std::io::Result<Read> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let Some(expected) = expected else {
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        return Ok(Read::Other(text));
+    };
+    let mut bytes = Vec::with_capacity(expected.len() + 1);
+    // Stops at the end of the file or one byte past the expected length: as
+    // long as expected and read to the end, or not the same.
+    (&mut file)
+        .take(expected.len() as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes == expected.as_bytes() {
+        return Ok(Read::Same);
+    }
+    file.read_to_end(&mut bytes)?;
+    String::from_utf8(bytes)
+        .map(Read::Other)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The previous output as the output directory holds it.
@@ -1221,6 +1263,47 @@ pub fn markdown(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Same only for exactly the expected bytes; any other file's whole text
+    /// otherwise, however it differs.
+    #[test]
+    fn a_file_is_same_only_when_it_holds_exactly_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.yaml");
+        let expected = "kind: A\n";
+        let read = |content: &[u8], expected: Option<&str>| {
+            std::fs::write(&file, content).unwrap();
+            match read_unless(&file, expected) {
+                Ok(Read::Same) => Ok(None),
+                Ok(Read::Other(text)) => Ok(Some(text)),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(read(b"kind: A\n", Some(expected)), Ok(None));
+        assert_eq!(
+            read(b"kind: B\n", Some(expected)),
+            Ok(Some("kind: B\n".into()))
+        );
+        let longer = "kind: A\nname: x\n".repeat(500);
+        assert_eq!(
+            read(longer.as_bytes(), Some(expected)),
+            Ok(Some(longer.clone()))
+        );
+        assert_eq!(read(b"kind:", Some(expected)), Ok(Some("kind:".into())));
+        assert_eq!(read(b"", Some(expected)), Ok(Some(String::new())));
+        assert_eq!(read(b"", Some("")), Ok(None));
+        assert_eq!(read(b"kind: A\n", None), Ok(Some(expected.into())));
+        assert_eq!(
+            read(b"\xff\xfe", Some(expected)),
+            Err(std::io::ErrorKind::InvalidData)
+        );
+        assert_eq!(
+            read_unless(&dir.path().join("missing"), Some(expected))
+                .err()
+                .map(|e| e.kind()),
+            Some(std::io::ErrorKind::NotFound)
+        );
+    }
 
     #[test]
     fn markdown_groups_and_stays_under_the_comment_limit() {

@@ -226,11 +226,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         .map(|d| (d.path.as_str(), &d.value))
         .collect();
     let files = tree.files();
-    let unchanged = |path: &str, text: &str| {
-        (files.get(path).is_some_and(|now| now == text))
-            .then(|| by_path.get(path).copied())
-            .flatten()
-    };
+    let unchanged = |path: &str| Some((files.get(path)?.as_str(), by_path.get(path).copied()?));
     // The references are checked while the previous output is read: the one
     // is mostly lookups on one thread, the other mostly reading files.
     let (dangling, previous) = rayon::join(
