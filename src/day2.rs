@@ -15,6 +15,7 @@
 
 use crate::json::At;
 use crate::json::Field;
+use crate::output::{self, OnDisk};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -149,9 +150,9 @@ pub fn previous_from<'a>(
         Files::Disk(dir) => (paths.par_iter())
             .map(|path| {
                 let now = unchanged(path);
-                match read_unless(&dir.join(path), now.map(|(text, _)| text)).ok()? {
-                    Read::Same => known(now?.1),
-                    Read::Other(text) => parsed(&text),
+                match output::read_unless(&dir.join(path), now.map(|(text, _)| text)).ok()? {
+                    OnDisk::Same => known(now?.1),
+                    OnDisk::Other(text) => parsed(&text),
                 }
             })
             .collect(),
@@ -184,40 +185,6 @@ pub fn previous_from<'a>(
     }
     previous.objects = kept.into_iter().collect();
     previous
-}
-
-/// A file as [`read_unless`] found it.
-enum Read {
-    /// It holds exactly the expected text.
-    Same,
-    /// It holds this other text.
-    Other(String),
-}
-
-/// The text of the file at `path`, or [`Read::Same`] when it is exactly
-/// `expected`: read up to one byte past the expected length without asking
-/// the file's size first, and neither checked as UTF-8 nor copied when same.
-fn read_unless(path: &Path, expected: Option<&str>) -> std::io::Result<Read> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let Some(expected) = expected else {
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        return Ok(Read::Other(text));
-    };
-    let mut bytes = Vec::with_capacity(expected.len() + 1);
-    // Stops at the end of the file or one byte past the expected length: as
-    // long as expected and read to the end, or not the same.
-    (&mut file)
-        .take(expected.len() as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes == expected.as_bytes() {
-        return Ok(Read::Same);
-    }
-    file.read_to_end(&mut bytes)?;
-    String::from_utf8(bytes)
-        .map(Read::Other)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The previous output as the output directory holds it.
@@ -1263,47 +1230,6 @@ pub fn markdown(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Same only for exactly the expected bytes; any other file's whole text
-    /// otherwise, however it differs.
-    #[test]
-    fn a_file_is_same_only_when_it_holds_exactly_the_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f.yaml");
-        let expected = "kind: A\n";
-        let read = |content: &[u8], expected: Option<&str>| {
-            std::fs::write(&file, content).unwrap();
-            match read_unless(&file, expected) {
-                Ok(Read::Same) => Ok(None),
-                Ok(Read::Other(text)) => Ok(Some(text)),
-                Err(e) => Err(e.kind()),
-            }
-        };
-        assert_eq!(read(b"kind: A\n", Some(expected)), Ok(None));
-        assert_eq!(
-            read(b"kind: B\n", Some(expected)),
-            Ok(Some("kind: B\n".into()))
-        );
-        let longer = "kind: A\nname: x\n".repeat(500);
-        assert_eq!(
-            read(longer.as_bytes(), Some(expected)),
-            Ok(Some(longer.clone()))
-        );
-        assert_eq!(read(b"kind:", Some(expected)), Ok(Some("kind:".into())));
-        assert_eq!(read(b"", Some(expected)), Ok(Some(String::new())));
-        assert_eq!(read(b"", Some("")), Ok(None));
-        assert_eq!(read(b"kind: A\n", None), Ok(Some(expected.into())));
-        assert_eq!(
-            read(b"\xff\xfe", Some(expected)),
-            Err(std::io::ErrorKind::InvalidData)
-        );
-        assert_eq!(
-            read_unless(&dir.path().join("missing"), Some(expected))
-                .err()
-                .map(|e| e.kind()),
-            Some(std::io::ErrorKind::NotFound)
-        );
-    }
 
     #[test]
     fn markdown_groups_and_stays_under_the_comment_limit() {

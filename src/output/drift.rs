@@ -44,9 +44,10 @@ pub fn changes(
         .filter_map(|(path, text)| {
             let (change, before) = match old.entries.contains_key(path) {
                 false => (Change::Added, String::new()),
-                true => match read(path) {
-                    before if &before == text => return None,
-                    before => (Change::Changed, before),
+                true => match super::read_unless(&out_dir.join(path), Some(text)) {
+                    Ok(super::OnDisk::Same) => return None,
+                    Ok(super::OnDisk::Other(before)) => (Change::Changed, before),
+                    Err(_) => (Change::Changed, String::new()),
                 },
             };
             Some(FileChange {

@@ -211,7 +211,10 @@ pub fn conflicts(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> Diagnostic
 }
 
 fn same_content(path: &Path, text: &str) -> bool {
-    fs::read(path).is_ok_and(|old| old == text.as_bytes())
+    matches!(
+        super::read_unless(path, Some(text)),
+        Ok(super::OnDisk::Same)
+    )
 }
 
 /// The files of `tree` that `out_dir` already holds as regular files with

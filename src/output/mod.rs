@@ -237,9 +237,84 @@ fn kustomizations<'a>(
         .collect()
 }
 
+/// A file as [`read_unless`] found it.
+pub enum OnDisk {
+    /// It holds exactly the expected text.
+    Same,
+    /// It holds this other text.
+    Other(String),
+}
+
+/// The text of the file at `path`, or [`OnDisk::Same`] when it is exactly
+/// `expected`: read up to one byte past the expected length without asking
+/// the file's size first, and neither checked as UTF-8 nor copied when same.
+pub fn read_unless(path: &Path, expected: Option<&str>) -> std::io::Result<OnDisk> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let Some(expected) = expected else {
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        return Ok(OnDisk::Other(text));
+    };
+    let mut bytes = Vec::with_capacity(expected.len() + 1);
+    // Stops at the end of the file or one byte past the expected length: as
+    // long as expected and read to the end, or not the same.
+    (&mut file)
+        .take(expected.len() as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes == expected.as_bytes() {
+        return Ok(OnDisk::Same);
+    }
+    file.read_to_end(&mut bytes)?;
+    String::from_utf8(bytes)
+        .map(OnDisk::Other)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Same only for exactly the expected bytes; any other file's whole text
+    /// otherwise, however it differs.
+    #[test]
+    fn a_file_is_same_only_when_it_holds_exactly_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.yaml");
+        let expected = "kind: A\n";
+        let read = |content: &[u8], expected: Option<&str>| {
+            std::fs::write(&file, content).unwrap();
+            match read_unless(&file, expected) {
+                Ok(OnDisk::Same) => Ok(None),
+                Ok(OnDisk::Other(text)) => Ok(Some(text)),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(read(b"kind: A\n", Some(expected)), Ok(None));
+        assert_eq!(
+            read(b"kind: B\n", Some(expected)),
+            Ok(Some("kind: B\n".into()))
+        );
+        let longer = "kind: A\nname: x\n".repeat(500);
+        assert_eq!(
+            read(longer.as_bytes(), Some(expected)),
+            Ok(Some(longer.clone()))
+        );
+        assert_eq!(read(b"kind:", Some(expected)), Ok(Some("kind:".into())));
+        assert_eq!(read(b"", Some(expected)), Ok(Some(String::new())));
+        assert_eq!(read(b"", Some("")), Ok(None));
+        assert_eq!(read(b"kind: A\n", None), Ok(Some(expected.into())));
+        assert_eq!(
+            read(b"\xff\xfe", Some(expected)),
+            Err(std::io::ErrorKind::InvalidData)
+        );
+        assert_eq!(
+            read_unless(&dir.path().join("missing"), Some(expected))
+                .err()
+                .map(|e| e.kind()),
+            Some(std::io::ErrorKind::NotFound)
+        );
+    }
 
     #[test]
     fn every_directory_gets_a_sorted_kustomization() {
