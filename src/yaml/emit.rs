@@ -138,23 +138,42 @@ fn one_line<'t>(text: &'t str, prefix: &str, suffix: &str) -> Option<&'t str> {
     (!inner.contains('\n')).then_some(inner)
 }
 
+/// The bytes a plain word may hold after its first letter: letters, digits
+/// and `._/-`, and in a value also `:@+=~`. A table, because every key and
+/// scalar of the output is looked at byte by byte.
+const INNER_OF_KEY: [bool; 256] = inner_bytes(false);
+const INNER_OF_VALUE: [bool; 256] = inner_bytes(true);
+
+const fn inner_bytes(value: bool) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'.' | b'_' | b'/' | b'-')
+            || (value && matches!(b, b':' | b'@' | b'+' | b'=' | b'~'));
+        i += 1;
+    }
+    table
+}
+
 /// A word every YAML reading takes as this text, so no quoting rule applies.
 pub(super) fn plain_word(s: &str, value: bool) -> bool {
     let bytes = s.as_bytes();
     let Some(first) = bytes.first() else {
         return false;
     };
-    let inner = |b: &u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(b, b'.' | b'_' | b'/' | b'-')
-            || (value && matches!(b, b':' | b'@' | b'+' | b'=' | b'~'))
+    let inner: &[bool; 256] = if value {
+        &INNER_OF_VALUE
+    } else {
+        &INNER_OF_KEY
     };
     // None longer than five letters: longer words are not compared.
     const WORDS: [&str; 11] = [
         "null", "true", "false", "nan", "inf", "y", "n", "yes", "no", "on", "off",
     ];
     first.is_ascii_alphabetic()
-        && bytes[1..].iter().all(inner)
+        && bytes[1..].iter().all(|b| inner[usize::from(*b)])
         && bytes.last() != Some(&b':')
         && (s.len() > 5 || !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w)))
 }
