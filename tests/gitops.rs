@@ -269,8 +269,8 @@ fn schema_command_prints_the_input_schemas() {
 }
 
 /// A link in place of a file kmetal wrote is not that file, even when it
-/// leads to the same text: the next build writes the file again, and a build
-/// after that changes nothing.
+/// leads to the same text: `check` reports it, the next build writes the
+/// file again, and a build after that changes nothing.
 #[test]
 fn an_output_file_replaced_by_a_link_is_written_again() {
     let repo = built_example();
@@ -286,6 +286,13 @@ fn an_output_file_replaced_by_a_link_is_written_again() {
     fs::write(&copy, &text_before).unwrap();
     fs::remove_file(&file).unwrap();
     std::os::unix::fs::symlink(&copy, &file).unwrap();
+    let check = kmetal(repo.path(), &["check", "--stat"], &[]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stderr));
+    assert!(
+        text(&check.stdout).contains("namespace.yaml"),
+        "{}",
+        text(&check.stdout)
+    );
     let build = kmetal(repo.path(), &["build"], &[]);
     assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
     assert!(

@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::OutputTree;
-use super::install::OldTree;
+use super::install::{Kind, OldTree};
 
 /// How one file would change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,11 +40,17 @@ pub fn changes(
     let mut out: Vec<FileChange> = tree
         .files()
         .par_iter()
-        .filter(|(path, _)| !same.contains(*path))
         .filter_map(|(path, text)| {
-            let (change, before) = match old.entries.contains_key(path) {
-                false => (Change::Added, String::new()),
-                true => match super::read_unless(&out_dir.join(path), Some(text)) {
+            let kind = old.entries.get(path.as_str());
+            if kind == Some(&Kind::File) && same.contains(path) {
+                return None;
+            }
+            let (change, before) = match kind {
+                None => (Change::Added, String::new()),
+                // A link (or anything but a file) is not the file `build`
+                // writes in its place, whatever it leads to.
+                Some(kind) if *kind != Kind::File => (Change::Changed, String::new()),
+                Some(_) => match super::read_unless(&out_dir.join(path), Some(text)) {
                     Ok(super::OnDisk::Same) => return None,
                     Ok(super::OnDisk::Other(before)) => (Change::Changed, before),
                     Err(_) => (Change::Changed, String::new()),
