@@ -194,6 +194,11 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
             Err(d) => diagnostics.push(d),
         }
     }
+    // The checked tenants are in their contexts now: only their number and
+    // the allocation's lock and removals stay.
+    let network::allocate::Allocation { lock, removed, .. } = allocation;
+    let tenant_count = tenants.len();
+    drop(tenants);
     let (mut documents, problems) = renderer.render_all(&site, &stacks, &resolved);
     diagnostics.extend(problems);
     artifacts_fit(&site, &resolved, &mut diagnostics);
@@ -321,9 +326,9 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         tree,
         documents,
         out_dir,
-        lock: allocation.lock,
-        removed: allocation.removed,
-        tenants: tenants.len(),
+        lock,
+        removed,
+        tenants: tenant_count,
         site,
         stacks,
         expanded,
