@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::OutputTree;
-use super::install::{Kind, OldTree};
+use super::install::{Held, OldTree};
 
 /// How one file would change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,20 +41,10 @@ pub fn changes(
         .files()
         .par_iter()
         .filter_map(|(path, text)| {
-            let kind = old.entries.get(path.as_str());
-            if kind == Some(&Kind::File) && same.contains(path) {
-                return None;
-            }
-            let (change, before) = match kind {
-                None => (Change::Added, String::new()),
-                // A link (or anything but a file) is not the file `build`
-                // writes in its place, whatever it leads to.
-                Some(kind) if *kind != Kind::File => (Change::Changed, String::new()),
-                Some(_) => match super::read_unless(&out_dir.join(path), Some(text)) {
-                    Ok(super::OnDisk::Same) => return None,
-                    Ok(super::OnDisk::Other(before)) => (Change::Changed, before),
-                    Err(_) => (Change::Changed, String::new()),
-                },
+            let (change, before) = match old.held(out_dir, same, path, text) {
+                Held::Same => return None,
+                Held::Absent => (Change::Added, String::new()),
+                Held::Other(before) => (Change::Changed, before),
             };
             Some(FileChange {
                 path: join(shown_as, path),

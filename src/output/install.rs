@@ -50,6 +50,36 @@ pub struct OldTree {
     pub owned: BTreeSet<String>,
 }
 
+/// What the output directory holds where kmetal writes a file.
+pub enum Held {
+    /// No entry at all.
+    Absent,
+    /// A regular file with exactly the new text.
+    Same,
+    /// Anything else: a file with this other text, or (empty) a link, a
+    /// directory or a file that cannot be read. A link is not the file
+    /// `build` writes in its place, whatever it leads to.
+    Other(String),
+}
+
+impl OldTree {
+    /// What is at `path` against the `text` kmetal writes there; `same`
+    /// holds the files already known to hold their new text (read with the
+    /// previous output), which are not read again.
+    pub fn held(&self, out_dir: &Path, same: &BTreeSet<String>, path: &str, text: &str) -> Held {
+        match self.entries.get(path) {
+            None => Held::Absent,
+            Some(Kind::File) if same.contains(path) => Held::Same,
+            Some(Kind::File) => match super::read_unless(&out_dir.join(path), Some(text)) {
+                Ok(super::OnDisk::Same) => Held::Same,
+                Ok(super::OnDisk::Other(before)) => Held::Other(before),
+                Err(_) => Held::Other(String::new()),
+            },
+            Some(_) => Held::Other(String::new()),
+        }
+    }
+}
+
 fn io_error(path: &Path, error: io::Error) -> Diagnostic {
     Diagnostic::error(codes::IO, format!("{}: {error}", path.display()))
 }
@@ -194,7 +224,7 @@ pub fn conflicts(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> Diagnostic
                 let in_the_way = if p == path { kind.is_some() } else { true };
                 in_the_way
                     && !old.owned.contains(p)
-                    && !(p == path && same_content(&out_dir.join(p), &tree.files()[path]))
+                    && !(p == path && super::holds(&out_dir.join(p), &tree.files()[path]))
             });
         if let Some(blocked) = blocked {
             diagnostics.push(
@@ -210,13 +240,6 @@ pub fn conflicts(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> Diagnostic
     diagnostics
 }
 
-fn same_content(path: &Path, text: &str) -> bool {
-    matches!(
-        super::read_unless(path, Some(text)),
-        Ok(super::OnDisk::Same)
-    )
-}
-
 /// The files of `tree` that `out_dir` already holds as regular files with
 /// their new text: those in `same` (known from reading the previous output)
 /// and those found so here, each read once.
@@ -227,10 +250,7 @@ fn already_there<'t>(
     same: &BTreeSet<String>,
 ) -> BTreeSet<&'t str> {
     (tree.files().par_iter())
-        .filter(|(path, text)| {
-            old.entries.get(*path) == Some(&Kind::File)
-                && (same.contains(*path) || same_content(&out_dir.join(path), text))
-        })
+        .filter(|(path, text)| matches!(old.held(out_dir, same, path, text), Held::Same))
         .map(|(path, _)| path.as_str())
         .collect()
 }

@@ -146,7 +146,7 @@ pub fn write_file(path: &Path, text: &str) -> Result<bool, Diagnostic> {
             format!("cannot write {}: {error}", path.display()),
         )
     };
-    if fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+    if holds(path, text) {
         return Ok(false);
     }
     let parent = path
@@ -235,6 +235,11 @@ fn kustomizations<'a>(
             (path, text, resources)
         })
         .collect()
+}
+
+/// Whether the file at `path` holds exactly `text`.
+pub(crate) fn holds(path: &Path, text: &str) -> bool {
+    matches!(read_unless(path, Some(text)), Ok(OnDisk::Same))
 }
 
 /// A file as [`read_unless`] found it.
