@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::gotmpl;
 use crate::render::Document;
 use crate::stack::Variable;
-use crate::variables::apply_defaults;
+use crate::variables::apply_default;
 
 /// What stands where CAPI writes five random characters (a valid name part;
 /// CAPI's alphabet is consonants and digits, so no real name ends like this
@@ -410,7 +410,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             md_builtin["replicas"] = replicas.clone();
         }
         if let Some(builtin) = md_variables
-            .get_mut("builtin")
+            .field_mut("builtin")
             .and_then(Value::as_object_mut)
         {
             builtin.insert("machineDeployment".into(), md_builtin);
@@ -564,8 +564,8 @@ fn health_check(
         return None;
     }
     let part = |key: &str| {
-        (from_topology.and_then(|h| h.get(key)))
-            .or_else(|| from_class.and_then(|h| h.get(key)))
+        (from_topology.and_then(|h| h.field(key)))
+            .or_else(|| from_class.and_then(|h| h.field(key)))
             .cloned()
     };
     let (checks, remediation) = (part("checks"), part("remediation"));
@@ -621,16 +621,7 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value
         }
     }
     for definition in definitions {
-        match values.get_mut(&definition.name) {
-            Some(value) => apply_defaults(&definition.schema, value),
-            None => {
-                if let Some(default) = definition.schema.field("default") {
-                    let mut value = default.clone();
-                    apply_defaults(&definition.schema, &mut value);
-                    values.insert(definition.name.clone(), value);
-                }
-            }
-        }
+        apply_default(&mut values, &definition.name, &definition.schema);
     }
     values
 }
@@ -645,7 +636,7 @@ fn naming(template: &Naming, data: &mut Value, md: Option<&str>) -> Result<Strin
         .map_err(|e| format!("naming template {:?}: {e}", template.text))?;
     // Longer than a label: cut to 58 and five random characters appended.
     Ok(if name.len() > 63 {
-        [cut(&name), RANDOM].concat()
+        prefixed(&name)
     } else {
         name
     })
@@ -660,7 +651,7 @@ fn naming_data(cluster: &str) -> Value {
     })
 }
 
-/// CAPI's prefix names: the base cut to 58 characters, then five random ones.
+/// CAPI's prefix names: the base cut to 58 bytes (between characters), then five random characters.
 fn prefixed(base: &str) -> String {
     [cut(base), RANDOM].concat()
 }

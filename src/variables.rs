@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::cel::CelRules;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
@@ -239,14 +239,21 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
         return;
     };
     for (key, property) in properties {
-        match map.field_mut(key) {
-            Some(child) => apply_defaults(property, child),
-            None => {
-                if let Some(default) = property.field("default") {
-                    let mut child = default.clone();
-                    apply_defaults(property, &mut child);
-                    map.insert(key.clone(), child);
-                }
+        apply_default(map, key, property);
+    }
+}
+
+/// The field `key` of `map` as the API server defaults it by `schema`: the
+/// defaults inside a value that is set, or the schema's default (with the
+/// defaults inside it) when none is.
+pub fn apply_default(map: &mut Map<String, Value>, key: &str, schema: &Value) {
+    match map.field_mut(key) {
+        Some(value) => apply_defaults(schema, value),
+        None => {
+            if let Some(default) = schema.field("default") {
+                let mut value = default.clone();
+                apply_defaults(schema, &mut value);
+                map.insert(key.to_string(), value);
             }
         }
     }
