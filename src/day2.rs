@@ -568,7 +568,8 @@ pub fn judge(
     let differing: Vec<(&Identity, &&Document, Option<&OldObject<'_>>)> = (new.par_iter())
         .filter_map(|(id, document)| {
             let previous_object = previous.objects.get(id);
-            let unchanged = previous_object.is_some_and(|(_, old)| same(old, &document.value));
+            let unchanged =
+                previous_object.is_some_and(|(_, old)| crate::json::equal(old, &document.value));
             (!unchanged).then_some((id, document, previous_object))
         })
         .collect();
@@ -1079,13 +1080,8 @@ fn version_change(from: &str, to: &str, chain: &[String]) -> Result<String, Stri
 }
 
 /// JSON pointers of the leaves that differ.
-/// Equal objects; the same one without comparing.
-fn same(a: &Value, b: &Value) -> bool {
-    crate::json::equal(a, b)
-}
-
 fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
-    if same(old, new) {
+    if crate::json::equal(old, new) {
         return Vec::new();
     }
     match (old, new) {

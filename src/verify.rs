@@ -193,7 +193,7 @@ impl Schemas {
     /// update of `old` to `new` breaks, as the API server would refuse it. Objects
     /// of another apiVersion or kind, or of a kind without a schema, break none.
     pub fn update_violations(&self, old: &Value, new: &Value) -> Vec<(String, String)> {
-        let field = |v: &Value, f: &str| v.get(f).and_then(Value::as_str).map(str::to_string);
+        let field = |v: &Value, f: &str| v.field(f).and_then(Value::as_str).map(str::to_string);
         let key = (field(new, "apiVersion"), field(new, "kind"));
         if key != (field(old, "apiVersion"), field(old, "kind")) {
             return Vec::new();
