@@ -19,6 +19,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `kmetal build` in `dir`, which must succeed; what it says on stderr.
+fn build_ok(dir: &Path) -> String {
+    let build = kmetal(dir, &["build"], &[]);
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
+    text(&build.stderr)
+}
+
 /// A built copy of the bundled example.
 fn built_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -29,8 +36,7 @@ fn built_example() -> tempfile::TempDir {
             fs::write(target, content).unwrap();
         }
     }
-    let build = kmetal(dir.path(), &["build"], &[]);
-    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
+    build_ok(dir.path());
     dir
 }
 
@@ -293,23 +299,13 @@ fn an_output_file_replaced_by_a_link_is_written_again() {
         "{}",
         text(&check.stdout)
     );
-    let build = kmetal(repo.path(), &["build"], &[]);
-    assert_eq!(build.status.code(), Some(0), "{}", text(&build.stderr));
-    assert!(
-        text(&build.stderr).contains("1 written"),
-        "{}",
-        text(&build.stderr)
-    );
+    let built = build_ok(repo.path());
+    assert!(built.contains("1 written"), "{built}");
     let meta = fs::symlink_metadata(&file).unwrap();
     assert!(meta.file_type().is_file(), "a regular file again");
     assert_eq!(fs::read_to_string(&file).unwrap(), text_before);
     let before = snapshot(&deploy);
-    let again = kmetal(repo.path(), &["build"], &[]);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
-    assert!(
-        text(&again.stderr).contains("0 written"),
-        "{}",
-        text(&again.stderr)
-    );
+    let again = build_ok(repo.path());
+    assert!(again.contains("0 written"), "{again}");
     assert_eq!(snapshot(&deploy), before);
 }
