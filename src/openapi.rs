@@ -8,6 +8,18 @@
 
 use serde_json::{Map, Value, json};
 
+/// The validator of a converted schema. Its `pattern`s are Go regular
+/// expressions (the API server and Cluster API match them with Go's RE2
+/// engine), so they are matched by the `regex` crate, which has that syntax:
+/// no look-around, no backreferences.
+pub fn validator(
+    schema: &Value,
+) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
+    jsonschema::draft7::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .build(schema)
+}
+
 /// Convert one schema node and everything below it.
 pub fn to_json_schema(node: &Value) -> Value {
     match node {
@@ -111,7 +123,7 @@ mod tests {
             },
         });
         let schema = to_json_schema(&crd);
-        let validator = jsonschema::draft7::new(&schema).unwrap();
+        let validator = validator(&schema).unwrap();
         for ok in [
             json!({"a": null}),
             json!({"port": 80}),
@@ -131,6 +143,15 @@ mod tests {
     }
 
     #[test]
+    fn patterns_are_go_regular_expressions() {
+        // RE2, as the API server compiles them: no look-around.
+        let pattern = |p: &str| validator(&json!({"type": "string", "pattern": p}));
+        assert!(pattern("^(?=a)a$").is_err());
+        let name = pattern("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").unwrap();
+        assert!(name.is_valid(&json!("tenant-a")) && !name.is_valid(&json!("Tenant")));
+    }
+
+    #[test]
     fn whole_objects_fix_api_version_kind_and_metadata() {
         let schema = object_schema(
             "example.io/v1",
@@ -140,7 +161,7 @@ mod tests {
                 .as_object()
                 .unwrap(),
         );
-        let validator = jsonschema::draft7::new(&schema).unwrap();
+        let validator = validator(&schema).unwrap();
         assert!(validator.is_valid(&json!({"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": "a"}, "spec": {}})));
         assert!(!validator.is_valid(
             &json!({"apiVersion": "example.io/v2", "kind": "Thing", "metadata": {"name": "a"}})

@@ -552,7 +552,7 @@ pub fn check_variables(c: &mut FileChecker<'_>, raw: &[S<RawVariable>]) -> Vec<V
     let mut variables = Vec::new();
     for variable in raw {
         let schema = crate::openapi::to_json_schema(&variable.value.schema.open_api_v3_schema);
-        let compiles = jsonschema::draft7::new(&schema)
+        let compiles = crate::openapi::validator(&schema)
             .map(|_| ())
             .map_err(|e| e.to_string())
             .and_then(|()| crate::cel::CelRules::compile(&schema).map(|_| ()));

@@ -48,7 +48,7 @@ pub fn check(
             // Both compiled when the stack was loaded, and refused there if
             // they did not: a failure here is kmetal's own.
             match (
-                jsonschema::draft7::new(&v.schema),
+                crate::openapi::validator(&v.schema),
                 CelRules::compile(&v.schema),
             ) {
                 (Ok(validator), Ok(rules)) => list.push(Compiled {

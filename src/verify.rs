@@ -47,7 +47,7 @@ fn fixed(schema: &Value, field: &str) -> Option<String> {
 }
 
 fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
-    let validator = jsonschema::draft7::new(schema).map_err(|e| format!("{origin}: {e}"))?;
+    let validator = openapi::validator(schema).map_err(|e| format!("{origin}: {e}"))?;
     let rules = CelRules::compile(schema).map_err(|e| format!("{origin}: {e}"))?;
     Ok(KindSchema {
         validator,
