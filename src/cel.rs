@@ -76,13 +76,15 @@ struct Rule {
 }
 
 /// A step of an instance path; derived order sorts array indices numerically.
+/// Keys are borrowed from the instance: the path is spelled out only for a
+/// violation.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Segment {
+enum Segment<'v> {
     Index(usize),
-    Key(String),
+    Key(&'v str),
 }
 
-type Found = Vec<(Vec<Segment>, CelViolation)>;
+type Found<'v> = Vec<(Vec<Segment<'v>>, CelViolation)>;
 
 impl CelRules {
     /// Walk a JSON Schema (draft-07 JSON form of an openAPIV3Schema: `properties`, `items`,
@@ -125,13 +127,13 @@ impl CelRules {
         found.into_iter().map(|(_, violation)| violation).collect()
     }
 
-    fn visit_update(
+    fn visit_update<'v>(
         &self,
         id: usize,
-        value: &Json,
+        value: &'v Json,
         old: &Json,
-        at: &mut Vec<Segment>,
-        found: &mut Found,
+        at: &mut Vec<Segment<'v>>,
+        found: &mut Found<'v>,
     ) {
         let node = &self.nodes[id];
         if value.is_null() || old.is_null() || !node.below.transition {
@@ -148,7 +150,7 @@ impl CelRules {
                 for (name, child) in fields {
                     let schema = node.properties.get(name).copied().or(node.additional);
                     if let (Some(schema), Some(old_child)) = (schema, old_fields.get(name)) {
-                        at.push(Segment::Key(name.clone()));
+                        at.push(Segment::Key(name));
                         self.visit_update(schema, child, old_child, at, found);
                         at.pop();
                     }
@@ -187,7 +189,13 @@ impl CelRules {
         found.into_iter().map(|(_, violation)| violation).collect()
     }
 
-    fn visit(&self, id: usize, value: &Json, at: &mut Vec<Segment>, found: &mut Found) {
+    fn visit<'v>(
+        &self,
+        id: usize,
+        value: &'v Json,
+        at: &mut Vec<Segment<'v>>,
+        found: &mut Found<'v>,
+    ) {
         let node = &self.nodes[id];
         if !node.below.rules {
             return;
@@ -200,7 +208,7 @@ impl CelRules {
                 for (name, child) in fields {
                     let schema = node.properties.get(name).copied().or(node.additional);
                     if let Some(schema) = schema {
-                        at.push(Segment::Key(name.clone()));
+                        at.push(Segment::Key(name));
                         self.visit(schema, child, at, found);
                         at.pop();
                     }
@@ -217,7 +225,7 @@ impl CelRules {
         }
     }
 
-    fn check(&self, node: &Node, value: &Json, at: &[Segment], found: &mut Found) {
+    fn check<'v>(&self, node: &Node, value: &Json, at: &[Segment<'v>], found: &mut Found<'v>) {
         let mut context = Context::with_env(Arc::clone(&self.env));
         context.add_variable_from_value("self", to_cel(value));
         check_rules(&node.rules, &context, at, found);
@@ -225,7 +233,12 @@ impl CelRules {
 }
 
 /// Run `rules` in `context`; each that does not hold is a violation at `at`.
-fn check_rules(rules: &[Rule], context: &Context<'_, '_>, at: &[Segment], found: &mut Found) {
+fn check_rules<'v>(
+    rules: &[Rule],
+    context: &Context<'_, '_>,
+    at: &[Segment<'v>],
+    found: &mut Found<'v>,
+) {
     for rule in rules {
         let message = match rule.program.execute(context) {
             Ok(Value::Bool(true)) => continue,
@@ -499,7 +512,7 @@ fn to_cel(json: &Json) -> Value {
     }
 }
 
-fn pointer(at: &[Segment]) -> String {
+fn pointer(at: &[Segment<'_>]) -> String {
     at.iter()
         .map(|segment| match segment {
             Segment::Index(index) => format!("/{index}"),
@@ -508,7 +521,7 @@ fn pointer(at: &[Segment]) -> String {
         .collect()
 }
 
-fn violation(at: &[Segment], rule: &str, message: String) -> CelViolation {
+fn violation(at: &[Segment<'_>], rule: &str, message: String) -> CelViolation {
     let (path, rule) = (pointer(at), rule.to_owned());
     CelViolation {
         path,

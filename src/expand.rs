@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value, json};
 
-use crate::gotmpl;
+use crate::gotmpl::{self, Scope};
 use crate::render::Document;
 use crate::stack::Variable;
 use crate::variables::apply_default;
@@ -114,10 +114,10 @@ fn find<'a>(templates: &[&'a Value], reference: Option<&'a Value>, what: &str) -
     Ok((found, name))
 }
 
-/// A copy of a found template, with its name.
-fn copy_of(found: &Found<'_>) -> Result<(Value, String), String> {
+/// A found template and its name, or why there is none.
+fn found<'a>(found: &Found<'a>) -> Result<(&'a Value, String), String> {
     let (template, name) = found.as_ref().map_err(Clone::clone)?;
-    Ok(((*template).clone(), name.to_string()))
+    Ok((template, name.to_string()))
 }
 
 /// A naming template: its text (for messages) and its parse.
@@ -302,28 +302,29 @@ impl<'a> Class<'a> {
     }
 }
 
-/// One patch target: a class template, and what it is for.
-struct Item {
+/// One patch target: a copy of a class template, and what it is for.
+struct Item<'c> {
     template: Value,
-    /// The template's `apiVersion` and `kind` (null when unset): a patch
-    /// never changes them.
-    api_version: Value,
-    kind: Value,
+    /// The class template's `apiVersion` and `kind` (null when unset): a
+    /// patch never changes them.
+    api_version: &'c Value,
+    kind: &'c Value,
     /// Whether the template is exactly [`is_plain`].
     plain: bool,
     /// `controlPlane`, `infrastructureCluster`, or the worker class.
     role: Role,
-    /// Variables of this item: the Cluster's, an MD's overrides, builtins.
-    variables: Rc<Value>,
+    /// This item's own variables (builtins, an MD's overrides), over the
+    /// Cluster's.
+    variables: Rc<Map<String, Value>>,
 }
 
-impl Item {
-    fn new(template: Value, role: Role, variables: Rc<Value>) -> Item {
+impl<'c> Item<'c> {
+    fn new(class_template: &'c Value, role: Role, variables: Rc<Map<String, Value>>) -> Item<'c> {
         Item {
-            api_version: template.item("apiVersion").clone(),
-            kind: template.item("kind").clone(),
-            plain: is_plain(&template),
-            template,
+            api_version: class_template.item("apiVersion"),
+            kind: class_template.item("kind"),
+            plain: is_plain(class_template),
+            template: class_template.clone(),
             role,
             variables,
         }
@@ -347,7 +348,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         .at("/spec/topology")
         .ok_or("the Cluster has no spec.topology")?;
     let version = str_at(topology, "/version")?;
-    let mut globals = defaulted(topology.field("variables"), class.variables);
+    let globals = defaulted(topology.field("variables"), class.variables);
     let class_ref = map([
         ("name", class.class.item("metadata").item("name").clone()),
         (
@@ -371,11 +372,20 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     if let Some(replicas) = cp_replicas {
         cp_builtin["replicas"] = replicas.clone();
     }
-    globals.insert("builtin".into(), map([("cluster", builtin_cluster)]));
-    let mut cp_variables = globals.clone();
-    cp_variables["builtin"]["controlPlane"] = cp_builtin;
-    let (cp_template, cp_template_name) = copy_of(&class.control_plane)?;
-    let (infra_template, infra_template_name) = copy_of(&class.infrastructure)?;
+    // Each item's own variables: its `builtin`, an MD's overrides; the
+    // Cluster's are looked up beneath them (never copied per item).
+    let own = |mut variables: Map<String, Value>, builtin: Option<(&str, Value)>| {
+        let mut builtins = Map::new();
+        builtins.insert("cluster".into(), builtin_cluster.clone());
+        if let Some((key, value)) = builtin {
+            builtins.insert(key.into(), value);
+        }
+        variables.insert("builtin".into(), Value::Object(builtins));
+        Rc::new(variables)
+    };
+    let cp_variables = own(Map::new(), Some(("controlPlane", cp_builtin)));
+    let (cp_template, cp_template_name) = found(&class.control_plane)?;
+    let (infra_template, infra_template_name) = found(&class.infrastructure)?;
     let mut items = Vec::new();
     let mut mds = Vec::new();
     let workers = topology
@@ -390,7 +400,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let worker = &class.workers[index];
         let md_name = naming(&worker.naming, &mut naming_data, Some(topology_name))?;
         let template_name = prefixed(&[name, "-", topology_name, "-"].concat());
-        let mut md_variables = globals.clone();
+        let mut md_variables = Map::new();
         let overrides = md.at("/variables/overrides").and_then(Value::as_array);
         for o in overrides.into_iter().flatten() {
             if let (Some(n), Some(v)) = (o.field("name").and_then(Value::as_str), o.field("value"))
@@ -409,15 +419,9 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         if let Some(replicas) = md.field("replicas") {
             md_builtin["replicas"] = replicas.clone();
         }
-        if let Some(builtin) = md_variables
-            .field_mut("builtin")
-            .and_then(Value::as_object_mut)
-        {
-            builtin.insert("machineDeployment".into(), md_builtin);
-        }
-        let md_variables = Rc::new(Value::Object(md_variables));
-        let (bootstrap, bootstrap_name) = copy_of(&worker.bootstrap)?;
-        let (infra, infra_md_name) = copy_of(&worker.infrastructure)?;
+        let md_variables = own(md_variables, Some(("machineDeployment", md_builtin)));
+        let (bootstrap, bootstrap_name) = found(&worker.bootstrap)?;
+        let (infra, infra_md_name) = found(&worker.infrastructure)?;
         let first = 2 + items.len();
         for t in [bootstrap, infra] {
             items.push(Item::new(
@@ -440,18 +444,14 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         Item::new(
             infra_template,
             Role::InfrastructureCluster,
-            Rc::new(Value::Object(globals)),
+            own(Map::new(), None),
         ),
-        Item::new(
-            cp_template,
-            Role::ControlPlane,
-            Rc::new(Value::Object(cp_variables)),
-        ),
+        Item::new(cp_template, Role::ControlPlane, cp_variables),
     ]
     .into_iter()
     .chain(items)
     .collect();
-    apply_patches(&class.patches, &mut items)?;
+    apply_patches(&class.patches, &mut items, &globals)?;
     let mut objects = Vec::new();
     let base_labels = json!({CLUSTER_NAME: name, OWNED: ""});
     // Each template becomes its object: moved, not copied.
@@ -632,7 +632,7 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value
 fn naming(template: &Naming, data: &mut Value, md: Option<&str>) -> Result<String, String> {
     data["machineDeployment"]["topologyName"] = md.unwrap_or_default().into();
     let name = (template.parsed.as_ref().map_err(Clone::clone))
-        .and_then(|t| t.render(data))
+        .and_then(|t| t.render(Scope::of(data)))
         .map_err(|e| format!("naming template {:?}: {e}", template.text))?;
     // Longer than a label: cut to 58 and five random characters appended.
     Ok(if name.len() > 63 {
@@ -666,10 +666,18 @@ fn cut(name: &str) -> &str {
     &name[..end]
 }
 
-fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String> {
+fn apply_patches(
+    patches: &[Patch<'_>],
+    items: &mut [Item<'_>],
+    globals: &Map<String, Value>,
+) -> Result<(), String> {
     for patch in patches {
         let patch_name = patch.name;
         for item in items.iter_mut() {
+            let variables = Scope {
+                own: &item.variables,
+                base: Some(globals),
+            };
             let matching: Vec<&Definition<'_>> = (patch.definitions.iter())
                 .filter(|d| d.selector.as_ref().is_some_and(|s| matches(s, item)))
                 .collect();
@@ -679,17 +687,16 @@ fn apply_patches(patches: &[Patch<'_>], items: &mut [Item]) -> Result<(), String
             if let Some(t) = &patch.enabled_if {
                 let rendered = (t.as_ref().map_err(Clone::clone))
                     .map_err(|e| format!("patch {patch_name}: {e}"))?
-                    .render(&item.variables)
+                    .render(variables)
                     .map_err(|e| format!("patch {patch_name}: enabledIf: {e}"))?;
-                if yaml11_scalar(&rendered)? != Value::Bool(true) {
+                if !yaml11_true(&rendered) {
                     continue;
                 }
             }
             let mut operations = Vec::new();
             for op in matching.iter().flat_map(|d| &d.operations) {
                 operations.push(
-                    operation(op, &item.variables)
-                        .map_err(|e| format!("patch {patch_name}: {e}"))?,
+                    operation(op, variables).map_err(|e| format!("patch {patch_name}: {e}"))?,
                 );
             }
             let failed =
@@ -750,7 +757,7 @@ enum Resolved<'o> {
 }
 
 /// One RFC 6902 operation of a patch, with its value for this item.
-fn operation<'o>(op: &'o Operation<'_>, variables: &Value) -> Result<Resolved<'o>, String> {
+fn operation<'o>(op: &'o Operation<'_>, variables: Scope<'_>) -> Result<Resolved<'o>, String> {
     let tokens = op.tokens.as_deref().map_err(Clone::clone)?;
     Ok(match op.op.as_str() {
         Some("add") => Resolved::Add(tokens, value_of(&op.value, variables)?),
@@ -840,8 +847,8 @@ fn array_index(token: &str) -> Option<usize> {
 }
 
 fn matches(selector: &Selector<'_>, item: &Item) -> bool {
-    if !json::equal(selector.kind, &item.kind)
-        || !json::equal(selector.api_version, &item.api_version)
+    if !json::equal(selector.kind, item.kind)
+        || !json::equal(selector.api_version, item.api_version)
     {
         return false;
     }
@@ -867,15 +874,16 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// `value`, the variable at a dotted path, or a rendered template (read as YAML).
-fn value_of(source: &Source<'_>, variables: &Value) -> Result<Value, String> {
+fn value_of(source: &Source<'_>, variables: Scope<'_>) -> Result<Value, String> {
     match source {
         Source::Literal(value) => Ok((*value).clone()),
         Source::Variable(path) => {
-            let mut at = variables;
-            for segment in path.split('.') {
-                at = at
-                    .field(segment)
-                    .ok_or_else(|| format!("variable {path:?} does not exist"))?;
+            let missing = || format!("variable {path:?} does not exist");
+            let mut segments = path.split('.');
+            let top = segments.next().unwrap_or_default();
+            let mut at = variables.field(top).ok_or_else(missing)?;
+            for segment in segments {
+                at = at.field(segment).ok_or_else(missing)?;
             }
             Ok(at.clone())
         }
@@ -921,14 +929,12 @@ fn yaml11_ambiguous(s: &str) -> bool {
         || (s.starts_with('0') && s.len() > 1 && s.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// An `enabledIf` result: `true` only as YAML 1.1 reads it.
-fn yaml11_scalar(text: &str) -> Result<Value, String> {
+/// Whether an `enabledIf` result is `true` as YAML 1.1 reads it.
+fn yaml11_true(text: &str) -> bool {
     let t = text.trim();
-    Ok(match t.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "y" => Value::Bool(true),
-        "" => Value::Null,
-        _ => Value::String(t.to_string()),
-    })
+    ["true", "yes", "on", "y"]
+        .iter()
+        .any(|word| t.eq_ignore_ascii_case(word))
 }
 
 /// The object a template becomes: kind without `Template`, the template's

@@ -12,9 +12,34 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::json::Field;
+
+/// What a template reads: each top-level field from `own` when it is there,
+/// else from `base` (an item's own variables over the Cluster's, as Cluster
+/// API gives a MachineDeployment its overrides), without merging the two.
+#[derive(Clone, Copy)]
+pub struct Scope<'v> {
+    pub own: &'v Map<String, Value>,
+    pub base: Option<&'v Map<String, Value>>,
+}
+
+impl<'v> Scope<'v> {
+    /// The fields of one mapping (none when `data` is not one).
+    pub fn of(data: &'v Value) -> Scope<'v> {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        Scope {
+            own: data.as_object().unwrap_or(&EMPTY),
+            base: None,
+        }
+    }
+
+    /// The top-level field `key`.
+    pub fn field(&self, key: &str) -> Option<&'v Value> {
+        (self.own.field(key)).or_else(|| self.base.and_then(|base| base.field(key)))
+    }
+}
 
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq)]
@@ -161,14 +186,14 @@ enum Got<'v> {
 
 impl Template {
     /// Render with `data` (the patch's variables, `builtin` among them).
-    pub fn render(&self, data: &Value) -> Result<String, String> {
+    pub fn render(&self, data: Scope<'_>) -> Result<String, String> {
         let mut out = String::new();
         render(&self.0, data, &mut out)?;
         Ok(out)
     }
 }
 
-fn render(nodes: &[Node], data: &Value, out: &mut String) -> Result<(), String> {
+fn render(nodes: &[Node], data: Scope<'_>, out: &mut String) -> Result<(), String> {
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
@@ -193,7 +218,7 @@ enum Evaluated<'v> {
     Missing,
 }
 
-fn evaluate<'v>(e: &Expr, data: &'v Value) -> Result<Evaluated<'v>, String> {
+fn evaluate<'v>(e: &Expr, data: Scope<'v>) -> Result<Evaluated<'v>, String> {
     match e {
         Expr::Literal(s) => Ok(Evaluated::Got(Cow::Owned(Value::from(s.as_str())))),
         Expr::Field(path) => Ok(match field(data, path)? {
@@ -228,9 +253,12 @@ fn evaluate<'v>(e: &Expr, data: &'v Value) -> Result<Evaluated<'v>, String> {
     }
 }
 
-fn field<'v>(data: &'v Value, path: &[String]) -> Result<Got<'v>, String> {
-    let mut at = data;
-    for (i, segment) in path.iter().enumerate() {
+fn field<'v>(data: Scope<'v>, path: &[String]) -> Result<Got<'v>, String> {
+    // A path has at least one segment (the parse refuses a bare `.`).
+    let Some(mut at) = path.first().and_then(|top| data.field(top)) else {
+        return Ok(Got::Missing);
+    };
+    for (i, segment) in path.iter().enumerate().skip(1) {
         match at {
             Value::Object(map) => match map.field(segment) {
                 Some(next) => at = next,
@@ -333,15 +361,28 @@ mod tests {
         ];
         for (template, expected) in cases {
             let t = parse(template).unwrap_or_else(|e| panic!("{template}: {e}"));
-            assert_eq!(t.render(&data).unwrap(), expected, "{template}");
+            assert_eq!(t.render(Scope::of(&data)).unwrap(), expected, "{template}");
         }
-        assert!(parse("{{ .nil.x }}").unwrap().render(&data).is_err());
+        assert!(
+            parse("{{ .nil.x }}")
+                .unwrap()
+                .render(Scope::of(&data))
+                .is_err()
+        );
         assert!(
             parse("{{ eq .three \"3\" }}")
                 .unwrap()
-                .render(&data)
+                .render(Scope::of(&data))
                 .is_err()
         );
+        // Own fields over the base's, each whole; the rest from the base.
+        let own = json!({"machineSize": "large", "c": {}});
+        let scope = Scope {
+            own: own.as_object().unwrap(),
+            base: data.as_object(),
+        };
+        let t = parse("{{ .machineSize }} {{ .c.network }} {{ .builtin.cluster.name }}").unwrap();
+        assert_eq!(t.render(scope).unwrap(), "large <no value> acme");
     }
 
     #[test]

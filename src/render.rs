@@ -70,6 +70,9 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::Json);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // minijinja's default is on in debug builds only: without it a release
+        // build says "undefined value" where the tests see which one.
+        env.set_debug(true);
         env.set_formatter(crate::shapes::format);
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
