@@ -276,23 +276,24 @@ impl<'a> Recovery<'a> {
 
     /// The node, with every part that misfits `schema` cut out and reported;
     /// `Err` when the node itself must go.
-    pub fn walk(&mut self, node: &Node, schema: &'a Value, path: &str) -> Result<Node, Cut> {
+    /// The node is taken, and what is kept of it moved into the result.
+    pub fn walk(&mut self, node: Node, schema: &'a Value, path: &str) -> Result<Node, Cut> {
         let schema = self.resolve(schema);
         if let Some(options) = schema.field("anyOf").and_then(Value::as_array) {
             // `Option<T>`: `T` or null.
             if matches!(node.kind, Kind::Null) && options.iter().any(|o| allows(o, "null")) {
-                return Ok(node.clone());
+                return Ok(node);
             }
             let chosen = options
                 .iter()
                 .find(|o| !allows(o, "null") || o.field("$ref").is_some());
             return match chosen {
                 Some(schema) => self.walk(node, schema, path),
-                None => Ok(node.clone()),
+                None => Ok(node),
             };
         }
         if matches!(node.kind, Kind::Null) && allows(schema, "null") {
-            return Ok(node.clone());
+            return Ok(node);
         }
         let fits = match &node.kind {
             Kind::Map(_) => allows(schema, "object"),
@@ -313,7 +314,7 @@ impl<'a> Recovery<'a> {
             let what = self.name(path);
             let found = node.described(self.text);
             self.report(
-                node,
+                &node,
                 format!("{what} must be {expected}, not {found}"),
                 None,
             );
@@ -326,7 +327,7 @@ impl<'a> Recovery<'a> {
             if !valid.contains(&s.as_str()) {
                 let what = self.name(path);
                 self.report(
-                    node,
+                    &node,
                     format!(
                         "{what} must be one of {}, not {:?}",
                         valid.join(", "),
@@ -338,12 +339,22 @@ impl<'a> Recovery<'a> {
                 return Err(Cut);
             }
         }
-        match &node.kind {
-            Kind::Map(entries) => self.walk_map(node, entries, schema, path),
+        let Node {
+            referenced,
+            defined,
+            kind,
+        } = node;
+        let shell = Node {
+            referenced,
+            defined,
+            kind: Kind::Null,
+        };
+        match kind {
+            Kind::Map(entries) => self.walk_map(&shell, entries, schema, path),
             Kind::Seq(items) => {
                 let item_schema = schema.field("items").unwrap_or(&Value::Bool(true));
                 let kept = items
-                    .iter()
+                    .into_iter()
                     .enumerate()
                     .filter_map(|(i, item)| {
                         self.walk(
@@ -354,16 +365,17 @@ impl<'a> Recovery<'a> {
                         .ok()
                     })
                     .collect();
-                Ok(node.with(Kind::Seq(kept)))
+                Ok(shell.with(Kind::Seq(kept)))
             }
-            _ => Ok(node.clone()),
+            scalar => Ok(shell.with(scalar)),
         }
     }
 
+    /// `node` is the mapping's place (its entries taken out).
     fn walk_map(
         &mut self,
         node: &Node,
-        entries: &[(Node, Node)],
+        entries: Vec<(Node, Node)>,
         schema: &'a Value,
         path: &str,
     ) -> Result<Node, Cut> {
@@ -381,7 +393,7 @@ impl<'a> Recovery<'a> {
                 _ if key.is_scalar() => key.written(self.text).unwrap_or_default().to_string(),
                 _ => {
                     self.report(
-                        key,
+                        &key,
                         format!("a key {} must be text", self.within(path)),
                         None,
                     );
@@ -395,7 +407,7 @@ impl<'a> Recovery<'a> {
             };
             match properties.and_then(|p| p.field(&name)) {
                 Some(property) => match self.walk(value, property, &child) {
-                    Ok(value) => kept.push((key.clone(), value)),
+                    Ok(value) => kept.push((key, value)),
                     Err(Cut) => cut_keys.push(name),
                 },
                 None if closed => {
@@ -404,7 +416,7 @@ impl<'a> Recovery<'a> {
                     let help = did_you_mean(&name, "key", &known);
                     let within = self.within(path);
                     self.report(
-                        key,
+                        &key,
                         format!("unknown key {:?}{within}", shorten(&name)),
                         Some(match known.len() {
                             0 => help,
@@ -412,7 +424,7 @@ impl<'a> Recovery<'a> {
                         }),
                     );
                 }
-                None => kept.push((key.clone(), value.clone())),
+                None => kept.push((key, value)),
             }
         }
         let required = schema.field("required").and_then(Value::as_array);
