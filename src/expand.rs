@@ -115,7 +115,7 @@ fn find<'a>(templates: &[&'a Value], reference: Option<&'a Value>, what: &str) -
 }
 
 /// A found template and its name, or why there is none.
-fn found<'a>(found: &Found<'a>) -> Result<(&'a Value, String), String> {
+fn template_of<'a>(found: &Found<'a>) -> Result<(&'a Value, String), String> {
     let (template, name) = found.as_ref().map_err(Clone::clone)?;
     Ok((template, name.to_string()))
 }
@@ -384,8 +384,8 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         Rc::new(variables)
     };
     let cp_variables = own(Map::new(), Some(("controlPlane", cp_builtin)));
-    let (cp_template, cp_template_name) = found(&class.control_plane)?;
-    let (infra_template, infra_template_name) = found(&class.infrastructure)?;
+    let (cp_template, cp_template_name) = template_of(&class.control_plane)?;
+    let (infra_template, infra_template_name) = template_of(&class.infrastructure)?;
     let mut items = Vec::new();
     let mut mds = Vec::new();
     let workers = topology
@@ -420,8 +420,8 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             md_builtin["replicas"] = replicas.clone();
         }
         let md_variables = own(md_variables, Some(("machineDeployment", md_builtin)));
-        let (bootstrap, bootstrap_name) = found(&worker.bootstrap)?;
-        let (infra, infra_md_name) = found(&worker.infrastructure)?;
+        let (bootstrap, bootstrap_name) = template_of(&worker.bootstrap)?;
+        let (infra, infra_md_name) = template_of(&worker.infrastructure)?;
         let first = 2 + items.len();
         for t in [bootstrap, infra] {
             items.push(Item::new(

@@ -277,7 +277,7 @@ impl<'a> Recovery<'a> {
     /// The node, with every part that misfits `schema` cut out and reported;
     /// `Err` when the node itself must go.
     /// The node is taken, and what is kept of it moved into the result.
-    pub fn walk(&mut self, node: Node, schema: &'a Value, path: &str) -> Result<Node, Cut> {
+    pub fn walk(&mut self, mut node: Node, schema: &'a Value, path: &str) -> Result<Node, Cut> {
         let schema = self.resolve(schema);
         if let Some(options) = schema.field("anyOf").and_then(Value::as_array) {
             // `Option<T>`: `T` or null.
@@ -339,18 +339,9 @@ impl<'a> Recovery<'a> {
                 return Err(Cut);
             }
         }
-        let Node {
-            referenced,
-            defined,
-            kind,
-        } = node;
-        let shell = Node {
-            referenced,
-            defined,
-            kind: Kind::Null,
-        };
-        match kind {
-            Kind::Map(entries) => self.walk_map(&shell, entries, schema, path),
+        // What is kept goes back into the node, at its own place.
+        match std::mem::replace(&mut node.kind, Kind::Null) {
+            Kind::Map(entries) => self.walk_map(&node, entries, schema, path),
             Kind::Seq(items) => {
                 let item_schema = schema.field("items").unwrap_or(&Value::Bool(true));
                 let kept = items
@@ -365,9 +356,13 @@ impl<'a> Recovery<'a> {
                         .ok()
                     })
                     .collect();
-                Ok(shell.with(Kind::Seq(kept)))
+                node.kind = Kind::Seq(kept);
+                Ok(node)
             }
-            scalar => Ok(shell.with(scalar)),
+            scalar => {
+                node.kind = scalar;
+                Ok(node)
+            }
         }
     }
 
