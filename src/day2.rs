@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -88,19 +89,29 @@ pub struct Plan {
 
 /// An object's identity: API group, kind, namespace, name.
 pub fn identity(v: &Value) -> Identity {
+    let (group, kind, namespace, name) = key(v);
+    (group.into(), kind.into(), namespace.into(), name.into())
+}
+
+/// An [`Identity`] borrowed from its object (or from an owned identity):
+/// what the lookups of a whole fleet use, hashed, without a copy.
+type Key<'v> = (&'v str, &'v str, &'v str, &'v str);
+
+/// The identity of `v`, borrowed from it.
+fn key(v: &Value) -> Key<'_> {
     fn s(v: Option<&Value>) -> &str {
         v.and_then(Value::as_str).unwrap_or_default()
     }
     let metadata = v.field("metadata");
-    let field = |key: &str| s(metadata.and_then(|m| m.field(key))).to_string();
+    let field = |key: &str| s(metadata.and_then(|m| m.field(key)));
     let api = s(v.field("apiVersion"));
     let group = api.rsplit_once('/').map_or("", |(g, _)| g);
-    (
-        group.to_string(),
-        s(v.field("kind")).to_string(),
-        field("namespace"),
-        field("name"),
-    )
+    (group, s(v.field("kind")), field("namespace"), field("name"))
+}
+
+/// An owned identity as a [`Key`].
+fn key_of(id: &Identity) -> Key<'_> {
+    (&id.0, &id.1, &id.2, &id.3)
 }
 
 /// The new output's text and object at a path: a previous file with that
@@ -343,14 +354,15 @@ pub fn judge(
     source: &dyn Fn(&str) -> Option<std::sync::Arc<str>>,
     diagnostics: &mut Diagnostics,
 ) -> Plan {
-    // Identities in parallel, sorted in parallel: the map is then built in
-    // one pass.
-    let mut identified: Vec<(Identity, &Document)> = documents
-        .par_iter()
-        .map(|d| (identity(&d.value), d))
+    // Both outputs by identity, borrowed and hashed: a fleet's worth of
+    // lookups each way. Of two new objects with one identity the later one
+    // counts.
+    let keyed: Vec<(Key<'_>, &Document)> =
+        documents.par_iter().map(|d| (key(&d.value), d)).collect();
+    let new: FxHashMap<Key<'_>, &Document> = keyed.iter().copied().collect();
+    let old: FxHashMap<Key<'_>, &OldObject<'_>> = (previous.objects.iter())
+        .map(|(id, object)| (key_of(id), object))
         .collect();
-    identified.par_sort_by(|a, b| a.0.cmp(&b.0));
-    let new: BTreeMap<Identity, &Document> = identified.into_iter().collect();
     let mut plan = Plan::default();
     let place = |file: &str, values: &[&str]| {
         values
@@ -421,7 +433,7 @@ pub fn judge(
     // Deleted or replaced: the previous objects the new output lacks,
     // found in parallel (a lookup each), judged in order.
     let gone: Vec<(&Identity, &OldObject<'_>)> = (previous.objects.par_iter())
-        .filter(|(id, _)| !new.contains_key(*id))
+        .filter(|(id, _)| !new.contains_key(&key_of(id)))
         .collect();
     for (id, (path, old)) in gone {
         let (group, kind, namespace, name) = id.clone();
@@ -564,17 +576,20 @@ pub fn judge(
         .map(|c| c.tenant.clone())
         .collect();
     // Created or updated: the new objects that are not the previous ones
-    // (often the very same: see `Previous`), found in parallel, judged in order.
-    let differing: Vec<(&Identity, &&Document, Option<&OldObject<'_>>)> = (new.par_iter())
-        .filter_map(|(id, document)| {
-            let previous_object = previous.objects.get(id);
+    // (often the very same: see `Previous`), found in parallel, judged in
+    // the order of their identities.
+    let mut differing: Vec<(Key<'_>, &Document, Option<&OldObject<'_>>)> = (keyed.par_iter())
+        .filter(|(id, document)| std::ptr::eq(new[id], *document))
+        .filter_map(|&(id, document)| {
+            let previous_object = old.get(&id).copied();
             let unchanged =
                 previous_object.is_some_and(|(_, old)| crate::json::equal(old, &document.value));
             (!unchanged).then_some((id, document, previous_object))
         })
         .collect();
-    for (id, document, previous_object) in differing {
-        let (_, kind, namespace, name) = id.clone();
+    differing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for ((_, kind, namespace, name), document, previous_object) in differing {
+        let (kind, namespace, name) = (kind.to_string(), namespace.to_string(), name.to_string());
         let object_name = name.clone();
         let new_value = &document.value;
         let mut change = Change {
@@ -838,7 +853,7 @@ pub fn judge(
     for (id, _) in previous
         .objects
         .iter()
-        .filter(|(id, _)| id.1 == "IPAddressPool" && !new.contains_key(*id))
+        .filter(|(id, _)| id.1 == "IPAddressPool" && !new.contains_key(&key_of(id)))
     {
         let holders: Vec<&str> = previous
             .lock
