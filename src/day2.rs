@@ -38,9 +38,10 @@ pub type Identity = (String, String, String, String);
 /// The objects of the previous output, by identity, with their path.
 #[derive(Clone, Debug, Default)]
 pub struct Previous<'a> {
-    /// An object whose file the new output repeats is the new object itself,
-    /// borrowed; the others are parsed.
-    pub objects: BTreeMap<Identity, OldObject<'a>>,
+    /// One object per identity ([`identity`]), in identity order. An object
+    /// whose file the new output repeats is the new object itself, borrowed;
+    /// the others are parsed.
+    pub objects: Vec<OldObject<'a>>,
     /// The paths whose text is the new output's, byte for byte.
     pub same: BTreeSet<String>,
     /// The lock that went with it.
@@ -93,7 +94,7 @@ pub fn identity(v: &Value) -> Identity {
     (group.into(), kind.into(), namespace.into(), name.into())
 }
 
-/// An [`Identity`] borrowed from its object (or from an owned identity):
+/// An [`Identity`] borrowed from its object:
 /// what the lookups of a whole fleet use, hashed, without a copy.
 type Key<'v> = (&'v str, &'v str, &'v str, &'v str);
 
@@ -107,11 +108,6 @@ fn key(v: &Value) -> Key<'_> {
     let api = s(v.field("apiVersion"));
     let group = api.rsplit_once('/').map_or("", |(g, _)| g);
     (group, s(v.field("kind")), field("namespace"), field("name"))
-}
-
-/// An owned identity as a [`Key`].
-fn key_of(id: &Identity) -> Key<'_> {
-    (&id.0, &id.1, &id.2, &id.3)
 }
 
 /// The new output's text and object at a path: a previous file with that
@@ -147,17 +143,14 @@ pub fn previous_from<'a>(
         .filter(|p| p.ends_with(".yaml") && !p.ends_with("kustomization.yaml"))
         .map(str::to_string)
         .collect();
-    let known = |same: &'a Value| Some((identity(same), Cow::Borrowed(same)));
-    let parsed = |text: &str| {
-        let value = yaml::parse_value(text).ok()?;
-        Some((identity(&value), Cow::Owned(value)))
-    };
+    let known = |same: &'a Value| Some(Cow::Borrowed(same));
+    let parsed = |text: &str| Some(Cow::Owned(yaml::parse_value(text).ok()?));
     let value = |path: &str, text: &str| match unchanged(path) {
         Some((now, same)) if now == text => known(same),
         _ => parsed(text),
     };
     // Read, compared and dropped file by file: the texts are never all held.
-    let values: Vec<Option<(Identity, Cow<'a, Value>)>> = match files {
+    let values: Vec<Option<Cow<'a, Value>>> = match files {
         Files::Disk(dir) => (paths.par_iter())
             .map(|path| {
                 let now = unchanged(path);
@@ -175,26 +168,38 @@ pub fn previous_from<'a>(
                 .collect()
         }
     };
-    let mut objects = Vec::with_capacity(paths.len());
+    let mut objects: Vec<OldObject<'a>> = Vec::with_capacity(paths.len());
     for (path, value) in paths.into_iter().zip(values) {
-        if let Some((id, value)) = value {
+        if let Some(value) = value {
             if matches!(value, Cow::Borrowed(_)) {
                 previous.same.insert(path.clone());
             }
-            objects.push((id, (path, value)));
+            objects.push((path, value));
         }
     }
-    // Of two files with one identity the later one counts (as inserting them
-    // in order would have it): a stable sort, then the last of each run.
-    objects.par_sort_by(|a, b| a.0.cmp(&b.0));
-    let mut kept: Vec<(Identity, OldObject<'a>)> = Vec::with_capacity(objects.len());
-    for object in objects {
-        match kept.last_mut() {
-            Some(last) if last.0 == object.0 => *last = object,
-            _ => kept.push(object),
+    // In identity order, sorted by identities borrowed from the objects; of
+    // two files with one identity the later one counts (as inserting them in
+    // order would have it): the last of each run of (identity, position).
+    let order: Vec<usize> = {
+        let mut keyed: Vec<(Key<'_>, usize)> = (objects.par_iter().enumerate())
+            .map(|(at, (_, value))| (key(value), at))
+            .collect();
+        keyed.par_sort_unstable();
+        let mut order: Vec<usize> = Vec::with_capacity(keyed.len());
+        let mut last = None;
+        for (id, at) in keyed {
+            match order.last_mut() {
+                Some(kept) if last == Some(id) => *kept = at,
+                _ => order.push(at),
+            }
+            last = Some(id);
         }
-    }
-    previous.objects = kept.into_iter().collect();
+        order
+    };
+    let mut slots: Vec<Option<OldObject<'a>>> = objects.into_iter().map(Some).collect();
+    previous.objects = (order.into_iter())
+        .filter_map(|at| slots[at].take())
+        .collect();
     previous
 }
 
@@ -361,7 +366,7 @@ pub fn judge(
         documents.par_iter().map(|d| (key(&d.value), d)).collect();
     let new: FxHashMap<Key<'_>, &Document> = keyed.iter().copied().collect();
     let old: FxHashMap<Key<'_>, &OldObject<'_>> = (previous.objects.iter())
-        .map(|(id, object)| (key_of(id), object))
+        .map(|object| (key(&object.1), object))
         .collect();
     let mut plan = Plan::default();
     let place = |file: &str, values: &[&str]| {
@@ -413,7 +418,7 @@ pub fn judge(
             .or_insert_with(|| "etcd".into());
         map
     };
-    let old_drivers = drivers(&mut previous.objects.values().map(|(_, v)| &**v));
+    let old_drivers = drivers(&mut previous.objects.iter().map(|(_, v)| &**v));
     let new_drivers = drivers(&mut documents.iter().map(|d| &d.value));
     // The new objects of each tenant, by kind: where a deleted one went.
     // Built only when something is deleted.
@@ -432,11 +437,12 @@ pub fn judge(
     };
     // Deleted or replaced: the previous objects the new output lacks,
     // found in parallel (a lookup each), judged in order.
-    let gone: Vec<(&Identity, &OldObject<'_>)> = (previous.objects.par_iter())
-        .filter(|(id, _)| !new.contains_key(&key_of(id)))
+    let gone: Vec<(Identity, &OldObject<'_>)> = (previous.objects.par_iter())
+        .filter(|(_, old)| !new.contains_key(&key(old)))
+        .map(|object| (identity(&object.1), object))
         .collect();
     for (id, (path, old)) in gone {
-        let (group, kind, namespace, name) = id.clone();
+        let (group, kind, namespace, name) = id;
         let tenant = tenant_of(old);
         let successor = tenant
             .as_ref()
@@ -850,10 +856,9 @@ pub fn judge(
         });
     }
     // A pool that held VIPs disappearing moves them.
-    for (id, _) in previous
-        .objects
-        .iter()
-        .filter(|(id, _)| id.1 == "IPAddressPool" && !new.contains_key(&key_of(id)))
+    for id in (previous.objects.iter())
+        .map(|(_, old)| key(old))
+        .filter(|id| id.1 == "IPAddressPool" && !new.contains_key(id))
     {
         let holders: Vec<&str> = previous
             .lock

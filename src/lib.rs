@@ -158,11 +158,12 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
         &mut diagnostics,
     );
     // What the last guard needs of the tenant files; the rest of what was
-    // read is dropped before rendering.
-    let read_tenants: Vec<(String, yaml::Spanned<String>)> = raw_tenants
-        .into_iter()
-        .map(|t| (t.file, t.raw.name))
-        .collect();
+    // read is dropped before rendering. Into a list of its own size: `collect`
+    // would reuse the read tenants' (1.6 kB an entry, 16 MB at 10,000) and
+    // keep it to the end.
+    let mut read_tenants: Vec<(String, yaml::Spanned<String>)> =
+        Vec::with_capacity(raw_tenants.len());
+    read_tenants.extend(raw_tenants.into_iter().map(|t| (t.file, t.raw.name)));
     drop(facts);
     let renderer = render::Renderer::new(&stacks).map_err(|d| diagnostics.extend(d));
     let (Ok(renderer), false) = (renderer, diagnostics.has_errors()) else {
@@ -492,7 +493,7 @@ impl<'p, 's> Before<'p, 's> {
         stacks: &'s stack::Stacks,
     ) -> Before<'p, 's> {
         // Only the old classes (few) are copied; the old Clusters are borrowed.
-        let class_documents: Vec<render::Document> = (previous.objects.values())
+        let class_documents: Vec<render::Document> = (previous.objects.iter())
             .filter(|(path, _)| class::is_class_document(path))
             .map(|(path, value)| render::Document {
                 path: path.clone(),
@@ -521,7 +522,7 @@ impl<'p, 's> Before<'p, 's> {
             .cloned()
             .collect();
         let new_clusters = clusters_of(documents.iter());
-        let clusters = (previous.objects.values())
+        let clusters = (previous.objects.iter())
             .filter(|(_, value)| value.item("kind") == "Cluster")
             .filter_map(|(path, value)| {
                 let tenant = layout::tenant_of(path)?;
