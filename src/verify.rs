@@ -30,7 +30,8 @@ struct KindSchema {
 
 /// Compiled output schemas, by `(apiVersion, kind)`.
 pub struct Schemas {
-    by_kind: BTreeMap<(String, String), KindSchema>,
+    /// apiVersion → kind → schema: looked up with the object's own strings.
+    by_kind: BTreeMap<String, BTreeMap<String, KindSchema>>,
     /// `(group, kind)` of every kind a user CRD replaced → the versions it serves and its file.
     from_crds: BTreeMap<(String, String), (BTreeSet<String>, String)>,
 }
@@ -60,7 +61,7 @@ impl Schemas {
     /// Compile every embedded schema. Each fixes its apiVersion and kind with a one-value `enum`.
     pub fn embedded() -> Self {
         // Parsed and compiled in parallel; one map whatever the order.
-        let by_kind = (crate::embedded::schema_files().par_iter())
+        let compiled = (crate::embedded::schema_files().par_iter())
             .map(|(name, text)| {
                 let mut docs = yaml::parse_values(text)
                     .unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
@@ -75,7 +76,14 @@ impl Schemas {
                     compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
                 (key, compiled)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut by_kind: BTreeMap<String, BTreeMap<String, KindSchema>> = BTreeMap::new();
+        for ((api_version, kind), compiled) in compiled {
+            by_kind
+                .entry(api_version)
+                .or_default()
+                .insert(kind, compiled);
+        }
         Schemas {
             by_kind,
             from_crds: BTreeMap::new(),
@@ -88,20 +96,23 @@ impl Schemas {
         for (file, crd) in crate::crds::read(path, diagnostics) {
             let key = (crd.group.clone(), crd.kind.clone());
             let served: BTreeSet<String> = crd.versions.iter().map(|(v, _)| v.clone()).collect();
-            self.by_kind.retain(|(api_version, kind), _| {
-                !(kind == &crd.kind
-                    && api_version
-                        .rsplit_once('/')
-                        .is_some_and(|(g, _)| g == crd.group))
-            });
+            for (api_version, kinds) in &mut self.by_kind {
+                if api_version
+                    .rsplit_once('/')
+                    .is_some_and(|(g, _)| g == crd.group)
+                {
+                    kinds.remove(&crd.kind);
+                }
+            }
+            self.by_kind.retain(|_, kinds| !kinds.is_empty());
             for (version, open_api) in &crd.versions {
                 let api_version = format!("{}/{version}", crd.group);
                 let schema =
                     openapi::object_schema(&api_version, &crd.kind, crd.namespaced, open_api);
                 match compile(&schema, &file) {
                     Ok(compiled) => {
-                        self.by_kind
-                            .insert((api_version, crd.kind.clone()), compiled);
+                        (self.by_kind.entry(api_version).or_default())
+                            .insert(crd.kind.clone(), compiled);
                     }
                     Err(e) => diagnostics.push(
                         Diagnostic::error(
@@ -122,7 +133,7 @@ impl Schemas {
 
     /// The kinds there is a schema for, as `apiVersion/kind`.
     pub fn kinds(&self) -> impl Iterator<Item = String> + '_ {
-        self.by_kind.keys().map(|(a, k)| format!("{a}/{k}"))
+        (self.by_kind.iter()).flat_map(|(a, kinds)| kinds.keys().map(move |k| format!("{a}/{k}")))
     }
 
     /// Check every document; all violations are reported.
@@ -152,16 +163,11 @@ impl Schemas {
 
     /// `(code, JSON pointer, message)` for each violation of one object.
     pub fn violations(&self, value: &Value) -> Vec<(&'static str, String, String)> {
-        let field = |f: &str| {
-            value
-                .field(f)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let key = (field("apiVersion"), field("kind"));
-        let Some(schema) = self.by_kind.get(&key) else {
-            return vec![(codes::OUTPUT_SCHEMA, String::new(), self.unknown_kind(&key))];
+        let field = |f: &str| value.field(f).and_then(Value::as_str).unwrap_or_default();
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let Some(schema) = self.schema(api_version, kind) else {
+            let unknown = self.unknown_kind(api_version, kind);
+            return vec![(codes::OUTPUT_SCHEMA, String::new(), unknown)];
         };
         // Most objects are valid: `is_valid` stops at the first error and
         // collects none; only an invalid object is walked again for its errors.
@@ -193,7 +199,9 @@ impl Schemas {
     /// update of `old` to `new` breaks, as the API server would refuse it. Objects
     /// of another apiVersion or kind, or of a kind without a schema, break none.
     pub fn update_violations(&self, old: &Value, new: &Value) -> Vec<(String, String)> {
-        let field = |v: &Value, f: &str| v.field(f).and_then(Value::as_str).map(str::to_string);
+        fn field<'v>(v: &'v Value, f: &str) -> Option<&'v str> {
+            v.field(f).and_then(Value::as_str)
+        }
         let key = (field(new, "apiVersion"), field(new, "kind"));
         if key != (field(old, "apiVersion"), field(old, "kind")) {
             return Vec::new();
@@ -201,7 +209,7 @@ impl Schemas {
         let (Some(api_version), Some(kind)) = key else {
             return Vec::new();
         };
-        let Some(schema) = self.by_kind.get(&(api_version, kind)) else {
+        let Some(schema) = self.schema(api_version, kind) else {
             return Vec::new();
         };
         (schema.rules.evaluate_update(new, old).into_iter())
@@ -212,9 +220,13 @@ impl Schemas {
             .collect()
     }
 
-    fn unknown_kind(&self, (api_version, kind): &(String, String)) -> String {
+    fn schema(&self, api_version: &str, kind: &str) -> Option<&KindSchema> {
+        self.by_kind.get(api_version)?.get(kind)
+    }
+
+    fn unknown_kind(&self, api_version: &str, kind: &str) -> String {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        if let Some((served, file)) = self.from_crds.get(&(group.to_string(), kind.clone())) {
+        if let Some((served, file)) = self.from_crds.get(&(group.to_string(), kind.to_string())) {
             let served: Vec<&str> = served.iter().map(String::as_str).collect();
             return format!(
                 "{file} does not serve {api_version} for {kind} (it serves {})",
