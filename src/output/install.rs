@@ -135,7 +135,9 @@ impl OldTree {
 
     /// Directories that hold an owned file: kmetal made them.
     fn owned_dirs(&self) -> BTreeSet<String> {
-        self.owned.iter().flat_map(|f| ancestors(f)).collect()
+        (self.owned.iter())
+            .flat_map(|f| ancestors(f).map(str::to_string))
+            .collect()
     }
 }
 
@@ -207,32 +209,33 @@ fn relative(root: &Path, path: &Path) -> String {
 }
 
 /// `a/b/c.yaml` → `a`, `a/b`.
-fn ancestors(path: &str) -> impl Iterator<Item = String> + '_ {
-    path.match_indices('/').map(|(i, _)| path[..i].to_string())
+fn ancestors(path: &str) -> impl Iterator<Item = &str> + '_ {
+    path.match_indices('/').map(|(i, _)| &path[..i])
 }
 
 /// Files kmetal did not write, standing where it wants to write.
 pub fn conflicts(tree: &OutputTree, old: &OldTree, out_dir: &Path) -> Diagnostics {
     let mut diagnostics = Diagnostics::new();
     for path in tree.files().keys() {
-        let blocked = std::iter::once(path.clone())
+        let blocked = std::iter::once(path.as_str())
             .chain(
-                ancestors(path).filter(|dir| old.entries.get(dir).is_some_and(|k| *k != Kind::Dir)),
+                ancestors(path)
+                    .filter(|dir| old.entries.get(*dir).is_some_and(|k| *k != Kind::Dir)),
             )
             .find(|p| {
-                let kind = old.entries.get(p);
+                let kind = old.entries.get(*p);
                 let in_the_way = if p == path { kind.is_some() } else { true };
                 in_the_way
-                    && !old.owned.contains(p)
+                    && !old.owned.contains(*p)
                     && !(p == path && super::holds(&out_dir.join(p), &tree.files()[path]))
             });
         if let Some(blocked) = blocked {
             diagnostics.push(
                 Diagnostic::error(
                     codes::OUTPUT_CONFLICT,
-                    format!("{} was not written by kmetal, and kmetal wants to write {path}", out_dir.join(&blocked).display()),
+                    format!("{} was not written by kmetal, and kmetal wants to write {path}", out_dir.join(blocked).display()),
                 )
-                .at(SourceLocation::file(out_dir.join(&blocked).display().to_string()))
+                .at(SourceLocation::file(out_dir.join(blocked).display().to_string()))
                 .help("move the file away (kmetal never overwrites files it did not write), then build again"),
             );
         }
