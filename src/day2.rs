@@ -362,12 +362,20 @@ pub fn judge(
     // Both outputs by identity, borrowed and hashed: a fleet's worth of
     // lookups each way. Of two new objects with one identity the later one
     // counts.
-    let keyed: Vec<(Key<'_>, &Document)> =
-        documents.par_iter().map(|d| (key(&d.value), d)).collect();
-    let new: FxHashMap<Key<'_>, &Document> = keyed.iter().copied().collect();
-    let old: FxHashMap<Key<'_>, &OldObject<'_>> = (previous.objects.iter())
-        .map(|object| (key(&object.1), object))
-        .collect();
+    let (keyed, old_keyed) = rayon::join(
+        || -> Vec<(Key<'_>, &Document)> {
+            documents.par_iter().map(|d| (key(&d.value), d)).collect()
+        },
+        || -> Vec<(Key<'_>, &OldObject<'_>)> {
+            (previous.objects.par_iter())
+                .map(|object| (key(&object.1), object))
+                .collect()
+        },
+    );
+    let (new, old) = rayon::join(
+        || -> FxHashMap<Key<'_>, &Document> { keyed.iter().copied().collect() },
+        || -> FxHashMap<Key<'_>, &OldObject<'_>> { old_keyed.iter().copied().collect() },
+    );
     let mut plan = Plan::default();
     let place = |file: &str, values: &[&str]| {
         values
@@ -395,31 +403,33 @@ pub fn judge(
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let drivers = |objects: &mut dyn Iterator<Item = &Value>| -> BTreeMap<String, String> {
-        let mut map: BTreeMap<String, String> = objects
-            .filter(|v| v.item("kind") == "DataStore")
-            .map(|v| {
-                (
-                    v.item("metadata")
-                        .item("name")
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    v.item("spec")
-                        .item("driver")
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            })
-            .collect();
-        // The platform's `default` DataStore is Kamaji's etcd.
-        map.entry(crate::spec::PLATFORM_DATASTORE.to_string())
-            .or_insert_with(|| "etcd".into());
-        map
-    };
-    let old_drivers = drivers(&mut previous.objects.iter().map(|(_, v)| &**v));
-    let new_drivers = drivers(&mut documents.iter().map(|d| &d.value));
+    // The DataStores' drivers, by name (the identities say which are DataStores).
+    let drivers =
+        |objects: &mut dyn Iterator<Item = (Key<'_>, &Value)>| -> BTreeMap<String, String> {
+            let mut map: BTreeMap<String, String> = objects
+                .filter(|(id, _)| id.1 == "DataStore")
+                .map(|(_, v)| {
+                    (
+                        v.item("metadata")
+                            .item("name")
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        v.item("spec")
+                            .item("driver")
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect();
+            // The platform's `default` DataStore is Kamaji's etcd.
+            map.entry(crate::spec::PLATFORM_DATASTORE.to_string())
+                .or_insert_with(|| "etcd".into());
+            map
+        };
+    let old_drivers = drivers(&mut old_keyed.iter().map(|(id, (_, v))| (*id, &**v)));
+    let new_drivers = drivers(&mut keyed.iter().map(|(id, d)| (*id, &d.value)));
     // The new objects of each tenant, by kind: where a deleted one went.
     // Built only when something is deleted.
     let by_tenant = std::cell::OnceCell::new();
