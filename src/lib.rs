@@ -522,7 +522,7 @@ impl<'p, 's> Before<'p, 's> {
             .cloned()
             .collect();
         let new_clusters = clusters_of(documents.iter());
-        let clusters = (previous.objects.iter())
+        let clusters = (previous.objects.par_iter())
             .filter(|(_, value)| value.item("kind") == "Cluster")
             .filter_map(|(path, value)| {
                 let tenant = layout::tenant_of(path)?;

@@ -169,7 +169,12 @@ fn entries_below(
         let mut found = Vec::new();
         for entry in walkdir::WalkDir::new(dir).min_depth(1) {
             let entry = entry.map_err(|e| failed(&e))?;
-            found.push((join(&relative(dir, entry.path())), kind(entry.file_type())));
+            // Most entries are a directory's own files: their name is the path.
+            let below = match entry.depth() {
+                1 => entry.file_name().to_string_lossy().into_owned(),
+                _ => relative(dir, entry.path()),
+            };
+            found.push((join(&below), kind(entry.file_type())));
         }
         return Ok(found);
     }
