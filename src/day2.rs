@@ -105,8 +105,7 @@ fn key(v: &Value) -> Key<'_> {
     }
     let metadata = v.field("metadata");
     let field = |key: &str| s(metadata.and_then(|m| m.field(key)));
-    let api = s(v.field("apiVersion"));
-    let group = api.rsplit_once('/').map_or("", |(g, _)| g);
+    let group = crate::json::api_group(s(v.field("apiVersion")));
     (group, s(v.field("kind")), field("namespace"), field("name"))
 }
 

@@ -493,8 +493,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let bootstrap = copy(&mut items[first], &bootstrap_name);
         let infra = copy(&mut items[first + 1], &infra_md_name);
         let group = |v: &Value| {
-            let api = v.item("apiVersion").as_str().unwrap_or_default();
-            api.rsplit_once('/').map_or(api, |(g, _)| g).to_string()
+            crate::json::api_group(v.item("apiVersion").as_str().unwrap_or_default()).to_string()
         };
         let reference = |template: &Value| {
             map([
@@ -993,9 +992,13 @@ fn template_copy(
 
 fn cloned_from(template: &Value, name: &str) -> Value {
     let kind = template.item("kind").as_str().unwrap_or_default();
-    let api = template.item("apiVersion").as_str().unwrap_or_default();
-    let group = api.rsplit_once('/').map_or(api, |(g, _)| g);
-    json!({CLONED_NAME: name, CLONED_KIND: ([kind, ".", group].concat())})
+    let group = crate::json::api_group(template.item("apiVersion").as_str().unwrap_or_default());
+    // Cluster API's GroupKind text: `Kind.group`, the kind alone in the core group.
+    let group_kind = match group {
+        "" => kind.to_string(),
+        group => [kind, ".", group].concat(),
+    };
+    json!({CLONED_NAME: name, CLONED_KIND: group_kind})
 }
 
 /// A JSON object of these fields, in this order. Unlike `json!`, it moves

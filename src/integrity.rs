@@ -420,8 +420,7 @@ fn lexical(path: &Path) -> PathBuf {
 }
 
 fn api_group(v: &Value) -> &str {
-    let api_version = v.field("apiVersion").and_then(Value::as_str).unwrap_or("");
-    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+    crate::json::api_group(v.field("apiVersion").and_then(Value::as_str).unwrap_or(""))
 }
 
 fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {

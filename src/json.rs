@@ -6,6 +6,12 @@
 
 use serde_json::{Map, Value};
 
+/// The API group of a Kubernetes `apiVersion`: `apps/v1` → `apps`, and the
+/// core group's `v1` → "".
+pub fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
 /// Up to this many fields, a map is searched key by key instead of hashed.
 const SCANNED: usize = 16;
 
@@ -116,6 +122,14 @@ fn index(token: &str) -> Option<usize> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_core_group_is_empty() {
+        assert_eq!(api_group("apps/v1"), "apps");
+        assert_eq!(api_group("cluster.x-k8s.io/v1beta2"), "cluster.x-k8s.io");
+        assert_eq!(api_group("v1"), "");
+        assert_eq!(api_group(""), "");
+    }
 
     #[test]
     fn answers_as_serde_json_does() {

@@ -97,10 +97,7 @@ impl Schemas {
             let key = (crd.group.clone(), crd.kind.clone());
             let served: BTreeSet<String> = crd.versions.iter().map(|(v, _)| v.clone()).collect();
             for (api_version, kinds) in &mut self.by_kind {
-                if api_version
-                    .rsplit_once('/')
-                    .is_some_and(|(g, _)| g == crd.group)
-                {
+                if crate::json::api_group(api_version) == crd.group {
                     kinds.remove(&crd.kind);
                 }
             }
@@ -225,7 +222,7 @@ impl Schemas {
     }
 
     fn unknown_kind(&self, api_version: &str, kind: &str) -> String {
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let group = crate::json::api_group(api_version);
         if let Some((served, file)) = self.from_crds.get(&(group.to_string(), kind.to_string())) {
             let served: Vec<&str> = served.iter().map(String::as_str).collect();
             return format!(
