@@ -201,26 +201,23 @@ fn comment_safe(text: &str) -> std::borrow::Cow<'_, str> {
 fn kustomizations<'a>(
     files: impl Iterator<Item = &'a String>,
 ) -> Vec<(String, String, Vec<String>)> {
-    let mut entries: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Borrowed from the paths; a directory met before has its own parents
+    // already, so the walk up stops there.
+    let mut entries: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for file in files {
         let mut child = file.as_str();
         loop {
-            let (dir, name) = match child.rsplit_once('/') {
-                Some((dir, name)) => (dir, name),
-                None => ("", child),
-            };
-            entries
-                .entry(dir.to_string())
-                .or_default()
-                .insert(name.to_string());
-            if dir.is_empty() {
+            let (dir, name) = child.rsplit_once('/').unwrap_or(("", child));
+            let known = entries.contains_key(dir);
+            entries.entry(dir).or_default().insert(name);
+            if dir.is_empty() || known {
                 break;
             }
             child = dir;
         }
     }
     if let Some(root) = entries.get_mut("") {
-        root.retain(|name| name == crate::layout::FLUX_DIR);
+        root.retain(|name| *name == crate::layout::FLUX_DIR);
     }
     // One per tenant directory: emitted in parallel, kept in order.
     entries
@@ -231,7 +228,7 @@ fn kustomizations<'a>(
             } else {
                 format!("{dir}/{KUSTOMIZATION}")
             };
-            let resources: Vec<String> = resources.into_iter().collect();
+            let resources: Vec<String> = resources.into_iter().map(str::to_string).collect();
             let value = json!({
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
