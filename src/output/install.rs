@@ -141,10 +141,12 @@ impl OldTree {
     }
 }
 
-/// How many levels [`entries_below`] reads itself, the directories of each
-/// level in parallel (`tenants/<name>/` is the second); below them walkdir
-/// goes on, one subtree per thread.
+/// How many levels [`entries_below`] reads in parallel, the directories of
+/// each level at once (`tenants/<name>/` is the second).
 const PARALLEL_LEVELS: usize = 2;
+/// How many levels it reads itself (kmetal writes three); below them walkdir
+/// goes on, however deep, one subtree per thread.
+const OWN_LEVELS: usize = 4;
 
 /// Every entry below `dir` as (path relative to the output directory, with
 /// `/`; kind), in no particular order. Links are not followed.
@@ -165,36 +167,33 @@ fn entries_below(
         "" => name.to_string(),
         _ => format!("{prefix}/{name}"),
     };
-    if level >= PARALLEL_LEVELS {
+    if level >= OWN_LEVELS {
         let mut found = Vec::new();
         for entry in walkdir::WalkDir::new(dir).min_depth(1) {
             let entry = entry.map_err(|e| failed(&e))?;
-            // Most entries are a directory's own files: their name is the path.
-            let below = match entry.depth() {
-                1 => entry.file_name().to_string_lossy().into_owned(),
-                _ => relative(dir, entry.path()),
-            };
-            found.push((join(&below), kind(entry.file_type())));
+            found.push((join(&relative(dir, entry.path())), kind(entry.file_type())));
         }
         return Ok(found);
     }
     let with_path = |e: io::Error| failed(&format!("{}: {e}", dir.display()));
+    // (path, kind, where to read it if it is a directory)
     let mut here = Vec::new();
     for entry in fs::read_dir(dir).map_err(with_path)? {
         let entry = entry.map_err(with_path)?;
+        let kind = kind(entry.file_type().map_err(with_path)?);
         let name = join(&entry.file_name().to_string_lossy());
-        here.push((
-            name,
-            kind(entry.file_type().map_err(with_path)?),
-            entry.path(),
-        ));
+        here.push((name, kind, (kind == Kind::Dir).then(|| entry.path())));
     }
     // The first failure in name order, whichever thread met it.
     here.sort_by(|a, b| a.0.cmp(&b.0));
-    let below: Vec<_> = (here.par_iter())
-        .filter(|(_, kind, _)| *kind == Kind::Dir)
-        .map(|(name, _, path)| entries_below(path, name, level + 1))
-        .collect();
+    let descend = |(name, _, dir): &(String, Kind, Option<PathBuf>)| {
+        Some(entries_below(dir.as_ref()?, name, level + 1))
+    };
+    let below: Vec<_> = if level < PARALLEL_LEVELS {
+        here.par_iter().filter_map(descend).collect()
+    } else {
+        here.iter().filter_map(descend).collect()
+    };
     let mut found: Vec<(String, Kind)> = here.into_iter().map(|(n, k, _)| (n, k)).collect();
     for entries in below {
         found.extend(entries?);
