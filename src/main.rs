@@ -86,12 +86,12 @@ fn main() -> ExitCode {
         }),
         cli::Command::Plan { output, .. } => kmetal::compile(&project).map(|compiled| {
             match output {
-                cli::PlanFormat::Text => print!("{}", kmetal::day2::text(&compiled.plan)),
-                cli::PlanFormat::Markdown => print!("{}", kmetal::day2::markdown(&compiled.plan)),
-                cli::PlanFormat::Json => println!(
-                    "{}",
+                cli::PlanFormat::Text => write_out(&kmetal::day2::text(&compiled.plan)),
+                cli::PlanFormat::Markdown => write_out(&kmetal::day2::markdown(&compiled.plan)),
+                cli::PlanFormat::Json => write_out(&format!(
+                    "{}\n",
                     serde_json::to_string_pretty(&compiled.plan).expect("the plan serializes")
-                ),
+                )),
             }
             let code = if compiled.refusals.has_errors() {
                 eprint!("{}", report::render(&compiled.refusals, format));
@@ -104,11 +104,11 @@ fn main() -> ExitCode {
         cli::Command::Expand { tenants } => kmetal::compile(&project)
             .and_then(|compiled| kmetal::expand::text(&compiled.expanded, tenants))
             .map(|text| {
-                print!("{text}");
+                write_out(&text);
                 ExitCode::SUCCESS
             }),
         cli::Command::New { name } => kmetal::scaffold::new_tenant(&project, name).map(|text| {
-            print!("{text}");
+            write_out(&text);
             ExitCode::SUCCESS
         }),
         cli::Command::Tool(_) => unreachable!("tools ran above"),
@@ -123,25 +123,46 @@ fn exit_without_freeing<T>(value: T, code: ExitCode) -> ExitCode {
     code
 }
 
+/// Write `text` to stdout. A reader that went away (`kmetal expand | head`)
+/// ends the output quietly, and the command still exits with its own code;
+/// any other failure to write (a full disk) is an error of its own.
+fn write_out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("kmetal: cannot write the output: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn run_tool(tool: &cli::Tool) {
     let mut command = cli::Cli::command();
     match tool {
         cli::Tool::Completions { shell } => {
-            clap_complete::generate(*shell, &mut command, "kmetal", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "kmetal", &mut script);
+            write_out(&String::from_utf8_lossy(&script));
         }
         cli::Tool::Schema { file } => {
             let kind = match file {
                 cli::SchemaFile::Tenant => kmetal::schema::InputKind::Tenant,
                 cli::SchemaFile::Site => kmetal::schema::InputKind::Site,
             };
-            print!("{}", kmetal::schema::input_schema(kind));
+            write_out(&kmetal::schema::input_schema(kind));
         }
         cli::Tool::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(command)
                 .render(&mut page)
                 .expect("rendering into memory does not fail");
-            print!("{}", String::from_utf8_lossy(&page));
+            write_out(&String::from_utf8_lossy(&page));
         }
     }
 }
@@ -158,23 +179,26 @@ fn announce_removals(compiled: &kmetal::Compiled, verb: &str) {
 /// Print the drift (removals in words first); exit 1 if anything would change.
 fn report_drift(drift: &kmetal::Drift, stat: bool) -> ExitCode {
     for (name, held) in &drift.compiled.removed {
-        println!(
-            "tenant {name} is gone from tenants/: building (with --allow-removal {name}) deletes its manifests, Flux deletes its cluster, and VIP {} returns to pool {}",
+        write_out(&format!(
+            "tenant {name} is gone from tenants/: building (with --allow-removal {name}) deletes its manifests, Flux deletes its cluster, and VIP {} returns to pool {}\n",
             held.vip, held.pool
-        );
+        ));
     }
     if drift.changes.is_empty() {
         eprintln!("kmetal: up to date");
         return ExitCode::SUCCESS;
     }
-    println!("{}", kmetal::day2::summary(&drift.compiled.plan));
+    write_out(&format!(
+        "{}\n",
+        kmetal::day2::summary(&drift.compiled.plan)
+    ));
     if stat {
-        print!("{}", kmetal::output::drift::stat(&drift.changes));
+        write_out(&kmetal::output::drift::stat(&drift.changes));
     } else {
-        print!(
-            "{}",
-            kmetal::output::drift::unified(&drift.changes, color(std::io::stdout().is_terminal()))
-        );
+        write_out(&kmetal::output::drift::unified(
+            &drift.changes,
+            color(std::io::stdout().is_terminal()),
+        ));
     }
     eprintln!(
         "kmetal: {} files differ from what `kmetal build` would write",

@@ -207,3 +207,28 @@ fn removing_a_tenant_needs_consent_and_releases_its_vip() {
     let unknown = kmetal(repo.path(), &["validate", "--allow-removal", "nobody"]);
     assert_eq!(unknown.status.code(), Some(1));
 }
+
+/// A reader that stops early (`kmetal expand | head`) ends the output: no
+/// panic, and the command's own exit code.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let repo = example();
+    for args in [&["expand"][..], &["plan", "--output", "json"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_kmetal"))
+            .arg("-C")
+            .arg(repo.path())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("the kmetal binary runs");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    }
+}
