@@ -90,7 +90,10 @@ pub struct Plan {
 
 /// An object's identity: API group, kind, namespace, name.
 pub fn identity(v: &Value) -> Identity {
-    let (group, kind, namespace, name) = key(v);
+    owned(key(v))
+}
+
+fn owned((group, kind, namespace, name): Key<'_>) -> Identity {
     (group.into(), kind.into(), namespace.into(), name.into())
 }
 
@@ -446,9 +449,9 @@ pub fn judge(
     };
     // Deleted or replaced: the previous objects the new output lacks,
     // found in parallel (a lookup each), judged in order.
-    let gone: Vec<(Identity, &OldObject<'_>)> = (previous.objects.par_iter())
-        .filter(|(_, old)| !new.contains_key(&key(old)))
-        .map(|object| (identity(&object.1), object))
+    let gone: Vec<(Identity, &OldObject<'_>)> = (old_keyed.par_iter())
+        .filter(|(id, _)| !new.contains_key(id))
+        .map(|&(id, object)| (owned(id), object))
         .collect();
     for (id, (path, old)) in gone {
         let (group, kind, namespace, name) = id;
@@ -865,8 +868,8 @@ pub fn judge(
         });
     }
     // A pool that held VIPs disappearing moves them.
-    for id in (previous.objects.iter())
-        .map(|(_, old)| key(old))
+    for id in (old_keyed.iter())
+        .map(|&(id, _)| id)
         .filter(|id| id.1 == "IPAddressPool" && !new.contains_key(id))
     {
         let holders: Vec<&str> = previous
