@@ -120,18 +120,18 @@ impl CelRules {
     /// checks them on update: each runs where both objects have a value at correlated
     /// places, with `self` the new value and `oldSelf` the old one. Same order as
     /// [`CelRules::evaluate`].
-    pub fn evaluate_update(&self, instance: &Json, old: &Json) -> Vec<CelViolation> {
+    pub fn evaluate_update<I: Instance>(&self, instance: &I, old: &I) -> Vec<CelViolation> {
         let mut found = Found::new();
         self.visit_update(self.root, instance, old, &mut Vec::new(), &mut found);
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found.into_iter().map(|(_, violation)| violation).collect()
     }
 
-    fn visit_update<'v>(
+    fn visit_update<'v, I: Instance>(
         &self,
         id: usize,
-        value: &'v Json,
-        old: &Json,
+        value: &'v I,
+        old: &I,
         at: &mut Vec<Segment<'v>>,
         found: &mut Found<'v>,
     ) {
@@ -145,29 +145,30 @@ impl CelRules {
             context.add_variable_from_value("oldSelf", to_cel(old));
             check_rules(&node.transition, &context, at, found);
         }
-        match (value, old) {
-            (Json::Object(fields), Json::Object(old_fields)) => {
+        match (value.view(), old.view()) {
+            (View::Object(fields), View::Object(_)) => {
                 for (name, child) in fields {
                     let schema = node.properties.get(name).copied().or(node.additional);
-                    if let (Some(schema), Some(old_child)) = (schema, old_fields.get(name)) {
+                    if let (Some(schema), Some(old_child)) = (schema, old.member(name)) {
                         at.push(Segment::Key(name));
                         self.visit_update(schema, child, old_child, at, found);
                         at.pop();
                     }
                 }
             }
-            (Json::Array(items), Json::Array(old_items)) => {
+            (View::Array(items), View::Array(old_items)) => {
                 let (Some(schema), Some(keys)) = (node.items, &node.list_map_keys) else {
                     return;
                 };
-                let key_of = |item: &Json| -> Vec<Json> {
+                // A missing key and a null one correlate, as before.
+                fn key_of<'i, I: Instance>(item: &'i I, keys: &[String]) -> Vec<Option<&'i I>> {
                     keys.iter()
-                        .map(|k| item.get(k).cloned().unwrap_or(Json::Null))
+                        .map(|k| item.member(k).filter(|v| !v.is_null()))
                         .collect()
-                };
+                }
                 for (index, item) in items.iter().enumerate() {
-                    let key = key_of(item);
-                    if let Some(old_item) = old_items.iter().find(|o| key_of(o) == key) {
+                    let key = key_of(item, keys);
+                    if let Some(old_item) = old_items.iter().find(|o| key_of(*o, keys) == key) {
                         at.push(Segment::Index(index));
                         self.visit_update(schema, item, old_item, at, found);
                         at.pop();
@@ -182,17 +183,17 @@ impl CelRules {
     /// (object properties, array items, map values via additionalProperties), with
     /// `self` bound to that node. Deterministic order: by path, then rule order.
     /// A node that is absent or `null` runs no rules, nor do its children.
-    pub fn evaluate(&self, instance: &serde_json::Value) -> Vec<CelViolation> {
+    pub fn evaluate<I: Instance>(&self, instance: &I) -> Vec<CelViolation> {
         let mut found = Found::new();
         self.visit(self.root, instance, &mut Vec::new(), &mut found);
         found.sort_by(|a, b| a.0.cmp(&b.0)); // stable: rule order kept within a path
         found.into_iter().map(|(_, violation)| violation).collect()
     }
 
-    fn visit<'v>(
+    fn visit<'v, I: Instance>(
         &self,
         id: usize,
-        value: &'v Json,
+        value: &'v I,
         at: &mut Vec<Segment<'v>>,
         found: &mut Found<'v>,
     ) {
@@ -203,8 +204,8 @@ impl CelRules {
         if !node.rules.is_empty() && !value.is_null() {
             self.check(node, value, at, found);
         }
-        match (value, node.items) {
-            (Json::Object(fields), _) => {
+        match (value.view(), node.items) {
+            (View::Object(fields), _) => {
                 for (name, child) in fields {
                     let schema = node.properties.get(name).copied().or(node.additional);
                     if let Some(schema) = schema {
@@ -214,7 +215,7 @@ impl CelRules {
                     }
                 }
             }
-            (Json::Array(items), Some(schema)) => {
+            (View::Array(items), Some(schema)) => {
                 for (index, item) in items.iter().enumerate() {
                     at.push(Segment::Index(index));
                     self.visit(schema, item, at, found);
@@ -225,7 +226,13 @@ impl CelRules {
         }
     }
 
-    fn check<'v>(&self, node: &Node, value: &Json, at: &[Segment<'v>], found: &mut Found<'v>) {
+    fn check<'v, I: Instance>(
+        &self,
+        node: &Node,
+        value: &I,
+        at: &[Segment<'v>],
+        found: &mut Found<'v>,
+    ) {
         let mut context = Context::with_env(Arc::clone(&self.env));
         context.add_variable_from_value("self", to_cel(value));
         check_rules(&node.rules, &context, at, found);
@@ -490,22 +497,87 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     }
 }
 
+/// A JSON tree the rules run on: `serde_json`'s or kmetal's own
+/// ([`crate::value`]), seen one node at a time.
+pub trait Instance: Sized + PartialEq {
+    type Fields<'a>: Iterator<Item = (&'a str, &'a Self)>
+    where
+        Self: 'a;
+    fn view(&self) -> View<'_, Self>;
+    /// The field `key` of a mapping.
+    fn member(&self, key: &str) -> Option<&Self>;
+    fn is_null(&self) -> bool {
+        matches!(self.view(), View::Null)
+    }
+}
+
+/// One node of an [`Instance`].
+pub enum View<'a, I: Instance + 'a> {
+    Null,
+    Bool(bool),
+    Number(&'a serde_json::Number),
+    String(&'a str),
+    Array(&'a [I]),
+    Object(I::Fields<'a>),
+}
+
+type JsonFields<'a> =
+    std::iter::Map<serde_json::map::Iter<'a>, fn((&'a String, &'a Json)) -> (&'a str, &'a Json)>;
+
+fn json_field<'a>((key, value): (&'a String, &'a Json)) -> (&'a str, &'a Json) {
+    (key, value)
+}
+
+impl Instance for Json {
+    type Fields<'a> = JsonFields<'a>;
+    fn view(&self) -> View<'_, Json> {
+        match self {
+            Json::Null => View::Null,
+            Json::Bool(b) => View::Bool(*b),
+            Json::Number(n) => View::Number(n),
+            Json::String(s) => View::String(s),
+            Json::Array(items) => View::Array(items),
+            Json::Object(fields) => View::Object(fields.iter().map(json_field as fn(_) -> _)),
+        }
+    }
+    fn member(&self, key: &str) -> Option<&Json> {
+        crate::json::Field::field(self, key)
+    }
+}
+
+impl Instance for crate::value::Value {
+    type Fields<'a> = crate::value::Members<'a>;
+    fn view(&self) -> View<'_, crate::value::Value> {
+        use crate::value::Value as Tree;
+        match self {
+            Tree::Null => View::Null,
+            Tree::Bool(b) => View::Bool(*b),
+            Tree::Number(n) => View::Number(n),
+            Tree::String(s) => View::String(s),
+            Tree::Array(items) => View::Array(items),
+            Tree::Object(fields) => View::Object(fields.members()),
+        }
+    }
+    fn member(&self, key: &str) -> Option<&crate::value::Value> {
+        crate::value::Value::field(self, key)
+    }
+}
+
 /// JSON → CEL: integers are `int`, other numbers `double`, objects string-keyed maps.
-fn to_cel(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match n.as_i64() {
+fn to_cel<I: Instance>(json: &I) -> Value {
+    match json.view() {
+        View::Null => Value::Null,
+        View::Bool(b) => Value::Bool(b),
+        View::Number(n) => match n.as_i64() {
             Some(int) => Value::Int(int),
             None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        Json::String(s) => Value::String(Arc::new(s.clone())),
-        Json::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
-        Json::Object(fields) => Value::Map(Map {
+        View::String(s) => Value::String(Arc::new(s.to_string())),
+        View::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        View::Object(fields) => Value::Map(Map {
             map: Arc::new(
                 fields
-                    .iter()
-                    .map(|(k, v)| (Key::String(Arc::new(k.clone())), to_cel(v)))
+                    .map(|(k, v)| (Key::String(Arc::new(k.to_string())), to_cel(v)))
                     .collect(),
             ),
         }),

@@ -170,7 +170,7 @@ pub fn load(
             );
         }
     }
-    for problem in crate::expand::check_patches(&class.value) {
+    for problem in crate::expand::check_patches(&crate::value::Value::from(&class.value)) {
         diagnostics.push(
             Diagnostic::error(
                 codes::STACK_INVALID,

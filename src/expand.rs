@@ -14,16 +14,15 @@
 //! Only the patch subset of [`check_patches`] is expanded; a stack that uses
 //! more is refused when it is loaded.
 
-use crate::json::{self, At, Field};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use serde_json::{Map, Value, json};
+use crate::value::{Map, Value};
 
 use crate::gotmpl::{self, Scope};
 use crate::render::Document;
 use crate::stack::Variable;
-use crate::variables::apply_default;
+use crate::variables::apply_tree_default;
 
 /// What stands where CAPI writes five random characters (a valid name part;
 /// CAPI's alphabet is consonants and digits, so no real name ends like this
@@ -165,8 +164,8 @@ impl<'a> Selector<'a> {
         Selector {
             api_version: selector.field("apiVersion").unwrap_or(&NULL),
             kind: selector.field("kind").unwrap_or(&NULL),
-            control_plane: resources.item("controlPlane") == true,
-            infrastructure_cluster: resources.item("infrastructureCluster") == true,
+            control_plane: *resources.item("controlPlane") == true,
+            infrastructure_cluster: *resources.item("infrastructureCluster") == true,
             worker_classes: resources
                 .at("/machineDeploymentClass/names")
                 .and_then(Value::as_array)
@@ -218,7 +217,7 @@ enum Source<'a> {
 impl<'a> Class<'a> {
     /// The class in `documents` (the ClusterClass and its templates), or
     /// `None` when they hold no ClusterClass.
-    pub fn new(documents: &'a [Document], variables: &'a [Variable]) -> Option<Class<'a>> {
+    pub fn new(documents: &'a [Document<Value>], variables: &'a [Variable]) -> Option<Class<'a>> {
         let document = documents
             .iter()
             .find(|d| d.value.item("kind") == "ClusterClass")?;
@@ -315,11 +314,11 @@ struct Item<'c> {
     role: Role,
     /// This item's own variables (builtins, an MD's overrides), over the
     /// Cluster's.
-    variables: Rc<Map<String, Value>>,
+    variables: Rc<Map>,
 }
 
 impl<'c> Item<'c> {
-    fn new(class_template: &'c Value, role: Role, variables: Rc<Map<String, Value>>) -> Item<'c> {
+    fn new(class_template: &'c Value, role: Role, variables: Rc<Map>) -> Item<'c> {
         Item {
             api_version: class_template.item("apiVersion"),
             kind: class_template.item("kind"),
@@ -367,14 +366,17 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     let mut naming_data = naming_data(name);
     let cp_name = naming(&class.control_plane_naming, &mut naming_data, None)?;
     let infra_name = naming(&class.infrastructure_naming, &mut naming_data, None)?;
-    let mut cp_builtin = json!({"name": cp_name, "version": version});
+    let mut cp_builtin = map([
+        ("name", cp_name.as_str().into()),
+        ("version", version.into()),
+    ]);
     let cp_replicas = topology.at("/controlPlane/replicas");
     if let Some(replicas) = cp_replicas {
         cp_builtin["replicas"] = replicas.clone();
     }
     // Each item's own variables: its `builtin`, an MD's overrides; the
     // Cluster's are looked up beneath them (never copied per item).
-    let own = |mut variables: Map<String, Value>, builtin: Option<(&str, Value)>| {
+    let own = |mut variables: Map, builtin: Option<(&str, Value)>| {
         let mut builtins = Map::new();
         builtins.insert("cluster".into(), builtin_cluster.clone());
         if let Some((key, value)) = builtin {
@@ -408,14 +410,20 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
                 md_variables.insert(n.to_string(), v.clone());
             }
         }
-        let mut md_builtin = json!({
-            "version": version,
-            "class": class_name,
-            "name": md_name,
-            "topologyName": topology_name,
-            "bootstrap": {"configRef": {"name": template_name}},
-            "infrastructureRef": {"name": template_name},
-        });
+        let mut md_builtin = map([
+            ("version", version.into()),
+            ("class", class_name.into()),
+            ("name", md_name.as_str().into()),
+            ("topologyName", topology_name.into()),
+            (
+                "bootstrap",
+                map([("configRef", map([("name", template_name.as_str().into())]))]),
+            ),
+            (
+                "infrastructureRef",
+                map([("name", template_name.as_str().into())]),
+            ),
+        ]);
         if let Some(replicas) = md.field("replicas") {
             md_builtin["replicas"] = replicas.clone();
         }
@@ -453,7 +461,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     .collect();
     apply_patches(&class.patches, &mut items, &globals)?;
     let mut objects = Vec::new();
-    let base_labels = json!({CLUSTER_NAME: name, OWNED: ""});
+    let base_labels = map([(CLUSTER_NAME, name.into()), (OWNED, "".into())]);
     // Each template becomes its object: moved, not copied.
     let infra = std::mem::take(&mut items[0].template);
     objects.push(object(
@@ -462,10 +470,10 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         namespace,
         &base_labels,
         &infra_template_name,
-        json!({}),
+        Value::Object(Map::new()),
     )?);
     let cp = std::mem::take(&mut items[1].template);
-    let mut preserved = json!({"version": version});
+    let mut preserved = map([("version", version.into())]);
     if let Some(replicas) = cp_replicas {
         preserved["replicas"] = replicas.clone();
     }
@@ -480,7 +488,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     for (md, worker, md_name, template_name, first, bootstrap_name, infra_md_name) in mds {
         let topology_name = str_at(md, "/name")?;
         let mut labels = base_labels.clone();
-        labels[DEPLOYMENT_NAME] = json!(topology_name);
+        labels[DEPLOYMENT_NAME] = topology_name.into();
         let copy = |item: &mut Item, from: &str| {
             template_copy(
                 std::mem::take(&mut item.template),
@@ -521,7 +529,16 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             // The MachineDeployment webhook's default.
             (
                 "rollout",
-                json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}}),
+                map([(
+                    "strategy",
+                    map([
+                        ("type", "RollingUpdate".into()),
+                        (
+                            "rollingUpdate",
+                            map([("maxSurge", 1u64.into()), ("maxUnavailable", 0u64.into())]),
+                        ),
+                    ]),
+                )]),
             ),
         ]);
         if let Some(replicas) = md.field("replicas") {
@@ -571,15 +588,18 @@ fn health_check(
     if checks.is_none() && remediation.is_none() {
         return None;
     }
-    let mut checks = checks.unwrap_or_else(|| json!({}));
+    let mut checks = checks.unwrap_or_else(|| Value::Object(Map::new()));
     if checks.field("nodeStartupTimeoutSeconds").is_none() {
-        checks["nodeStartupTimeoutSeconds"] = json!(600);
+        checks["nodeStartupTimeoutSeconds"] = 600u64.into();
     }
     let mut spec = map([
         ("clusterName", cluster.into()),
         (
             "selector",
-            json!({"matchLabels": {OWNED: "", DEPLOYMENT_NAME: topology_name}}),
+            map([(
+                "matchLabels",
+                map([(OWNED, "".into()), (DEPLOYMENT_NAME, topology_name.into())]),
+            )]),
         ),
         ("checks", checks),
     ]);
@@ -594,7 +614,7 @@ fn health_check(
             metadata(
                 md_name,
                 namespace,
-                json!({OWNED: "", CLUSTER_NAME: cluster}),
+                map([(OWNED, "".into()), (CLUSTER_NAME, cluster.into())]),
             ),
         ),
         ("spec", spec),
@@ -610,7 +630,7 @@ fn str_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
 
 /// The Cluster's variables, with top-level defaults for those it leaves out
 /// and nested defaults inside those it sets (CAPI's defaulting webhook).
-fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value> {
+fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map {
     let mut values = Map::new();
     for v in set.and_then(Value::as_array).into_iter().flatten() {
         if let (Some(name), Some(value)) =
@@ -620,7 +640,7 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map<String, Value
         }
     }
     for definition in definitions {
-        apply_default(&mut values, &definition.name, &definition.schema);
+        apply_tree_default(&mut values, &definition.name, &definition.schema);
     }
     values
 }
@@ -643,11 +663,11 @@ fn naming(template: &Naming, data: &mut Value, md: Option<&str>) -> Result<Strin
 
 /// What naming templates read of a Cluster.
 fn naming_data(cluster: &str) -> Value {
-    json!({
-        "cluster": {"name": cluster},
-        "random": RANDOM,
-        "machineDeployment": {"topologyName": ""},
-    })
+    map([
+        ("cluster", map([("name", cluster.into())])),
+        ("random", RANDOM.into()),
+        ("machineDeployment", map([("topologyName", "".into())])),
+    ])
 }
 
 /// CAPI's prefix names: the base cut to 58 bytes (between characters), then five random characters.
@@ -668,7 +688,7 @@ fn cut(name: &str) -> &str {
 fn apply_patches(
     patches: &[Patch<'_>],
     items: &mut [Item<'_>],
-    globals: &Map<String, Value>,
+    globals: &Map,
 ) -> Result<(), String> {
     for patch in patches {
         let patch_name = patch.name;
@@ -727,7 +747,7 @@ fn apply_patches(
             let mut template = Value::Object(template);
             template["spec"] = patched["spec"].take();
             for key in ["labels", "annotations"] {
-                if let Some(v) = patched["metadata"].get_mut(key) {
+                if let Some(v) = patched["metadata"].field_mut(key) {
                     template["metadata"][key] = v.take();
                 }
             }
@@ -831,7 +851,7 @@ fn patch_in_place(doc: &mut Value, operations: Vec<Resolved<'_>>) -> Result<(), 
 /// The value at decoded `tokens`, as `serde_json`'s `pointer_mut` finds it.
 fn walk<'v>(doc: &'v mut Value, tokens: &[String]) -> Option<&'v mut Value> {
     tokens.iter().try_fold(doc, |at, token| match at {
-        Value::Object(map) => map.field_mut(token),
+        Value::Object(map) => map.get_mut(token),
         Value::Array(list) => array_index(token).and_then(|i| list.get_mut(i)),
         _ => None,
     })
@@ -846,9 +866,7 @@ fn array_index(token: &str) -> Option<usize> {
 }
 
 fn matches(selector: &Selector<'_>, item: &Item) -> bool {
-    if !json::equal(selector.kind, item.kind)
-        || !json::equal(selector.api_version, item.api_version)
-    {
+    if selector.kind != item.kind || selector.api_version != item.api_version {
         return false;
     }
     match &item.role {
@@ -900,7 +918,8 @@ fn yaml_value(text: &str) -> Result<Value, String> {
     // A word YAML reads as itself (a version, a name) needs no parse.
     let value = match crate::yaml::is_plain_text(text) {
         true => Value::String(text.to_string()),
-        false => crate::yaml::parse_value(text).map_err(|e| format!("rendered {text:?}: {e:?}"))?,
+        false => (crate::yaml::parse_value(text).map(Value::from))
+            .map_err(|e| format!("rendered {text:?}: {e:?}"))?,
     };
     check_yaml11(&value)?;
     Ok(value)
@@ -953,8 +972,8 @@ fn object(
     let object_kind = object_kind.to_string();
     let mut metadata = self::metadata(name, namespace, labels.clone());
     metadata["annotations"] = cloned_from(&template, template_name);
-    let mut inner = (template.get_mut("spec"))
-        .and_then(|spec| spec.get_mut("template"))
+    let mut inner = (template.field_mut("spec"))
+        .and_then(|spec| spec.field_mut("template"))
         .map(Value::take)
         .unwrap_or_default();
     merge(&mut metadata["labels"], &inner["metadata"]["labels"]);
@@ -962,9 +981,9 @@ fn object(
         &mut metadata["annotations"],
         inner.item("metadata").item("annotations"),
     );
-    let mut spec = match inner.get_mut("spec") {
+    let mut spec = match inner.field_mut("spec") {
         Some(spec) => spec.take(),
-        None => json!({}),
+        None => Value::Object(Map::new()),
     };
     merge(&mut spec, &preserved);
     Ok(map([
@@ -998,7 +1017,7 @@ fn cloned_from(template: &Value, name: &str) -> Value {
         "" => kind.to_string(),
         group => [kind, ".", group].concat(),
     };
-    json!({CLONED_NAME: name, CLONED_KIND: group_kind})
+    map([(CLONED_NAME, name.into()), (CLONED_KIND, group_kind.into())])
 }
 
 /// A JSON object of these fields, in this order. Unlike `json!`, it moves
@@ -1036,7 +1055,7 @@ pub fn documents(
     source: &str,
     class_file: &str,
     objects: Vec<Value>,
-) -> Vec<Document> {
+) -> Vec<Document<Value>> {
     let mut by_path = BTreeMap::new();
     for value in objects {
         let kind = value.item("kind").as_str().unwrap_or_default();
@@ -1126,6 +1145,7 @@ mod tests {
     fn a_rendered_word_reads_as_the_parse_reads_it() {
         let parsed = |text: &str| {
             let value = crate::yaml::parse_value(text).map_err(|e| format!("{e:?}"))?;
+            let value = Value::from(value);
             check_yaml11(&value)?;
             Ok::<Value, String>(value)
         };
@@ -1157,25 +1177,26 @@ mod tests {
 
     #[test]
     fn patching_in_place_agrees_with_json_patch() {
-        let doc = json!({"spec": {"a": 1, "list": [1, 2, 3], "m": {"x~/y": true}}, "s": "x"});
+        let doc =
+            crate::tree!({"spec": {"a": 1, "list": [1, 2, 3], "m": {"x~/y": true}}, "s": "x"});
         let ops = [
-            ("add", "/spec/b", Some(json!(2))),
-            ("add", "/spec/a", Some(json!({"n": 1}))),
-            ("add", "/spec/list/-", Some(json!(4))),
-            ("add", "/spec/list/0", Some(json!(0))),
-            ("add", "/spec/list/3", Some(json!(9))),
-            ("add", "/spec/list/4", Some(json!(9))),
-            ("add", "/spec/list/01", Some(json!(9))),
-            ("add", "/spec/list/+1", Some(json!(9))),
-            ("add", "/spec/missing/x", Some(json!(1))),
-            ("add", "/s/x", Some(json!(1))),
-            ("add", "", Some(json!({"whole": 1}))),
-            ("add", "/spec/m/x~0~1y", Some(json!(false))),
-            ("replace", "/spec/a", Some(json!("r"))),
-            ("replace", "/spec/nothing", Some(json!(1))),
-            ("replace", "/spec/list/2", Some(json!("two"))),
-            ("replace", "/spec/list/3", Some(json!(1))),
-            ("replace", "", Some(json!([]))),
+            ("add", "/spec/b", Some(crate::tree!(2))),
+            ("add", "/spec/a", Some(crate::tree!({"n": 1}))),
+            ("add", "/spec/list/-", Some(crate::tree!(4))),
+            ("add", "/spec/list/0", Some(crate::tree!(0))),
+            ("add", "/spec/list/3", Some(crate::tree!(9))),
+            ("add", "/spec/list/4", Some(crate::tree!(9))),
+            ("add", "/spec/list/01", Some(crate::tree!(9))),
+            ("add", "/spec/list/+1", Some(crate::tree!(9))),
+            ("add", "/spec/missing/x", Some(crate::tree!(1))),
+            ("add", "/s/x", Some(crate::tree!(1))),
+            ("add", "", Some(crate::tree!({"whole": 1}))),
+            ("add", "/spec/m/x~0~1y", Some(crate::tree!(false))),
+            ("replace", "/spec/a", Some(crate::tree!("r"))),
+            ("replace", "/spec/nothing", Some(crate::tree!(1))),
+            ("replace", "/spec/list/2", Some(crate::tree!("two"))),
+            ("replace", "/spec/list/3", Some(crate::tree!(1))),
+            ("replace", "", Some(crate::tree!([]))),
             ("remove", "/spec/a", None),
             ("remove", "/spec/nothing", None),
             ("remove", "/spec/list/1", None),
@@ -1193,20 +1214,20 @@ mod tests {
             let operations: Vec<json_patch::PatchOperation> = case
                 .iter()
                 .map(|(op, path, value)| {
-                    let mut o = json!({"op": op, "path": path});
+                    let mut o = crate::tree!({"op": op, "path": path});
                     if let Some(v) = value {
                         o["value"] = v.clone();
                     }
-                    serde_json::from_value(o).unwrap()
+                    serde_json::from_value(o.into()).unwrap()
                 })
                 .collect();
-            let mut theirs = doc.clone();
+            let mut theirs = serde_json::Value::from(&doc);
             let theirs = json_patch::patch_unsafe(&mut theirs, &operations)
                 .map(|()| theirs)
                 .map_err(|e| e.to_string());
             let tokens: Vec<Vec<String>> = case
                 .iter()
-                .map(|(_, p, _)| tokens(&json!(p)).unwrap())
+                .map(|(_, p, _)| tokens(&crate::tree!(p)).unwrap())
                 .collect();
             let resolved = case
                 .iter()
@@ -1218,7 +1239,7 @@ mod tests {
                 })
                 .collect();
             let mut ours = doc.clone();
-            let ours = patch_in_place(&mut ours, resolved).map(|()| ours);
+            let ours = patch_in_place(&mut ours, resolved).map(|()| serde_json::Value::from(ours));
             assert_eq!(ours, theirs, "{case:?}");
         }
     }

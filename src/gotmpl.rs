@@ -12,23 +12,21 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
-
-use crate::json::Field;
+use crate::value::{Map, Value};
 
 /// What a template reads: each top-level field from `own` when it is there,
 /// else from `base` (an item's own variables over the Cluster's, as Cluster
 /// API gives a MachineDeployment its overrides), without merging the two.
 #[derive(Clone, Copy)]
 pub struct Scope<'v> {
-    pub own: &'v Map<String, Value>,
-    pub base: Option<&'v Map<String, Value>>,
+    pub own: &'v Map,
+    pub base: Option<&'v Map>,
 }
 
 impl<'v> Scope<'v> {
     /// The fields of one mapping (none when `data` is not one).
     pub fn of(data: &'v Value) -> Scope<'v> {
-        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        static EMPTY: std::sync::LazyLock<Map> = std::sync::LazyLock::new(Map::new);
         Scope {
             own: data.as_object().unwrap_or(&EMPTY),
             base: None,
@@ -37,7 +35,7 @@ impl<'v> Scope<'v> {
 
     /// The top-level field `key`.
     pub fn field(&self, key: &str) -> Option<&'v Value> {
-        (self.own.field(key)).or_else(|| self.base.and_then(|base| base.field(key)))
+        (self.own.get(key)).or_else(|| self.base.and_then(|base| base.get(key)))
     }
 }
 
@@ -260,7 +258,7 @@ fn field<'v>(data: Scope<'v>, path: &[String]) -> Result<Got<'v>, String> {
     };
     for (i, segment) in path.iter().enumerate().skip(1) {
         match at {
-            Value::Object(map) => match map.field(segment) {
+            Value::Object(map) => match map.get(segment) {
                 Some(next) => at = next,
                 None => return Ok(Got::Missing),
             },
@@ -345,7 +343,7 @@ fn go_float(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::tree as json;
 
     #[test]
     fn renders_the_subset_as_go_does() {

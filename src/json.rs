@@ -111,7 +111,7 @@ fn step<'v>(target: &'v Value, token: &str) -> Option<&'v Value> {
 }
 
 /// An array index as RFC 6901 writes it: digits, no sign, no leading zero.
-fn index(token: &str) -> Option<usize> {
+pub(crate) fn index(token: &str) -> Option<usize> {
     if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
         return None;
     }

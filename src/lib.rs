@@ -38,6 +38,7 @@ pub mod shapes;
 pub mod shard;
 pub mod spec;
 pub mod stack;
+pub mod value;
 pub mod variables;
 pub mod verify;
 pub mod yaml;
@@ -416,7 +417,7 @@ impl Expanding<'_> {
         keep: &(dyn Fn(&str) -> bool + Sync),
         diagnostics: &mut Diagnostics,
     ) -> (Vec<render::Document>, BTreeSet<String>) {
-        let classes = classes_of(self.classes.iter());
+        let classes = trees(classes_of(self.classes.iter()));
         let classes = prepared(&classes, self.stacks);
         let clusters = clusters_of(self.documents.iter());
         let jobs: Vec<Expansion<'_>> = (self.tenants.iter())
@@ -437,7 +438,8 @@ impl Expanding<'_> {
                 let result = job.run()?;
                 Some(result.map(|documents| {
                     let problems = self.schemas.verify(&documents);
-                    let kept = keep(job.tenant).then_some(documents);
+                    let kept = keep(job.tenant)
+                        .then(|| documents.into_iter().map(untree).collect::<Vec<_>>());
                     (job.tenant, kept, problems)
                 }))
             })
@@ -573,8 +575,8 @@ fn expand_previous(
     BTreeMap<day2::Identity, serde_json::Value>,
     Vec<(String, String)>,
 ) {
-    let old_class_documents = classes_of(before.class_documents.iter());
-    let current_class_documents = classes_of(current.iter());
+    let old_class_documents = trees(classes_of(before.class_documents.iter()));
+    let current_class_documents = trees(classes_of(current.iter()));
     let (old_classes, current_classes) = (
         prepared(&old_class_documents, stacks),
         prepared(&current_class_documents, stacks),
@@ -610,11 +612,10 @@ fn expand_previous(
         .zip(jobs.par_iter().map(Expansion::run).collect::<Vec<_>>())
     {
         match result {
-            Some(Ok(documents)) => objects.extend(
-                documents
-                    .into_iter()
-                    .map(|d| (day2::identity(&d.value), d.value)),
-            ),
+            Some(Ok(documents)) => objects.extend(documents.into_iter().map(|d| {
+                let value = serde_json::Value::from(d.value);
+                (day2::identity(&value), value)
+            })),
             Some(Err(d)) => unexpanded.push((job.tenant.to_string(), d.message)),
             None => {}
         }
@@ -636,6 +637,31 @@ fn classes_of<'d>(
         documents.sort_by(|a, b| a.path.cmp(&b.path));
     }
     classes
+}
+
+/// Class documents as the topology expansion reads them.
+fn trees(
+    classes: BTreeMap<&str, Vec<render::Document>>,
+) -> BTreeMap<&str, Vec<render::Document<value::Value>>> {
+    let tree = |d: render::Document| render::Document {
+        path: d.path,
+        source: d.source,
+        template: d.template,
+        value: value::Value::from(d.value),
+    };
+    (classes.into_iter())
+        .map(|(stack, documents)| (stack, documents.into_iter().map(tree).collect()))
+        .collect()
+}
+
+/// An expanded document as day 2 and `kmetal expand` read it.
+fn untree(d: render::Document<value::Value>) -> render::Document {
+    render::Document {
+        path: d.path,
+        source: d.source,
+        template: d.template,
+        value: d.value.into(),
+    }
 }
 
 /// Each tenant's Cluster, by tenant name (its directory in the output).
@@ -662,7 +688,7 @@ struct Expansion<'a> {
 
 /// Each stack's class documents, prepared for expansion, by stack name.
 fn prepared<'a>(
-    classes: &'a BTreeMap<&'a str, Vec<render::Document>>,
+    classes: &'a BTreeMap<&'a str, Vec<render::Document<value::Value>>>,
     stacks: &'a stack::Stacks,
 ) -> BTreeMap<&'a str, expand::Class<'a>> {
     (classes.iter())
@@ -676,29 +702,31 @@ fn prepared<'a>(
 impl Expansion<'_> {
     /// The expanded objects, or a diagnostic at the tenant's file; none for a
     /// stack without a class.
-    fn run(&self) -> Option<Result<Vec<render::Document>, diagnostic::Diagnostic>> {
+    fn run(&self) -> Option<Result<Vec<render::Document<value::Value>>, diagnostic::Diagnostic>> {
         self.stack.class.as_ref()?;
-        Some(match expand::expand(self.cluster, self.class) {
-            Ok(objects) => Ok(expand::documents(
-                self.tenant,
-                self.source,
-                self.class.source,
-                objects,
-            )),
-            Err(problem) => Err(diagnostic::Diagnostic::error(
-                diagnostic::codes::EXPAND_FAILED,
-                format!(
-                    "Cluster API could not expand tenant {}'s Cluster: {problem}",
-                    self.tenant
-                ),
-            )
-            .at(diagnostic::SourceLocation::file(self.source))
-            .related(
-                diagnostic::SourceLocation::file(self.class.source),
-                "the stack's ClusterClass",
-            )
-            .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
-        })
+        Some(
+            match expand::expand(&value::Value::from(self.cluster), self.class) {
+                Ok(objects) => Ok(expand::documents(
+                    self.tenant,
+                    self.source,
+                    self.class.source,
+                    objects,
+                )),
+                Err(problem) => Err(diagnostic::Diagnostic::error(
+                    diagnostic::codes::EXPAND_FAILED,
+                    format!(
+                        "Cluster API could not expand tenant {}'s Cluster: {problem}",
+                        self.tenant
+                    ),
+                )
+                .at(diagnostic::SourceLocation::file(self.source))
+                .related(
+                    diagnostic::SourceLocation::file(self.class.source),
+                    "the stack's ClusterClass",
+                )
+                .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
+            },
+        )
     }
 }
 

@@ -15,7 +15,15 @@ use serde_json::{Map, Value, json};
 pub fn validator(
     schema: &Value,
 ) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
-    jsonschema::draft7::options()
+    validator_for(schema)
+}
+
+/// [`validator`] for instances of the representation `F`.
+pub fn validator_for<F: jsonschema::json::Json>(
+    schema: &Value,
+) -> Result<jsonschema::Validator<F>, jsonschema::ValidationError<'static>> {
+    jsonschema::options_for::<F>()
+        .with_draft(jsonschema::Draft::Draft7)
         .with_pattern_options(jsonschema::PatternOptions::regex())
         .build(schema)
 }

@@ -28,16 +28,18 @@ use crate::spec::{Certificate, DataStore, Issuer, Site};
 use crate::stack::{Stacks, Template};
 use crate::yaml;
 
-/// One rendered Kubernetes object and where it goes.
+/// One rendered Kubernetes object and where it goes. Its tree is
+/// `serde_json`'s, or kmetal's own ([`crate::value`]) for what the topology
+/// expansion makes.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Document {
+pub struct Document<V = Value> {
     /// Output path relative to the output directory, with `/`.
     pub path: String,
     /// The input file it was generated from.
     pub source: String,
     /// The template that produced it.
     pub template: String,
-    pub value: Value,
+    pub value: V,
 }
 
 /// The compiled templates of every stack.

@@ -258,3 +258,23 @@ pub fn apply_default(map: &mut Map<String, Value>, key: &str, schema: &Value) {
         }
     }
 }
+
+/// [`apply_default`] on one of kmetal's own trees (the topology expansion's).
+pub fn apply_tree_default(map: &mut crate::value::Map, key: &str, schema: &Value) {
+    match map.get_mut(key) {
+        Some(crate::value::Value::Object(fields)) => {
+            let properties = schema.field("properties").and_then(Value::as_object);
+            for (key, property) in properties.into_iter().flatten() {
+                apply_tree_default(fields, key, property);
+            }
+        }
+        Some(_) => {}
+        None => {
+            if let Some(default) = schema.field("default") {
+                let mut value = default.clone();
+                apply_defaults(schema, &mut value);
+                map.insert(key.to_string(), value.into());
+            }
+        }
+    }
+}

@@ -12,6 +12,8 @@ use crate::json::{At, Field};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use std::sync::OnceLock;
+
 use jsonschema::Validator;
 use rayon::prelude::*;
 use serde_json::Value;
@@ -19,13 +21,71 @@ use serde_json::Value;
 use crate::cel::CelRules;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::render::Document;
+use crate::value::{Compact, Value as Tree};
 use crate::{openapi, yaml};
 
 /// One kind's compiled checks, and where they came from.
-struct KindSchema {
+pub struct KindSchema {
+    schema: Value,
     validator: Validator,
+    /// The same schema compiled for kmetal's own trees, when one is checked.
+    compact: OnceLock<Validator<Compact>>,
     rules: CelRules,
     origin: String,
+}
+
+impl KindSchema {
+    fn compact(&self) -> &Validator<Compact> {
+        self.compact.get_or_init(|| {
+            // The schema compiled for serde_json's trees; compiling reads only the schema.
+            openapi::validator_for(&self.schema).expect("the schema compiled before")
+        })
+    }
+}
+
+/// A tree the schemas check: `serde_json`'s or kmetal's own.
+pub trait Checked: crate::cel::Instance {
+    /// `apiVersion` and `kind` (empty when unset).
+    fn kind_of(&self) -> (&str, &str);
+    /// `(JSON pointer, message)` of each schema violation, none when valid.
+    fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)>;
+}
+
+fn as_errors<'a>(
+    errors: impl Iterator<Item = jsonschema::ValidationError<'a>>,
+) -> Vec<(String, String)> {
+    errors
+        .map(|e| (e.instance_path().to_string(), e.to_string()))
+        .collect()
+}
+
+impl Checked for Value {
+    fn kind_of(&self) -> (&str, &str) {
+        let field = |f: &str| self.field(f).and_then(Value::as_str).unwrap_or_default();
+        (field("apiVersion"), field("kind"))
+    }
+    fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)> {
+        // Most objects are valid: `is_valid` stops at the first error and
+        // collects none; only an invalid object is walked again for its errors.
+        match schema.validator.is_valid(self) {
+            true => Vec::new(),
+            false => as_errors(schema.validator.iter_errors(self)),
+        }
+    }
+}
+
+impl Checked for Tree {
+    fn kind_of(&self) -> (&str, &str) {
+        let field = |f: &str| self.item(f).as_str().unwrap_or_default();
+        (field("apiVersion"), field("kind"))
+    }
+    fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)> {
+        let validator = schema.compact();
+        match validator.is_valid(self) {
+            true => Vec::new(),
+            false => as_errors(validator.iter_errors(self)),
+        }
+    }
 }
 
 /// Compiled output schemas, by `(apiVersion, kind)`.
@@ -51,7 +111,9 @@ fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
     let validator = openapi::validator(schema).map_err(|e| format!("{origin}: {e}"))?;
     let rules = CelRules::compile(schema).map_err(|e| format!("{origin}: {e}"))?;
     Ok(KindSchema {
+        schema: schema.clone(),
         validator,
+        compact: OnceLock::new(),
         rules,
         origin: origin.to_string(),
     })
@@ -134,7 +196,7 @@ impl Schemas {
     }
 
     /// Check every document; all violations are reported.
-    pub fn verify(&self, documents: &[Document]) -> Diagnostics {
+    pub fn verify<V: Checked + Sync>(&self, documents: &[Document<V>]) -> Diagnostics {
         let mut diagnostics = Diagnostics::new();
         let found: Vec<_> = documents
             .par_iter()
@@ -159,27 +221,15 @@ impl Schemas {
     }
 
     /// `(code, JSON pointer, message)` for each violation of one object.
-    pub fn violations(&self, value: &Value) -> Vec<(&'static str, String, String)> {
-        let field = |f: &str| value.field(f).and_then(Value::as_str).unwrap_or_default();
-        let (api_version, kind) = (field("apiVersion"), field("kind"));
+    pub fn violations<V: Checked>(&self, value: &V) -> Vec<(&'static str, String, String)> {
+        let (api_version, kind) = value.kind_of();
         let Some(schema) = self.schema(api_version, kind) else {
             let unknown = self.unknown_kind(api_version, kind);
             return vec![(codes::OUTPUT_SCHEMA, String::new(), unknown)];
         };
-        // Most objects are valid: `is_valid` stops at the first error and
-        // collects none; only an invalid object is walked again for its errors.
-        let valid = schema.validator.is_valid(value);
-        let mut found: Vec<(&'static str, String, String)> = (!valid)
-            .then(|| schema.validator.iter_errors(value))
+        let mut found: Vec<(&'static str, String, String)> = (value.schema_errors(schema))
             .into_iter()
-            .flatten()
-            .map(|e| {
-                (
-                    codes::OUTPUT_SCHEMA,
-                    e.instance_path().to_string(),
-                    e.to_string(),
-                )
-            })
+            .map(|(pointer, message)| (codes::OUTPUT_SCHEMA, pointer, message))
             .collect();
         found.sort();
         for violation in schema.rules.evaluate(value) {

@@ -1,0 +1,641 @@
+//! kmetal's own JSON tree, for the objects it makes by the thousand.
+//!
+//! `serde_json::Value` (with `preserve_order`) keeps each mapping as an
+//! `IndexMap`: a hash table beside the entries, SipHash for every key
+//! inserted, 112 bytes an entry. Kubernetes objects are small mappings read
+//! by a handful of known keys, so here a mapping is its entries in order and
+//! nothing else (56 bytes an entry, one allocation), and a key is found by
+//! comparing keys. The answers are `serde_json`'s: [`Map::insert`] replaces
+//! in place, [`Map::remove`] moves the last entry into the gap (as
+//! `serde_json`'s `remove` does with `preserve_order`), equality ignores
+//! the order of keys, indexing a missing field gives null.
+//!
+//! The topology expansion works on these trees, and `jsonschema` validates
+//! them where they are ([`Compact`]); conversions from and to
+//! `serde_json::Value` stand where a stage still uses the other.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+
+use jsonschema::json::{self, NodeIdentity};
+use serde_json::Number;
+
+/// `serde_json::json!`, as one of these trees: for fixed shapes written in
+/// code (values that are already trees go in with [`Map`] instead).
+#[macro_export]
+macro_rules! tree {
+    ($($json:tt)+) => {
+        $crate::value::Value::from(serde_json::json!($($json)+))
+    };
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Array(Vec<Value>),
+    Object(Map),
+}
+
+/// A mapping: its entries in order, no two with one key.
+#[derive(Clone, Debug, Default)]
+pub struct Map {
+    entries: Vec<(String, Value)>,
+}
+
+/// What [`Map::members`] walks.
+pub type Members<'a> = std::iter::Map<
+    std::slice::Iter<'a, (String, Value)>,
+    fn(&'a (String, Value)) -> (&'a str, &'a Value),
+>;
+
+static NULL: Value = Value::Null;
+
+impl Map {
+    pub fn new() -> Map {
+        Map::default()
+    }
+
+    pub fn with_capacity(capacity: usize) -> Map {
+        Map {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| k == key)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        (self.entries.iter_mut())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// The field's value, or null when there is none.
+    pub fn item(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or(&NULL)
+    }
+
+    /// Set `key` to `value`: in its place when it is there (the old value
+    /// is returned), else at the end.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.position(&key) {
+            Some(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
+            None => {
+                self.entries.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// Take `key` out; the last entry takes its place.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let at = self.position(key)?;
+        Some(self.entries.swap_remove(at).1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
+        self.entries.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// The entries as `(key, value)`.
+    pub fn members(&self) -> Members<'_> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// The value of `key`, inserted as null when there is none.
+    fn entry(&mut self, key: &str) -> &mut Value {
+        let at = match self.position(key) {
+            Some(at) => at,
+            None => {
+                self.entries.push((key.to_string(), Value::Null));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[at].1
+    }
+}
+
+impl PartialEq for Map {
+    /// Two renders of one template hold their keys in one order: then the
+    /// entries are compared pairwise, else each key is looked up.
+    fn eq(&self, other: &Map) -> bool {
+        self.len() == other.len()
+            && if self.keys().eq(other.keys()) {
+                self.values().zip(other.values()).all(|(v, w)| v == w)
+            } else {
+                (self.iter()).all(|(k, v)| other.get(k).is_some_and(|w| v == w))
+            }
+    }
+}
+
+impl FromIterator<(String, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Map {
+        let iter = iter.into_iter();
+        let mut map = Map::with_capacity(iter.size_hint().0);
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
+impl<'m> IntoIterator for &'m Map {
+    type Item = (&'m String, &'m Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'m, (String, Value)>,
+        fn(&'m (String, Value)) -> (&'m String, &'m Value),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&Vec<Value>> {
+        match self {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&Map> {
+        match self {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    pub fn as_object_mut(&mut self) -> Option<&mut Map> {
+        match self {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    pub fn is_object(&self) -> bool {
+        matches!(self, Value::Object(_))
+    }
+
+    /// The field `key` of a mapping.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        self.as_object()?.get(key)
+    }
+
+    pub fn field_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.as_object_mut()?.get_mut(key)
+    }
+
+    /// The field's value, or null when there is none (or this is no mapping).
+    pub fn item(&self, key: &str) -> &Value {
+        self.field(key).unwrap_or(&NULL)
+    }
+
+    /// The value at a JSON pointer (RFC 6901), as `serde_json`'s `pointer`.
+    pub fn at(&self, pointer: &str) -> Option<&Value> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let tokens = pointer.strip_prefix('/')?;
+        tokens.split('/').try_fold(self, |target, token| {
+            let step = |token: &str| match target {
+                Value::Object(map) => map.get(token),
+                Value::Array(list) => crate::json::index(token).and_then(|i| list.get(i)),
+                _ => None,
+            };
+            if token.contains('~') {
+                step(&token.replace("~1", "/").replace("~0", "~"))
+            } else {
+                step(token)
+            }
+        })
+    }
+
+    /// This value, leaving null in its place.
+    pub fn take(&mut self) -> Value {
+        std::mem::take(self)
+    }
+}
+
+/// As JSON text, as `serde_json` writes it (for messages).
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        serde_json::Value::from(self).fmt(f)
+    }
+}
+
+impl std::ops::Index<&str> for Value {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        self.item(key)
+    }
+}
+
+/// `value["key"] = …`: a null becomes an empty mapping first, and a missing
+/// field is added as null, as with `serde_json`.
+impl std::ops::IndexMut<&str> for Value {
+    fn index_mut(&mut self, key: &str) -> &mut Value {
+        if self.is_null() {
+            *self = Value::Object(Map::new());
+        }
+        match self {
+            Value::Object(map) => map.entry(key),
+            other => panic!("cannot set the field {key:?} of a non-mapping: {other:?}"),
+        }
+    }
+}
+
+impl PartialEq<bool> for Value {
+    fn eq(&self, other: &bool) -> bool {
+        self.as_bool() == Some(*other)
+    }
+}
+
+impl PartialEq<str> for Value {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == Some(other)
+    }
+}
+
+impl PartialEq<&str> for Value {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == Some(*other)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::String(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::String(s)
+    }
+}
+
+impl From<u64> for Value {
+    fn from(n: u64) -> Value {
+        Value::Number(n.into())
+    }
+}
+
+impl From<Map> for Value {
+    fn from(map: Map) -> Value {
+        Value::Object(map)
+    }
+}
+
+impl From<&serde_json::Value> for Value {
+    fn from(value: &serde_json::Value) -> Value {
+        match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Number(n.clone()),
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(items) => {
+                Value::Array(items.iter().map(Value::from).collect())
+            }
+            serde_json::Value::Object(map) => Value::Object(Map {
+                // A serde_json map holds no key twice.
+                entries: (map.iter())
+                    .map(|(k, v)| (k.clone(), Value::from(v)))
+                    .collect(),
+            }),
+        }
+    }
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(value: serde_json::Value) -> Value {
+        match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => Value::Number(n),
+            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::Array(items) => {
+                Value::Array(items.into_iter().map(Value::from).collect())
+            }
+            serde_json::Value::Object(map) => Value::Object(Map {
+                entries: (map.into_iter())
+                    .map(|(k, v)| (k, Value::from(v)))
+                    .collect(),
+            }),
+        }
+    }
+}
+
+impl From<&Value> for serde_json::Value {
+    fn from(value: &Value) -> serde_json::Value {
+        match value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Number(n) => serde_json::Value::Number(n.clone()),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Array(items) => serde_json::Value::Array(items.iter().map(Into::into).collect()),
+            Value::Object(map) => serde_json::Value::Object(
+                (map.iter())
+                    .map(|(k, v)| (k.clone(), serde_json::Value::from(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl From<Value> for serde_json::Value {
+    fn from(value: Value) -> serde_json::Value {
+        match value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(b),
+            Value::Number(n) => serde_json::Value::Number(n),
+            Value::String(s) => serde_json::Value::String(s),
+            Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(Into::into).collect())
+            }
+            Value::Object(map) => serde_json::Value::Object(
+                (map.entries.into_iter())
+                    .map(|(k, v)| (k, serde_json::Value::from(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// These trees as `jsonschema` instances, validated where they are.
+pub struct Compact;
+
+impl json::Json for Compact {
+    type Node<'a> = &'a Value;
+    type PreparedKey = String;
+    type StringBuffer = ();
+    const KEYS_PER_LOOKUP: usize = 2;
+    const ACYCLIC: bool = true;
+
+    fn prepare_key(key: &str) -> String {
+        key.to_string()
+    }
+
+    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(&Value) -> T) -> T {
+        thread_local! {
+            /// Holds every property name checked on this thread, in turn.
+            static NAME: Cell<String> = const { Cell::new(String::new()) };
+        }
+        let mut name = NAME.take();
+        name.clear();
+        name.push_str(string);
+        let node = Value::String(name);
+        let result = f(&node);
+        if let Value::String(name) = node {
+            NAME.set(name);
+        }
+        result
+    }
+}
+
+impl<'a> json::Node<'a, Compact> for &'a Value {
+    type Object = &'a Map;
+    type Array = &'a [Value];
+    type Number = &'a Number;
+
+    fn as_object(&self) -> Option<&'a Map> {
+        Value::as_object(self)
+    }
+
+    fn as_array(&self) -> Option<&'a [Value]> {
+        Value::as_array(self).map(Vec::as_slice)
+    }
+
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        Value::as_str(self).map(Cow::Borrowed)
+    }
+
+    fn as_number(&self) -> Option<&'a Number> {
+        match self {
+            Value::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_boolean(&self) -> Option<bool> {
+        Value::as_bool(self)
+    }
+
+    fn is_null(&self) -> bool {
+        Value::is_null(self)
+    }
+
+    fn json_type(&self) -> jsonschema::JsonType {
+        use jsonschema::JsonType;
+        match self {
+            Value::Null => JsonType::Null,
+            Value::Bool(_) => JsonType::Boolean,
+            Value::Number(_) => JsonType::Number,
+            Value::String(_) => JsonType::String,
+            Value::Array(_) => JsonType::Array,
+            Value::Object(_) => JsonType::Object,
+        }
+    }
+
+    /// `const` and `enum`: JSON equality, numbers by their value.
+    fn equals_value(&self, expected: &serde_json::Value) -> bool {
+        equals(self, expected)
+    }
+
+    fn to_value(&self) -> Cow<'a, serde_json::Value> {
+        Cow::Owned(serde_json::Value::from(*self))
+    }
+
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(NodeIdentity::new(std::ptr::from_ref::<Value>(self) as usize))
+    }
+}
+
+/// JSON equality of a tree and a `serde_json` value, numbers compared by value.
+fn equals(value: &Value, expected: &serde_json::Value) -> bool {
+    match (value, expected) {
+        (Value::Null, serde_json::Value::Null) => true,
+        (Value::Bool(a), serde_json::Value::Bool(b)) => a == b,
+        (Value::Number(a), serde_json::Value::Number(b)) => json::cmp::equal_numbers(a, b),
+        (Value::String(a), serde_json::Value::String(b)) => a == b,
+        (Value::Array(a), serde_json::Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| equals(x, y))
+        }
+        (Value::Object(a), serde_json::Value::Object(b)) => {
+            a.len() == b.len() && (a.iter()).all(|(k, v)| b.get(k).is_some_and(|w| equals(v, w)))
+        }
+        _ => false,
+    }
+}
+
+impl<'a> json::Object<'a, Compact> for &'a Map {
+    type Node = &'a Value;
+    type MemberName = &'a str;
+    type MembersIter = Members<'a>;
+
+    fn len(&self) -> usize {
+        Map::len(self)
+    }
+
+    fn get(&self, key: &String) -> Option<&'a Value> {
+        Map::get(self, key)
+    }
+
+    fn members(&self) -> Members<'a> {
+        Map::members(self)
+    }
+}
+
+impl<'a> json::Array<'a, Compact> for &'a [Value] {
+    type Node = &'a Value;
+    type ElementsIter = std::slice::Iter<'a, Value>;
+
+    fn len(&self) -> usize {
+        <[Value]>::len(self)
+    }
+
+    fn elements(&self) -> Self::ElementsIter {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tree(v: serde_json::Value) -> Value {
+        Value::from(v)
+    }
+
+    #[test]
+    fn maps_answer_as_serde_json_does() {
+        let mut a = tree(json!({"a": 1, "b": 2, "c": 3}));
+        let mut b = json!({"a": 1, "b": 2, "c": 3});
+        // Insert replaces in place; remove moves the last entry into the gap.
+        a.as_object_mut()
+            .unwrap()
+            .insert("b".into(), tree(json!(5)));
+        b.as_object_mut().unwrap().insert("b".into(), json!(5));
+        a.as_object_mut().unwrap().remove("a");
+        b.as_object_mut().unwrap().remove("a");
+        a["d"]["e"] = "f".into();
+        b["d"]["e"] = "f".into();
+        let back = serde_json::Value::from(&a);
+        assert_eq!(back, b);
+        let order: Vec<&String> = a.as_object().unwrap().keys().collect();
+        let expected: Vec<&String> = b.as_object().unwrap().keys().collect();
+        assert_eq!(order, expected);
+        assert_eq!(a["missing"], Value::Null);
+        assert_eq!(a.at("/d/e"), Some(&Value::from("f")));
+        assert_eq!(a.at("/b"), b.pointer("/b").map(Value::from).as_ref());
+    }
+
+    #[test]
+    fn equality_ignores_key_order_as_serde_json_does() {
+        let a = tree(json!({"x": [1, {"p": true, "q": null}], "y": "z"}));
+        let b = tree(json!({"y": "z", "x": [1, {"q": null, "p": true}]}));
+        assert_eq!(a, b);
+        assert_ne!(a, tree(json!({"y": "z", "x": [1, {"q": null}]})));
+    }
+
+    #[test]
+    fn schemas_validate_trees_as_they_validate_serde_json() {
+        let schema = json!({
+            "type": "object",
+            "required": ["kind"],
+            "additionalProperties": false,
+            "properties": {
+                "kind": {"enum": ["A", "B"]},
+                "size": {"type": "integer", "minimum": 1, "const": 3},
+                "tags": {"type": "array", "uniqueItems": true, "items": {"type": "string", "pattern": "^t"}},
+                "meta": {"type": "object", "propertyNames": {"maxLength": 3}}
+            }
+        });
+        let plain = crate::openapi::validator(&schema).unwrap();
+        let compact = crate::openapi::validator_for::<Compact>(&schema).unwrap();
+        for instance in [
+            json!({"kind": "A", "size": 3, "tags": ["t1", "t2"], "meta": {"abc": 1}}),
+            json!({"kind": "C"}),
+            json!({"size": 3.0, "kind": "B"}),
+            json!({"kind": "A", "size": 2}),
+            json!({"kind": "A", "tags": ["t1", "t1"]}),
+            json!({"kind": "A", "tags": ["x"]}),
+            json!({"kind": "A", "meta": {"abcd": 1}}),
+            json!({"kind": "A", "extra": 1}),
+        ] {
+            let t = tree(instance.clone());
+            assert_eq!(
+                plain.is_valid(&instance),
+                compact.is_valid(&t),
+                "{instance}"
+            );
+            let errors =
+                |e: jsonschema::ValidationError<'_>| (e.instance_path().to_string(), e.to_string());
+            let want: Vec<_> = plain.iter_errors(&instance).map(errors).collect();
+            let got: Vec<_> = compact.iter_errors(&t).map(errors).collect();
+            assert_eq!(want, got, "{instance}");
+        }
+    }
+}
