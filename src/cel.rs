@@ -25,6 +25,8 @@ use ::cel::objects::{Key, Map};
 use ::cel::{Context, Env, ExecutionError, Program, Value};
 use serde_json::Value as Json;
 
+use crate::value::{JsonView as Instance, View};
+
 /// One failed rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CelViolation {
@@ -494,72 +496,6 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     match text.parse().ok()? {
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => None,
         ip => Some(ip),
-    }
-}
-
-/// A JSON tree the rules run on: `serde_json`'s or kmetal's own
-/// ([`crate::value`]), seen one node at a time.
-pub trait Instance: Sized + PartialEq {
-    type Fields<'a>: Iterator<Item = (&'a str, &'a Self)>
-    where
-        Self: 'a;
-    fn view(&self) -> View<'_, Self>;
-    /// The field `key` of a mapping.
-    fn member(&self, key: &str) -> Option<&Self>;
-    fn is_null(&self) -> bool {
-        matches!(self.view(), View::Null)
-    }
-}
-
-/// One node of an [`Instance`].
-pub enum View<'a, I: Instance + 'a> {
-    Null,
-    Bool(bool),
-    Number(&'a serde_json::Number),
-    String(&'a str),
-    Array(&'a [I]),
-    Object(I::Fields<'a>),
-}
-
-type JsonFields<'a> =
-    std::iter::Map<serde_json::map::Iter<'a>, fn((&'a String, &'a Json)) -> (&'a str, &'a Json)>;
-
-fn json_field<'a>((key, value): (&'a String, &'a Json)) -> (&'a str, &'a Json) {
-    (key, value)
-}
-
-impl Instance for Json {
-    type Fields<'a> = JsonFields<'a>;
-    fn view(&self) -> View<'_, Json> {
-        match self {
-            Json::Null => View::Null,
-            Json::Bool(b) => View::Bool(*b),
-            Json::Number(n) => View::Number(n),
-            Json::String(s) => View::String(s),
-            Json::Array(items) => View::Array(items),
-            Json::Object(fields) => View::Object(fields.iter().map(json_field as fn(_) -> _)),
-        }
-    }
-    fn member(&self, key: &str) -> Option<&Json> {
-        crate::json::Field::field(self, key)
-    }
-}
-
-impl Instance for crate::value::Value {
-    type Fields<'a> = crate::value::Members<'a>;
-    fn view(&self) -> View<'_, crate::value::Value> {
-        use crate::value::Value as Tree;
-        match self {
-            Tree::Null => View::Null,
-            Tree::Bool(b) => View::Bool(*b),
-            Tree::Number(n) => View::Number(n),
-            Tree::String(s) => View::String(s),
-            Tree::Array(items) => View::Array(items),
-            Tree::Object(fields) => View::Object(fields.members()),
-        }
-    }
-    fn member(&self, key: &str) -> Option<&crate::value::Value> {
-        crate::value::Value::field(self, key)
     }
 }
 

@@ -13,17 +13,15 @@
 //! Flux Kustomization or a DataStore, whatever the cause (a renamed site, a
 //! moved namespace, a changed Flux namespace).
 
-use crate::json::At;
-use crate::json::Field;
 use crate::output::{self, OnDisk};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::value::Value;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::lock::Lock;
@@ -146,7 +144,7 @@ pub fn previous_from<'a>(
         .map(str::to_string)
         .collect();
     let known = |same: &'a Value| Some(Cow::Borrowed(same));
-    let parsed = |text: &str| Some(Cow::Owned(yaml::parse_value(text).ok()?));
+    let parsed = |text: &str| Some(Cow::Owned(yaml::parse_tree(text).ok()?));
     let value = |path: &str, text: &str| match unchanged(path) {
         Some((now, same)) if now == text => known(same),
         _ => parsed(text),
@@ -490,7 +488,7 @@ pub fn judge(
             ),
             "Kustomization"
                 if group == "kustomize.toolkit.fluxcd.io"
-                    && old.item("spec").item("prune") == true =>
+                    && *old.item("spec").item("prune") == true =>
             {
                 Some("Flux prunes everything it applied before a new Kustomization takes over")
             }
@@ -600,8 +598,7 @@ pub fn judge(
         .filter(|(id, document)| std::ptr::eq(new[id], *document))
         .filter_map(|&(id, document)| {
             let previous_object = old.get(&id).copied();
-            let unchanged =
-                previous_object.is_some_and(|(_, old)| crate::json::equal(old, &document.value));
+            let unchanged = previous_object.is_some_and(|(_, old)| **old == document.value);
             (!unchanged).then_some((id, document, previous_object))
         })
         .collect();
@@ -942,7 +939,7 @@ pub fn judge(
 fn rollouts(old: &Value, document: &Document, tenant: &str, plan: &mut Plan) {
     let kind = document.value.item("kind").as_str().unwrap_or_default();
     if !matches!(kind, "KubevirtMachineTemplate" | "KubeadmConfigTemplate")
-        || crate::json::equal(old.item("spec"), document.value.item("spec"))
+        || old.item("spec") == document.value.item("spec")
     {
         return;
     }
@@ -1113,7 +1110,7 @@ fn version_change(from: &str, to: &str, chain: &[String]) -> Result<String, Stri
 
 /// JSON pointers of the leaves that differ.
 fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
-    if crate::json::equal(old, new) {
+    if old == new {
         return Vec::new();
     }
     match (old, new) {

@@ -22,7 +22,7 @@ use crate::value::{Map, Value};
 use crate::gotmpl::{self, Scope};
 use crate::render::Document;
 use crate::stack::Variable;
-use crate::variables::apply_tree_default;
+use crate::variables::apply_default;
 
 /// What stands where CAPI writes five random characters (a valid name part;
 /// CAPI's alphabet is consonants and digits, so no real name ends like this
@@ -640,7 +640,7 @@ fn defaulted(set: Option<&Value>, definitions: &[Variable]) -> Map {
         }
     }
     for definition in definitions {
-        apply_tree_default(&mut values, &definition.name, &definition.schema);
+        apply_default(&mut values, &definition.name, &definition.schema);
     }
     values
 }

@@ -7,14 +7,12 @@
 //! VIP outside every MetalLB pool, an object in a namespace that no one
 //! creates. Each violation is reported at the input that produced the value.
 
-use crate::json::At;
-use crate::json::Field;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
+use crate::value::Value;
 use rayon::prelude::*;
-use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
 use crate::network::AddressBlock;

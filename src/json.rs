@@ -58,29 +58,6 @@ impl Field for Value {
     }
 }
 
-/// `a == b`, without hashing a key when both maps hold their keys in the
-/// same order (as two renders of one template do).
-pub fn equal(a: &Value, b: &Value) -> bool {
-    if std::ptr::eq(a, b) {
-        return true;
-    }
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && if x.keys().eq(y.keys()) {
-                    x.values().zip(y.values()).all(|(v, w)| equal(v, w))
-                } else {
-                    x.iter()
-                        .all(|(k, v)| y.field(k).is_some_and(|w| equal(v, w)))
-                }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| equal(v, w))
-        }
-        _ => a == b,
-    }
-}
-
 /// `value.at("/a/b")`: the same answers as `serde_json::Value::pointer`.
 pub trait At {
     fn at(&self, pointer: &str) -> Option<&Value>;
@@ -176,31 +153,5 @@ mod tests {
         }
         assert_eq!(json!([1]).field("0"), None);
         assert_eq!(json!("s").item("k"), &Value::Null);
-    }
-
-    /// `equal` answers as `==` does, for maps in the same order or not.
-    #[test]
-    fn equal_answers_as_eq_does() {
-        let values = [
-            json!({"a": 1, "b": [1, {"c": null}]}),
-            json!({"b": [1, {"c": null}], "a": 1}),
-            json!({"a": 1, "b": [1, {"c": false}]}),
-            json!({"a": 1, "c": [1, {"c": null}]}),
-            json!({"a": 1}),
-            json!({"a": 1.0}),
-            json!([{"a": 1}, {"b": 2}]),
-            json!([{"b": 2}, {"a": 1}]),
-            json!("a"),
-            json!(null),
-            json!({}),
-            json!([]),
-        ];
-        for a in &values {
-            assert!(equal(a, a));
-            for b in &values {
-                assert_eq!(equal(a, b), a == b, "{a} {b}");
-                assert_eq!(equal(a, &b.clone()), a == b, "{a} {b}");
-            }
-        }
     }
 }

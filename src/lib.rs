@@ -59,7 +59,6 @@ fn fixed_runner(cases: u32, seed: u8) -> proptest::test_runner::TestRunner {
     )
 }
 
-use crate::json::{At, Field};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -238,7 +237,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let out_dir = project.out_dir(&site.output);
     let source = |file: &str| diagnostics.source(file).cloned();
     // A previous file the new output repeats byte for byte holds the new object.
-    let by_path: BTreeMap<&str, &serde_json::Value> = documents
+    let by_path: BTreeMap<&str, &value::Value> = documents
         .iter()
         .map(|d| (d.path.as_str(), &d.value))
         .collect();
@@ -417,7 +416,7 @@ impl Expanding<'_> {
         keep: &(dyn Fn(&str) -> bool + Sync),
         diagnostics: &mut Diagnostics,
     ) -> (Vec<render::Document>, BTreeSet<String>) {
-        let classes = trees(classes_of(self.classes.iter()));
+        let classes = classes_of(self.classes.iter());
         let classes = prepared(&classes, self.stacks);
         let clusters = clusters_of(self.documents.iter());
         let jobs: Vec<Expansion<'_>> = (self.tenants.iter())
@@ -438,8 +437,7 @@ impl Expanding<'_> {
                 let result = job.run()?;
                 Some(result.map(|documents| {
                     let problems = self.schemas.verify(&documents);
-                    let kept = keep(job.tenant)
-                        .then(|| documents.into_iter().map(untree).collect::<Vec<_>>());
+                    let kept = keep(job.tenant).then_some(documents);
                     (job.tenant, kept, problems)
                 }))
             })
@@ -471,7 +469,7 @@ struct Before<'p, 's> {
 struct OldCluster<'p, 's> {
     tenant: &'p str,
     path: &'p String,
-    cluster: &'p serde_json::Value,
+    cluster: &'p value::Value,
     /// The stack whose ClusterClass it names.
     stack: &'s stack::Stack,
     /// Its Cluster and class are both unchanged: it expands to what it
@@ -513,10 +511,7 @@ impl<'p, 's> Before<'p, 's> {
                 |stack| match (old.get(stack.as_str()), now.get(stack.as_str())) {
                     (None, _) => true,
                     (Some(a), Some(b)) => {
-                        a.len() == b.len()
-                            && a.iter()
-                                .zip(b)
-                                .all(|(x, y)| json::equal(&x.value, &y.value))
+                        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.value == y.value)
                     }
                     (Some(_), None) => false,
                 },
@@ -530,9 +525,7 @@ impl<'p, 's> Before<'p, 's> {
                 let tenant = layout::tenant_of(path)?;
                 let stack = stack_of_cluster(value, stacks)?;
                 let unchanged = same_class.contains(stack.name.as_str())
-                    && new_clusters
-                        .get(tenant)
-                        .is_some_and(|d| json::equal(&d.value, value));
+                    && new_clusters.get(tenant).is_some_and(|d| d.value == **value);
                 Some(OldCluster {
                     tenant,
                     path,
@@ -552,7 +545,7 @@ impl<'p, 's> Before<'p, 's> {
 
 /// The stack whose ClusterClass a Cluster names.
 fn stack_of_cluster<'s>(
-    cluster: &serde_json::Value,
+    cluster: &value::Value,
     stacks: &'s stack::Stacks,
 ) -> Option<&'s stack::Stack> {
     let name = cluster.at("/spec/topology/classRef/name")?.as_str()?;
@@ -572,11 +565,11 @@ fn expand_previous(
     expanded_tenants: &BTreeSet<String>,
     stacks: &stack::Stacks,
 ) -> (
-    BTreeMap<day2::Identity, serde_json::Value>,
+    BTreeMap<day2::Identity, value::Value>,
     Vec<(String, String)>,
 ) {
-    let old_class_documents = trees(classes_of(before.class_documents.iter()));
-    let current_class_documents = trees(classes_of(current.iter()));
+    let old_class_documents = classes_of(before.class_documents.iter());
+    let current_class_documents = classes_of(current.iter());
     let (old_classes, current_classes) = (
         prepared(&old_class_documents, stacks),
         prepared(&current_class_documents, stacks),
@@ -612,10 +605,9 @@ fn expand_previous(
         .zip(jobs.par_iter().map(Expansion::run).collect::<Vec<_>>())
     {
         match result {
-            Some(Ok(documents)) => objects.extend(documents.into_iter().map(|d| {
-                let value = serde_json::Value::from(d.value);
-                (day2::identity(&value), value)
-            })),
+            Some(Ok(documents)) => {
+                objects.extend((documents.into_iter()).map(|d| (day2::identity(&d.value), d.value)))
+            }
             Some(Err(d)) => unexpanded.push((job.tenant.to_string(), d.message)),
             None => {}
         }
@@ -639,31 +631,6 @@ fn classes_of<'d>(
     classes
 }
 
-/// Class documents as the topology expansion reads them.
-fn trees(
-    classes: BTreeMap<&str, Vec<render::Document>>,
-) -> BTreeMap<&str, Vec<render::Document<value::Value>>> {
-    let tree = |d: render::Document| render::Document {
-        path: d.path,
-        source: d.source,
-        template: d.template,
-        value: value::Value::from(d.value),
-    };
-    (classes.into_iter())
-        .map(|(stack, documents)| (stack, documents.into_iter().map(tree).collect()))
-        .collect()
-}
-
-/// An expanded document as day 2 and `kmetal expand` read it.
-fn untree(d: render::Document<value::Value>) -> render::Document {
-    render::Document {
-        path: d.path,
-        source: d.source,
-        template: d.template,
-        value: d.value.into(),
-    }
-}
-
 /// Each tenant's Cluster, by tenant name (its directory in the output).
 fn clusters_of<'d>(
     documents: impl Iterator<Item = &'d render::Document>,
@@ -681,14 +648,14 @@ fn clusters_of<'d>(
 struct Expansion<'a> {
     tenant: &'a str,
     source: &'a str,
-    cluster: &'a serde_json::Value,
+    cluster: &'a value::Value,
     stack: &'a stack::Stack,
     class: &'a expand::Class<'a>,
 }
 
 /// Each stack's class documents, prepared for expansion, by stack name.
 fn prepared<'a>(
-    classes: &'a BTreeMap<&'a str, Vec<render::Document<value::Value>>>,
+    classes: &'a BTreeMap<&'a str, Vec<render::Document>>,
     stacks: &'a stack::Stacks,
 ) -> BTreeMap<&'a str, expand::Class<'a>> {
     (classes.iter())
@@ -702,31 +669,29 @@ fn prepared<'a>(
 impl Expansion<'_> {
     /// The expanded objects, or a diagnostic at the tenant's file; none for a
     /// stack without a class.
-    fn run(&self) -> Option<Result<Vec<render::Document<value::Value>>, diagnostic::Diagnostic>> {
+    fn run(&self) -> Option<Result<Vec<render::Document>, diagnostic::Diagnostic>> {
         self.stack.class.as_ref()?;
-        Some(
-            match expand::expand(&value::Value::from(self.cluster), self.class) {
-                Ok(objects) => Ok(expand::documents(
-                    self.tenant,
-                    self.source,
-                    self.class.source,
-                    objects,
-                )),
-                Err(problem) => Err(diagnostic::Diagnostic::error(
-                    diagnostic::codes::EXPAND_FAILED,
-                    format!(
-                        "Cluster API could not expand tenant {}'s Cluster: {problem}",
-                        self.tenant
-                    ),
-                )
-                .at(diagnostic::SourceLocation::file(self.source))
-                .related(
-                    diagnostic::SourceLocation::file(self.class.source),
-                    "the stack's ClusterClass",
-                )
-                .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
-            },
-        )
+        Some(match expand::expand(self.cluster, self.class) {
+            Ok(objects) => Ok(expand::documents(
+                self.tenant,
+                self.source,
+                self.class.source,
+                objects,
+            )),
+            Err(problem) => Err(diagnostic::Diagnostic::error(
+                diagnostic::codes::EXPAND_FAILED,
+                format!(
+                    "Cluster API could not expand tenant {}'s Cluster: {problem}",
+                    self.tenant
+                ),
+            )
+            .at(diagnostic::SourceLocation::file(self.source))
+            .related(
+                diagnostic::SourceLocation::file(self.class.source),
+                "the stack's ClusterClass",
+            )
+            .help("fix the tenant value the patch reads, or the stack's ClusterClass")),
+        })
     }
 }
 

@@ -32,7 +32,7 @@ use crate::yaml;
 /// `serde_json`'s, or kmetal's own ([`crate::value`]) for what the topology
 /// expansion makes.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Document<V = Value> {
+pub struct Document<V = crate::value::Value> {
     /// Output path relative to the output directory, with `/`.
     pub path: String,
     /// The input file it was generated from.
@@ -422,7 +422,11 @@ impl Renderer {
     }
 
     /// Render one template and re-parse it into exactly one object.
-    fn render(&self, template: &Template, ctx: &minijinja::Value) -> Result<Value, Diagnostic> {
+    fn render(
+        &self,
+        template: &Template,
+        ctx: &minijinja::Value,
+    ) -> Result<crate::value::Value, Diagnostic> {
         let compiled = self
             .env
             .get_template(&template.name)
@@ -435,7 +439,7 @@ impl Renderer {
         let text = compiled
             .render(ctx)
             .map_err(|e| template_diagnostic(&e, &template.name, "failed to render"))?;
-        let value = yaml::parse_value(&text).map_err(|e| {
+        let value = yaml::parse_tree::<crate::value::Value>(&text).map_err(|e| {
             let message = match e {
                 yaml::NotOneValue::Several => "rendered several documents; a template must produce exactly one object".to_string(),
                 yaml::NotOneValue::Invalid(e) => format!("rendered text is not valid YAML: {e}"),

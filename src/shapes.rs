@@ -32,10 +32,10 @@
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
+use crate::value::{Map, Value};
 use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Error, Output, State};
 use rustc_hash::FxHashMap;
-use serde_json::{Map, Value};
 
 use crate::yaml;
 
@@ -227,7 +227,7 @@ impl Shapes {
 
 impl Shape {
     fn of(text: &str, slots: usize) -> Shape {
-        match yaml::parse_value(text) {
+        match yaml::parse_tree::<Value>(text) {
             Ok(tree) if tree.is_object() => {
                 let mut places = Vec::new();
                 match find(&tree, slots, &mut Vec::new(), &mut places) {
@@ -292,22 +292,10 @@ fn find(
     }
 }
 
-/// A copy of `tree` whose maps hold no spare room: a clone keeps as much
-/// room as the original's hash table has, and rendered objects stay in
-/// memory until the run ends.
-fn exact_copy(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, x)| (k.clone(), exact_copy(x))).collect())
-        }
-        Value::Array(a) => Value::Array(a.iter().map(exact_copy).collect()),
-        other => other.clone(),
-    }
-}
-
 /// A copy of `tree` with each placeholder replaced by its value.
 fn fill(tree: &Value, places: &[(Vec<Step>, usize)], mut values: Vec<Value>) -> Value {
-    let mut object = exact_copy(tree);
+    // A clone holds no spare room: rendered objects stay until the run ends.
+    let mut object = tree.clone();
     // A slot is usually used once: the last use takes the value.
     let mut uses = vec![0usize; values.len()];
     for (_, slot) in places {
@@ -344,7 +332,7 @@ mod tests {
             .unwrap();
         let template = env.get_template("t.yaml").unwrap();
         let ctx = minijinja::Value::from(minijinja::value::Serde(ctx));
-        let usual = yaml::parse_value(&template.render(&ctx).unwrap()).unwrap();
+        let usual = yaml::parse_tree(&template.render(&ctx).unwrap()).unwrap();
         let shapes = Shapes::default();
         let shaped = fits(source)
             .then(|| shapes.render(&template, &ctx))
@@ -408,7 +396,7 @@ mod tests {
             let ctx =
                 minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"name": name})));
             let object = shapes.render(&template, &ctx).unwrap();
-            assert_eq!(object, serde_json::json!({"kind": "X", "name": name}));
+            assert_eq!(object, crate::tree!({"kind": "X", "name": name}));
         }
         assert_eq!(shapes.parsed.read().unwrap().len(), 1);
     }
@@ -473,7 +461,7 @@ mod tests {
             .run(&any_value(), |v| {
                 let ctx =
                     minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"v": v})));
-                let usual = yaml::parse_value(&template.render(&ctx).unwrap()).ok();
+                let usual = yaml::parse_tree(&template.render(&ctx).unwrap()).ok();
                 match shapes.render(&template, &ctx) {
                     Some(object) => {
                         shaped.set(shaped.get() + 1);

@@ -29,7 +29,7 @@ macro_rules! tree {
     };
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub enum Value {
     #[default]
     Null,
@@ -306,6 +306,25 @@ impl std::ops::IndexMut<&str> for Value {
     }
 }
 
+/// JSON equality (a mapping's keys in any order); a tree is equal to itself
+/// without a look inside (an unchanged file's object is the new one).
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        if std::ptr::eq(self, other) {
+            return true;
+        }
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Number(a), Value::Number(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Array(a), Value::Array(b)) => a == b,
+            (Value::Object(a), Value::Object(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl PartialEq<bool> for Value {
     fn eq(&self, other: &bool) -> bool {
         self.as_bool() == Some(*other)
@@ -338,6 +357,12 @@ impl From<String> for Value {
 
 impl From<u64> for Value {
     fn from(n: u64) -> Value {
+        Value::Number(n.into())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
         Value::Number(n.into())
     }
 }
@@ -420,6 +445,164 @@ impl From<Value> for serde_json::Value {
                     .collect(),
             ),
         }
+    }
+}
+
+/// As `serde_json` serializes its values: the YAML emitter's fallback, and
+/// JSON text.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Number(n) => n.serialize(serializer),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    out.serialize_entry(k, v)?;
+                }
+                out.end()
+            }
+        }
+    }
+}
+
+/// As `serde_json` reads a value: a repeated key's last value wins (in the
+/// first one's place), a float that is not finite is null.
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+struct Visitor;
+
+impl<'de> serde::de::Visitor<'de> for Visitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::with_capacity(access.size_hint().unwrap_or(0));
+        while let Some((k, v)) = access.next_entry::<String, Value>()? {
+            map.insert(k, v);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// A JSON tree seen one node at a time: `serde_json`'s or kmetal's own, for
+/// the code that reads both (CEL rules, the emitter).
+pub trait JsonView: Sized + PartialEq {
+    type Fields<'a>: ExactSizeIterator<Item = (&'a str, &'a Self)>
+    where
+        Self: 'a;
+    fn view(&self) -> View<'_, Self>;
+    /// The field `key` of a mapping.
+    fn member(&self, key: &str) -> Option<&Self>;
+    fn is_null(&self) -> bool {
+        matches!(self.view(), View::Null)
+    }
+}
+
+/// One node of a [`JsonView`].
+pub enum View<'a, I: JsonView + 'a> {
+    Null,
+    Bool(bool),
+    Number(&'a serde_json::Number),
+    String(&'a str),
+    Array(&'a [I]),
+    Object(I::Fields<'a>),
+}
+
+type JsonFields<'a> = std::iter::Map<
+    serde_json::map::Iter<'a>,
+    fn((&'a String, &'a serde_json::Value)) -> (&'a str, &'a serde_json::Value),
+>;
+
+fn json_field<'a>(
+    (key, value): (&'a String, &'a serde_json::Value),
+) -> (&'a str, &'a serde_json::Value) {
+    (key, value)
+}
+
+impl JsonView for serde_json::Value {
+    type Fields<'a> = JsonFields<'a>;
+    fn view(&self) -> View<'_, serde_json::Value> {
+        match self {
+            serde_json::Value::Null => View::Null,
+            serde_json::Value::Bool(b) => View::Bool(*b),
+            serde_json::Value::Number(n) => View::Number(n),
+            serde_json::Value::String(s) => View::String(s),
+            serde_json::Value::Array(items) => View::Array(items),
+            serde_json::Value::Object(fields) => {
+                View::Object(fields.iter().map(json_field as fn(_) -> _))
+            }
+        }
+    }
+    fn member(&self, key: &str) -> Option<&serde_json::Value> {
+        crate::json::Field::field(self, key)
+    }
+}
+
+impl JsonView for Value {
+    type Fields<'a> = Members<'a>;
+    fn view(&self) -> View<'_, Value> {
+        match self {
+            Value::Null => View::Null,
+            Value::Bool(b) => View::Bool(*b),
+            Value::Number(n) => View::Number(n),
+            Value::String(s) => View::String(s),
+            Value::Array(items) => View::Array(items),
+            Value::Object(fields) => View::Object(fields.members()),
+        }
+    }
+    fn member(&self, key: &str) -> Option<&Value> {
+        Value::field(self, key)
     }
 }
 
@@ -593,6 +776,19 @@ mod tests {
     }
 
     #[test]
+    fn yaml_reads_and_writes_trees_as_it_does_serde_json() {
+        let text = "a: 1\nb: [x, 2.5, null, true, -7]\nc: {d: e, \"f g\": []}\n";
+        let theirs = crate::yaml::parse_value(text).unwrap();
+        let ours: Value = crate::yaml::parse_tree(text).unwrap();
+        assert_eq!(serde_json::Value::from(&ours), theirs);
+        assert_eq!(
+            serde_saphyr::to_string(&ours).unwrap(),
+            serde_saphyr::to_string(&theirs).unwrap()
+        );
+        assert_eq!(ours.to_string(), theirs.to_string());
+    }
+
+    #[test]
     fn equality_ignores_key_order_as_serde_json_does() {
         let a = tree(json!({"x": [1, {"p": true, "q": null}], "y": "z"}));
         let b = tree(json!({"y": "z", "x": [1, {"q": null, "p": true}]}));
@@ -636,6 +832,32 @@ mod tests {
             let want: Vec<_> = plain.iter_errors(&instance).map(errors).collect();
             let got: Vec<_> = compact.iter_errors(&t).map(errors).collect();
             assert_eq!(want, got, "{instance}");
+        }
+    }
+
+    /// Trees are equal as `serde_json` values are, maps in one order or not.
+    #[test]
+    fn trees_are_equal_as_serde_json_values_are() {
+        let values = [
+            json!({"a": 1, "b": [1, {"c": null}]}),
+            json!({"b": [1, {"c": null}], "a": 1}),
+            json!({"a": 1, "b": [1, {"c": false}]}),
+            json!({"a": 1, "c": [1, {"c": null}]}),
+            json!({"a": 1}),
+            json!({"a": 1.0}),
+            json!([{"a": 1}, {"b": 2}]),
+            json!([{"b": 2}, {"a": 1}]),
+            json!("a"),
+            json!(null),
+            json!({}),
+            json!([]),
+        ];
+        for a in &values {
+            let ours = tree(a.clone());
+            assert!(ours == ours);
+            for b in &values {
+                assert_eq!(ours == tree(b.clone()), a == b, "{a} {b}");
+            }
         }
     }
 }

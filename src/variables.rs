@@ -7,13 +7,14 @@
 //! applied. A problem points at the tenant value that produced it when that
 //! value can be found in the tenant file.
 
-use crate::json::At;
 use crate::json::Field;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value as Json;
+
+use crate::value::{Compact, Map, Value};
 
 use crate::cel::CelRules;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
@@ -25,7 +26,7 @@ use crate::yaml;
 /// A variable's compiled checks.
 struct Compiled<'a> {
     variable: &'a Variable,
-    validator: jsonschema::Validator,
+    validator: jsonschema::Validator<Compact>,
     rules: CelRules,
 }
 
@@ -48,7 +49,7 @@ pub fn check(
             // Both compiled when the stack was loaded, and refused there if
             // they did not: a failure here is kmetal's own.
             match (
-                crate::openapi::validator(&v.schema),
+                crate::openapi::validator_for(&v.schema),
                 CelRules::compile(&v.schema),
             ) {
                 (Ok(validator), Ok(rules)) => list.push(Compiled {
@@ -70,7 +71,7 @@ pub fn check(
         .collect();
     // One Cluster per tenant: checked in parallel, reported in document order.
     let clusters: Vec<&Document> = (documents.iter())
-        .filter(|d| d.value.field("kind").and_then(Value::as_str) == Some("Cluster"))
+        .filter(|d| d.value.item("kind") == "Cluster")
         .collect();
     let found: Vec<Vec<Diagnostic>> = clusters
         .par_iter()
@@ -227,14 +228,14 @@ pub fn cluster_variable<'v>(cluster: &'v Value, name: &str) -> Option<&'v Value>
 pub fn named_value<'v>(list: &'v Value, name: &str) -> Option<&'v Value> {
     list.as_array()?
         .iter()
-        .find(|v| v.field("name").and_then(Value::as_str) == Some(name))?
+        .find(|v| v.item("name") == name)?
         .field("value")
 }
 
 /// Fill in `default`s of missing object properties, as the API server does.
-pub fn apply_defaults(schema: &Value, value: &mut Value) {
+pub fn apply_defaults(schema: &Json, value: &mut Value) {
     let (Some(properties), Value::Object(map)) =
-        (schema.field("properties").and_then(Value::as_object), value)
+        (schema.field("properties").and_then(Json::as_object), value)
     else {
         return;
     };
@@ -246,34 +247,14 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
 /// The field `key` of `map` as the API server defaults it by `schema`: the
 /// defaults inside a value that is set, or the schema's default (with the
 /// defaults inside it) when none is.
-pub fn apply_default(map: &mut Map<String, Value>, key: &str, schema: &Value) {
-    match map.field_mut(key) {
+pub fn apply_default(map: &mut Map, key: &str, schema: &Json) {
+    match map.get_mut(key) {
         Some(value) => apply_defaults(schema, value),
         None => {
             if let Some(default) = schema.field("default") {
-                let mut value = default.clone();
+                let mut value = Value::from(default);
                 apply_defaults(schema, &mut value);
                 map.insert(key.to_string(), value);
-            }
-        }
-    }
-}
-
-/// [`apply_default`] on one of kmetal's own trees (the topology expansion's).
-pub fn apply_tree_default(map: &mut crate::value::Map, key: &str, schema: &Value) {
-    match map.get_mut(key) {
-        Some(crate::value::Value::Object(fields)) => {
-            let properties = schema.field("properties").and_then(Value::as_object);
-            for (key, property) in properties.into_iter().flatten() {
-                apply_tree_default(fields, key, property);
-            }
-        }
-        Some(_) => {}
-        None => {
-            if let Some(default) = schema.field("default") {
-                let mut value = default.clone();
-                apply_defaults(schema, &mut value);
-                map.insert(key.to_string(), value.into());
             }
         }
     }

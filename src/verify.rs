@@ -44,7 +44,7 @@ impl KindSchema {
 }
 
 /// A tree the schemas check: `serde_json`'s or kmetal's own.
-pub trait Checked: crate::cel::Instance {
+pub trait Checked: crate::value::JsonView {
     /// `apiVersion` and `kind` (empty when unset).
     fn kind_of(&self) -> (&str, &str);
     /// `(JSON pointer, message)` of each schema violation, none when valid.
@@ -245,17 +245,11 @@ impl Schemas {
     /// `(JSON pointer, message)` of each CRD transition rule (`oldSelf`) that an
     /// update of `old` to `new` breaks, as the API server would refuse it. Objects
     /// of another apiVersion or kind, or of a kind without a schema, break none.
-    pub fn update_violations(&self, old: &Value, new: &Value) -> Vec<(String, String)> {
-        fn field<'v>(v: &'v Value, f: &str) -> Option<&'v str> {
-            v.field(f).and_then(Value::as_str)
-        }
-        let key = (field(new, "apiVersion"), field(new, "kind"));
-        if key != (field(old, "apiVersion"), field(old, "kind")) {
+    pub fn update_violations<V: Checked>(&self, old: &V, new: &V) -> Vec<(String, String)> {
+        let (api_version, kind) = new.kind_of();
+        if (api_version, kind) != old.kind_of() {
             return Vec::new();
         }
-        let (Some(api_version), Some(kind)) = key else {
-            return Vec::new();
-        };
         let Some(schema) = self.schema(api_version, kind) else {
             return Vec::new();
         };

@@ -229,7 +229,7 @@ fn emitted_files_round_trip() {
             let back = kmetal::yaml::parse_values(text).unwrap();
             assert_eq!(
                 back,
-                vec![document.value.clone()],
+                vec![serde_json::Value::from(&document.value)],
                 "{}: {}",
                 case_dir.display(),
                 document.path

@@ -372,7 +372,7 @@ mod tests {
             path: path.into(),
             source: "tenants/a.yaml".into(),
             template: "t.yaml.j2".into(),
-            value: json!({"kind": "ConfigMap", "metadata": {"name": name}}),
+            value: crate::tree!({"kind": "ConfigMap", "metadata": {"name": name}}),
         };
         let sorted = [
             document("flux/a.yaml", "f"),

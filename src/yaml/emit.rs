@@ -18,24 +18,26 @@
 
 use std::fmt::Write;
 
-use serde_json::{Map, Value};
+use serde::Serialize;
+
+use crate::value::{JsonView, View};
 
 /// serde-saphyr's text of `value` with kmetal's options: the reference.
-pub fn saphyr(value: &Value) -> String {
+pub fn saphyr<V: Serialize>(value: &V) -> String {
     let options = serde_saphyr::ser_options! {
         folded_wrap_chars: usize::MAX,
         prefer_block_scalars: false,
     };
     serde_saphyr::to_string_with_options(value, options)
-        .expect("a serde_json::Value always serializes: its keys are strings and its floats finite")
+        .expect("a JSON tree always serializes: its keys are strings and its floats finite")
 }
 
-/// The canonical text of `value`.
-pub fn emit(value: &Value) -> String {
+/// The canonical text of `value` (`serde_json`'s tree or kmetal's own).
+pub fn emit<V: JsonView + Serialize>(value: &V) -> String {
     let mut out = String::with_capacity(1024);
-    let written = match value {
-        Value::Object(map) if !map.is_empty() => entries(&mut out, map, 0, false),
-        Value::Array(items) if !items.is_empty() => items_of(&mut out, items, 0, false),
+    let written = match value.view() {
+        View::Object(map) if map.len() > 0 => entries::<V>(&mut out, map, 0, false),
+        View::Array(items) if !items.is_empty() => items_of(&mut out, items, 0, false),
         _ => None,
     };
     match written {
@@ -50,25 +52,30 @@ fn indent(out: &mut String, n: usize) {
 
 /// A mapping's entries at `at` spaces; the first on the current line when
 /// `inline` (right after `- `).
-fn entries(out: &mut String, map: &Map<String, Value>, at: usize, inline: bool) -> Option<()> {
-    for (i, (key, value)) in map.iter().enumerate() {
+fn entries<'v, V: JsonView + Serialize + 'v>(
+    out: &mut String,
+    map: V::Fields<'v>,
+    at: usize,
+    inline: bool,
+) -> Option<()> {
+    for (i, (key, value)) in map.enumerate() {
         if i > 0 || !inline {
             indent(out, at);
         }
         write_key(out, key)?;
         out.push(':');
-        match value {
-            Value::Object(inner) if !inner.is_empty() => {
+        match value.view() {
+            View::Object(inner) if inner.len() > 0 => {
                 out.push('\n');
-                entries(out, inner, at + 2, false)?;
+                entries::<V>(out, inner, at + 2, false)?;
             }
-            Value::Array(items) if !items.is_empty() => {
+            View::Array(items) if !items.is_empty() => {
                 out.push('\n');
                 items_of(out, items, at, false)?;
             }
             scalar => {
                 out.push(' ');
-                write_scalar(out, scalar)?;
+                write_scalar(out, value, scalar)?;
                 out.push('\n');
             }
         }
@@ -77,17 +84,22 @@ fn entries(out: &mut String, map: &Map<String, Value>, at: usize, inline: bool) 
 }
 
 /// A list's items at `at` spaces; the first on the current line when `inline`.
-fn items_of(out: &mut String, items: &[Value], at: usize, inline: bool) -> Option<()> {
+fn items_of<V: JsonView + Serialize>(
+    out: &mut String,
+    items: &[V],
+    at: usize,
+    inline: bool,
+) -> Option<()> {
     for (i, item) in items.iter().enumerate() {
         if i > 0 || !inline {
             indent(out, at);
         }
         out.push_str("- ");
-        match item {
-            Value::Object(inner) if !inner.is_empty() => entries(out, inner, at + 2, true)?,
-            Value::Array(inner) if !inner.is_empty() => items_of(out, inner, at + 2, true)?,
+        match item.view() {
+            View::Object(inner) if inner.len() > 0 => entries::<V>(out, inner, at + 2, true)?,
+            View::Array(inner) if !inner.is_empty() => items_of(out, inner, at + 2, true)?,
             scalar => {
-                write_scalar(out, scalar)?;
+                write_scalar(out, item, scalar)?;
                 out.push('\n');
             }
         }
@@ -95,20 +107,24 @@ fn items_of(out: &mut String, items: &[Value], at: usize, inline: bool) -> Optio
     Some(())
 }
 
-/// A scalar or an empty collection in value position.
-fn write_scalar(out: &mut String, value: &Value) -> Option<()> {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) if n.is_i64() || n.is_u64() => {
+/// A scalar or an empty collection in value position (`view` is `value`'s).
+fn write_scalar<V: JsonView + Serialize>(
+    out: &mut String,
+    value: &V,
+    view: View<'_, V>,
+) -> Option<()> {
+    match view {
+        View::Null => out.push_str("null"),
+        View::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        View::Number(n) if n.is_i64() || n.is_u64() => {
             write!(out, "{n}").expect("writing to a String");
         }
-        Value::String(s) if plain_word(s, true) => out.push_str(s),
-        Value::Array(items) if items.is_empty() => out.push_str("[]"),
-        Value::Object(map) if map.is_empty() => out.push_str("{}"),
-        other => {
+        View::String(s) if plain_word(s, true) => out.push_str(s),
+        View::Array([]) => out.push_str("[]"),
+        View::Object(map) if map.len() == 0 => out.push_str("{}"),
+        _ => {
             // "- <scalar>\n": the scalar as serde-saphyr writes a list item.
-            let text = saphyr(&Value::Array(vec![other.clone()]));
+            let text = saphyr(&[value]);
             out.push_str(one_line(&text, "- ", "\n")?);
         }
     }
@@ -125,9 +141,7 @@ fn write_key(out: &mut String, key: &str) -> Option<()> {
         return Some(());
     }
     // "<key>: null\n": the key as serde-saphyr writes it.
-    let mut map = Map::new();
-    map.insert(key.to_string(), Value::Null);
-    let text = saphyr(&Value::Object(map));
+    let text = saphyr(&std::collections::BTreeMap::from([(key, ())]));
     out.push_str(one_line(&text, "", ": null\n")?);
     Some(())
 }
@@ -182,7 +196,7 @@ pub(super) fn plain_word(s: &str, value: bool) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn the_layout_is_serde_saphyrs() {
@@ -200,6 +214,11 @@ mod tests {
         ];
         for value in cases {
             assert_eq!(emit(&value), saphyr(&value), "{value}");
+            assert_eq!(
+                emit(&crate::value::Value::from(&value)),
+                saphyr(&value),
+                "{value}"
+            );
         }
     }
 
@@ -240,6 +259,7 @@ mod tests {
         crate::fixed_runner(2000, 11)
             .run(&any_value(), |value| {
                 prop_assert_eq!(emit(&value), saphyr(&value));
+                prop_assert_eq!(emit(&crate::value::Value::from(&value)), saphyr(&value));
                 Ok(())
             })
             .unwrap();

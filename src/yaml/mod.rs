@@ -314,6 +314,11 @@ pub enum NotOneValue {
 /// Parse text that must hold exactly one YAML document (rendered templates):
 /// cheaper than [`parse_values`], and a second document is its own error.
 pub fn parse_value(text: &str) -> Result<Value, NotOneValue> {
+    parse_tree(text)
+}
+
+/// [`parse_value`] into any tree (kmetal's own: [`crate::value::Value`]).
+pub fn parse_tree<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, NotOneValue> {
     serde_saphyr::from_str_with_options(text, value_options()).map_err(|e| {
         match e.without_snippet() {
             Error::MultipleDocuments { .. } => NotOneValue::Several,
@@ -330,7 +335,7 @@ pub fn is_plain_text(s: &str) -> bool {
 }
 
 /// Emit one document in the canonical style ([`emit`]).
-pub fn emit(value: &Value) -> String {
+pub fn emit<V: crate::value::JsonView + serde::Serialize>(value: &V) -> String {
     emit::emit(value)
 }
 
