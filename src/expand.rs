@@ -1023,12 +1023,7 @@ fn cloned_from(template: &Value, name: &str) -> Value {
 /// A JSON object of these fields, in this order. Unlike `json!`, it moves
 /// the values in (`json!` serializes each `Value` it is given, a deep copy).
 fn map<const N: usize>(fields: [(&str, Value); N]) -> Value {
-    Value::Object(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    Value::Object(Map::of(fields))
 }
 
 /// `metadata` with a name, a namespace and labels.

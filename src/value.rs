@@ -165,6 +165,22 @@ impl PartialEq for Map {
     }
 }
 
+impl Map {
+    /// A mapping of `fields`, whose keys are all different (fixed shapes
+    /// written in code).
+    pub fn of<const N: usize>(fields: [(&str, Value); N]) -> Map {
+        let entries: Vec<(String, Value)> = (fields.into_iter())
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        debug_assert!(
+            (entries.iter().enumerate())
+                .all(|(i, (k, _))| entries[..i].iter().all(|(j, _)| j != k)),
+            "a key twice in a fixed shape"
+        );
+        Map { entries }
+    }
+}
+
 impl FromIterator<(String, Value)> for Map {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Map {
         let iter = iter.into_iter();

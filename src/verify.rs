@@ -27,18 +27,19 @@ use crate::{openapi, yaml};
 /// One kind's compiled checks, and where they came from.
 pub struct KindSchema {
     schema: Value,
-    validator: Validator,
-    /// The same schema compiled for kmetal's own trees, when one is checked.
-    compact: OnceLock<Validator<Compact>>,
+    /// For kmetal's own trees (every object it makes or reads back).
+    validator: Validator<Compact>,
+    /// The same schema for serde_json's trees, compiled when one is checked.
+    serde: OnceLock<Validator>,
     rules: CelRules,
     origin: String,
 }
 
 impl KindSchema {
-    fn compact(&self) -> &Validator<Compact> {
-        self.compact.get_or_init(|| {
-            // The schema compiled for serde_json's trees; compiling reads only the schema.
-            openapi::validator_for(&self.schema).expect("the schema compiled before")
+    fn serde(&self) -> &Validator {
+        self.serde.get_or_init(|| {
+            // Compiled for kmetal's trees already; compiling reads only the schema.
+            openapi::validator(&self.schema).expect("the schema compiled before")
         })
     }
 }
@@ -67,9 +68,10 @@ impl Checked for Value {
     fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)> {
         // Most objects are valid: `is_valid` stops at the first error and
         // collects none; only an invalid object is walked again for its errors.
-        match schema.validator.is_valid(self) {
+        let validator = schema.serde();
+        match validator.is_valid(self) {
             true => Vec::new(),
-            false => as_errors(schema.validator.iter_errors(self)),
+            false => as_errors(validator.iter_errors(self)),
         }
     }
 }
@@ -80,10 +82,9 @@ impl Checked for Tree {
         (field("apiVersion"), field("kind"))
     }
     fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)> {
-        let validator = schema.compact();
-        match validator.is_valid(self) {
+        match schema.validator.is_valid(self) {
             true => Vec::new(),
-            false => as_errors(validator.iter_errors(self)),
+            false => as_errors(schema.validator.iter_errors(self)),
         }
     }
 }
@@ -108,12 +109,12 @@ fn fixed(schema: &Value, field: &str) -> Option<String> {
 }
 
 fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
-    let validator = openapi::validator(schema).map_err(|e| format!("{origin}: {e}"))?;
+    let validator = openapi::validator_for(schema).map_err(|e| format!("{origin}: {e}"))?;
     let rules = CelRules::compile(schema).map_err(|e| format!("{origin}: {e}"))?;
     Ok(KindSchema {
         schema: schema.clone(),
         validator,
-        compact: OnceLock::new(),
+        serde: OnceLock::new(),
         rules,
         origin: origin.to_string(),
     })
