@@ -978,7 +978,7 @@ fn rollouts(old: &Value, document: &Document, tenant: &str, plan: &mut Plan) {
 /// The text of a scalar or of a list's items.
 fn words(v: Option<&Value>) -> Vec<&str> {
     match v {
-        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::String(s)) => vec![&**s],
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     }
@@ -1115,7 +1115,7 @@ fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
     }
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            let keys: BTreeSet<&str> = a.keys().chain(b.keys()).map(|k| &**k).collect();
             keys.into_iter()
                 .flat_map(|k| {
                     let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));

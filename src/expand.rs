@@ -378,11 +378,11 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     // Cluster's are looked up beneath them (never copied per item).
     let own = |mut variables: Map, builtin: Option<(&str, Value)>| {
         let mut builtins = Map::new();
-        builtins.insert("cluster".into(), builtin_cluster.clone());
+        builtins.insert("cluster", builtin_cluster.clone());
         if let Some((key, value)) = builtin {
-            builtins.insert(key.into(), value);
+            builtins.insert(key, value);
         }
-        variables.insert("builtin".into(), Value::Object(builtins));
+        variables.insert("builtin", Value::Object(builtins));
         Rc::new(variables)
     };
     let cp_variables = own(Map::new(), Some(("controlPlane", cp_builtin)));
@@ -741,7 +741,7 @@ fn apply_patches(
             let mut template = Map::new();
             for (key, value) in ["apiVersion", "kind", "metadata"].into_iter().zip(kept) {
                 if let Some(value) = value {
-                    template.insert(key.into(), value);
+                    template.insert(key, value);
                 }
             }
             let mut template = Value::Object(template);
@@ -764,7 +764,10 @@ fn is_plain(template: &Value) -> bool {
     let Some(fields) = template.as_object() else {
         return false;
     };
-    fields.keys().eq(["apiVersion", "kind", "metadata", "spec"])
+    fields
+        .keys()
+        .map(|k| &**k)
+        .eq(["apiVersion", "kind", "metadata", "spec"])
         && fields.item("metadata").is_object()
 }
 
@@ -917,7 +920,7 @@ fn value_of(source: &Source<'_>, variables: Scope<'_>) -> Result<Value, String> 
 fn yaml_value(text: &str) -> Result<Value, String> {
     // A word YAML reads as itself (a version, a name) needs no parse.
     let value = match crate::yaml::is_plain_text(text) {
-        true => Value::String(text.to_string()),
+        true => Value::String(text.into()),
         false => (crate::yaml::parse_value(text).map(Value::from))
             .map_err(|e| format!("rendered {text:?}: {e:?}"))?,
     };

@@ -300,7 +300,7 @@ fn printed(r: &Evaluated<'_>) -> String {
         Evaluated::Missing => "<no value>".into(),
         Evaluated::Got(v) => match v.as_ref() {
             Value::Null => "<nil>".into(),
-            Value::String(s) => s.clone(),
+            Value::String(s) => s.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => go_float(n.as_f64().unwrap_or_default()),
             Value::Array(items) => format!(

@@ -112,7 +112,7 @@ fn plain(value: &minijinja::Value) -> Option<Value> {
                 _ => return None,
             }
         }
-        ValueKind::String => Value::String(plain_str(value.as_str()?)?.to_string()),
+        ValueKind::String => Value::String(plain_str(value.as_str()?)?.into()),
         ValueKind::Seq => Value::Array(
             value
                 .try_iter()
@@ -429,13 +429,13 @@ mod tests {
             "@",
             "`",
         ])
-        .prop_map(|s| Value::String(s.to_string()));
+        .prop_map(|s| Value::String(s.into()));
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
-            any::<String>().prop_map(Value::String),
+            any::<String>().prop_map(|s| Value::String(s.into())),
             odd,
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {

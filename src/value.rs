@@ -15,7 +15,6 @@
 //! `serde_json::Value` stand where a stage still uses the other.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 
 use jsonschema::json::{self, NodeIdentity};
 use serde_json::Number;
@@ -35,21 +34,44 @@ pub enum Value {
     Null,
     Bool(bool),
     Number(Number),
-    String(String),
+    String(Str),
     Array(Vec<Value>),
     Object(Map),
+}
+
+/// Text in a tree: shared by every copy of the tree (a rendered object is
+/// a copy of its template's parse), so copying one allocates nothing.
+pub type Str = std::sync::Arc<str>;
+
+/// A mapping's key as YAML reads it, before it is shared.
+struct Key(Str);
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key, E> {
+                Ok(Key(s.into()))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }
 
 /// A mapping: its entries in order, no two with one key.
 #[derive(Clone, Debug, Default)]
 pub struct Map {
-    entries: Vec<(String, Value)>,
+    entries: Vec<(Str, Value)>,
 }
 
 /// What [`Map::members`] walks.
 pub type Members<'a> = std::iter::Map<
-    std::slice::Iter<'a, (String, Value)>,
-    fn(&'a (String, Value)) -> (&'a str, &'a Value),
+    std::slice::Iter<'a, (Str, Value)>,
+    fn(&'a (Str, Value)) -> (&'a str, &'a Value),
 >;
 
 static NULL: Value = Value::Null;
@@ -74,16 +96,19 @@ impl Map {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        self.entries.iter().position(|(k, _)| k == key)
+        self.entries.iter().position(|(k, _)| &**k == key)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         (self.entries.iter_mut())
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| &**k == key)
             .map(|(_, v)| v)
     }
 
@@ -98,11 +123,11 @@ impl Map {
 
     /// Set `key` to `value`: in its place when it is there (the old value
     /// is returned), else at the end.
-    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
-        match self.position(&key) {
+    pub fn insert(&mut self, key: impl AsRef<str> + Into<Str>, value: Value) -> Option<Value> {
+        match self.position(key.as_ref()) {
             Some(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
             None => {
-                self.entries.push((key, value));
+                self.entries.push((key.into(), value));
                 None
             }
         }
@@ -114,20 +139,20 @@ impl Map {
         Some(self.entries.swap_remove(at).1)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Str, &Value)> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Str, &mut Value)> {
         self.entries.iter_mut().map(|(k, v)| (&*k, v))
     }
 
     /// The entries as `(key, value)`.
     pub fn members(&self) -> Members<'_> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|(k, v)| (&**k, v))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    pub fn keys(&self) -> impl Iterator<Item = &Str> {
         self.entries.iter().map(|(k, _)| k)
     }
 
@@ -144,7 +169,7 @@ impl Map {
         let at = match self.position(key) {
             Some(at) => at,
             None => {
-                self.entries.push((key.to_string(), Value::Null));
+                self.entries.push((key.into(), Value::Null));
                 self.entries.len() - 1
             }
         };
@@ -169,8 +194,8 @@ impl Map {
     /// A mapping of `fields`, whose keys are all different (fixed shapes
     /// written in code).
     pub fn of<const N: usize>(fields: [(&str, Value); N]) -> Map {
-        let entries: Vec<(String, Value)> = (fields.into_iter())
-            .map(|(k, v)| (k.to_string(), v))
+        let entries: Vec<(Str, Value)> = (fields.into_iter())
+            .map(|(k, v)| (Str::from(k), v))
             .collect();
         debug_assert!(
             (entries.iter().enumerate())
@@ -181,8 +206,8 @@ impl Map {
     }
 }
 
-impl FromIterator<(String, Value)> for Map {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Map {
+impl<K: AsRef<str> + Into<Str>> FromIterator<(K, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Map {
         let iter = iter.into_iter();
         let mut map = Map::with_capacity(iter.size_hint().0);
         for (k, v) in iter {
@@ -193,10 +218,10 @@ impl FromIterator<(String, Value)> for Map {
 }
 
 impl<'m> IntoIterator for &'m Map {
-    type Item = (&'m String, &'m Value);
+    type Item = (&'m Str, &'m Value);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'m, (String, Value)>,
-        fn(&'m (String, Value)) -> (&'m String, &'m Value),
+        std::slice::Iter<'m, (Str, Value)>,
+        fn(&'m (Str, Value)) -> (&'m Str, &'m Value),
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter().map(|(k, v)| (k, v))
@@ -361,13 +386,13 @@ impl PartialEq<&str> for Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Value {
-        Value::String(s.to_string())
+        Value::String(s.into())
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Value {
-        Value::String(s)
+        Value::String(s.into())
     }
 }
 
@@ -395,14 +420,14 @@ impl From<&serde_json::Value> for Value {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Number(n.clone()),
-            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::String(s) => Value::String(s.as_str().into()),
             serde_json::Value::Array(items) => {
                 Value::Array(items.iter().map(Value::from).collect())
             }
             serde_json::Value::Object(map) => Value::Object(Map {
                 // A serde_json map holds no key twice.
                 entries: (map.iter())
-                    .map(|(k, v)| (k.clone(), Value::from(v)))
+                    .map(|(k, v)| (Str::from(k.as_str()), Value::from(v)))
                     .collect(),
             }),
         }
@@ -415,13 +440,13 @@ impl From<serde_json::Value> for Value {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(b),
             serde_json::Value::Number(n) => Value::Number(n),
-            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::String(s) => Value::String(s.into()),
             serde_json::Value::Array(items) => {
                 Value::Array(items.into_iter().map(Value::from).collect())
             }
             serde_json::Value::Object(map) => Value::Object(Map {
                 entries: (map.into_iter())
-                    .map(|(k, v)| (k, Value::from(v)))
+                    .map(|(k, v)| (Str::from(k), Value::from(v)))
                     .collect(),
             }),
         }
@@ -434,11 +459,11 @@ impl From<&Value> for serde_json::Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Number(n) => serde_json::Value::Number(n.clone()),
-            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Array(items) => serde_json::Value::Array(items.iter().map(Into::into).collect()),
             Value::Object(map) => serde_json::Value::Object(
                 (map.iter())
-                    .map(|(k, v)| (k.clone(), serde_json::Value::from(v)))
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
                     .collect(),
             ),
         }
@@ -451,13 +476,13 @@ impl From<Value> for serde_json::Value {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(b),
             Value::Number(n) => serde_json::Value::Number(n),
-            Value::String(s) => serde_json::Value::String(s),
+            Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Array(items) => {
                 serde_json::Value::Array(items.into_iter().map(Into::into).collect())
             }
             Value::Object(map) => serde_json::Value::Object(
                 (map.entries.into_iter())
-                    .map(|(k, v)| (k, serde_json::Value::from(v)))
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
                     .collect(),
             ),
         }
@@ -484,7 +509,7 @@ impl serde::Serialize for Value {
             Value::Object(map) => {
                 let mut out = serializer.serialize_map(Some(map.len()))?;
                 for (k, v) in map {
-                    out.serialize_entry(k, v)?;
+                    out.serialize_entry(&**k, v)?;
                 }
                 out.end()
             }
@@ -521,10 +546,10 @@ impl<'de> serde::de::Visitor<'de> for Visitor {
         Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_string()))
+        Ok(Value::String(s.into()))
     }
     fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(s))
+        Ok(Value::String(s.into()))
     }
     fn visit_none<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
@@ -544,7 +569,7 @@ impl<'de> serde::de::Visitor<'de> for Visitor {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::with_capacity(access.size_hint().unwrap_or(0));
-        while let Some((k, v)) = access.next_entry::<String, Value>()? {
+        while let Some((Key(k), v)) = access.next_entry::<Key, Value>()? {
             map.insert(k, v);
         }
         Ok(Value::Object(map))
@@ -637,19 +662,7 @@ impl json::Json for Compact {
     }
 
     fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(&Value) -> T) -> T {
-        thread_local! {
-            /// Holds every property name checked on this thread, in turn.
-            static NAME: Cell<String> = const { Cell::new(String::new()) };
-        }
-        let mut name = NAME.take();
-        name.clear();
-        name.push_str(string);
-        let node = Value::String(name);
-        let result = f(&node);
-        if let Value::String(name) = node {
-            NAME.set(name);
-        }
-        result
+        f(&Value::String(string.into()))
     }
 }
 
@@ -717,12 +730,12 @@ fn equals(value: &Value, expected: &serde_json::Value) -> bool {
         (Value::Null, serde_json::Value::Null) => true,
         (Value::Bool(a), serde_json::Value::Bool(b)) => a == b,
         (Value::Number(a), serde_json::Value::Number(b)) => json::cmp::equal_numbers(a, b),
-        (Value::String(a), serde_json::Value::String(b)) => a == b,
+        (Value::String(a), serde_json::Value::String(b)) => **a == **b,
         (Value::Array(a), serde_json::Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| equals(x, y))
         }
         (Value::Object(a), serde_json::Value::Object(b)) => {
-            a.len() == b.len() && (a.iter()).all(|(k, v)| b.get(k).is_some_and(|w| equals(v, w)))
+            a.len() == b.len() && (a.iter()).all(|(k, v)| b.get(&**k).is_some_and(|w| equals(v, w)))
         }
         _ => false,
     }
@@ -773,9 +786,7 @@ mod tests {
         let mut a = tree(json!({"a": 1, "b": 2, "c": 3}));
         let mut b = json!({"a": 1, "b": 2, "c": 3});
         // Insert replaces in place; remove moves the last entry into the gap.
-        a.as_object_mut()
-            .unwrap()
-            .insert("b".into(), tree(json!(5)));
+        a.as_object_mut().unwrap().insert("b", tree(json!(5)));
         b.as_object_mut().unwrap().insert("b".into(), json!(5));
         a.as_object_mut().unwrap().remove("a");
         b.as_object_mut().unwrap().remove("a");
@@ -783,8 +794,8 @@ mod tests {
         b["d"]["e"] = "f".into();
         let back = serde_json::Value::from(&a);
         assert_eq!(back, b);
-        let order: Vec<&String> = a.as_object().unwrap().keys().collect();
-        let expected: Vec<&String> = b.as_object().unwrap().keys().collect();
+        let order: Vec<&str> = a.as_object().unwrap().keys().map(|k| &**k).collect();
+        let expected: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(order, expected);
         assert_eq!(a["missing"], Value::Null);
         assert_eq!(a.at("/d/e"), Some(&Value::from("f")));

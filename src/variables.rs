@@ -107,7 +107,7 @@ pub fn check(
 /// Where a wrong value came from: the one place the tenant file has it, else the file.
 fn locate(file: &str, text: Option<&str>, value: Option<&Value>) -> SourceLocation {
     let scalar = match value {
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s.to_string()),
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(Value::Bool(b)) => Some(b.to_string()),
         _ => None,
