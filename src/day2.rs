@@ -20,7 +20,7 @@ use std::path::Path;
 
 use crate::value::Value;
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
@@ -346,6 +346,47 @@ pub struct Updates<'a> {
     pub unexpanded: &'a [(String, String)],
 }
 
+/// Entries found by their identity: a hash table of positions in
+/// `entries` (4 bytes a slot, not a copy of the key). Of two entries with
+/// one identity the later one counts.
+struct ByKey<'e, 'k, T> {
+    entries: &'e [(Key<'k>, T)],
+    table: hashbrown::HashTable<u32>,
+}
+
+impl<'e, 'k, T> ByKey<'e, 'k, T> {
+    fn new(entries: &'e [(Key<'k>, T)]) -> Self {
+        use std::hash::BuildHasher;
+        let hash = |key: &Key<'_>| FxBuildHasher.hash_one(key);
+        let mut table = hashbrown::HashTable::with_capacity(entries.len());
+        for (at, (key, _)) in entries.iter().enumerate() {
+            let at = u32::try_from(at).expect("fewer than 4 billion objects");
+            let same = |other: &u32| entries[*other as usize].0 == *key;
+            match table.find_mut(hash(key), same) {
+                Some(slot) => *slot = at,
+                None => {
+                    table.insert_unique(hash(key), at, |other: &u32| {
+                        hash(&entries[*other as usize].0)
+                    });
+                }
+            }
+        }
+        ByKey { entries, table }
+    }
+
+    fn get(&self, key: &Key<'_>) -> Option<&'e T> {
+        use std::hash::BuildHasher;
+        let found = self.table.find(FxBuildHasher.hash_one(key), |other| {
+            self.entries[*other as usize].0 == *key
+        })?;
+        Some(&self.entries[*found as usize].1)
+    }
+
+    fn contains_key(&self, key: &Key<'_>) -> bool {
+        self.get(key).is_some()
+    }
+}
+
 /// Judge the new output against the previous one. Refusals are pushed to
 /// `diagnostics` at the input line that causes them.
 #[allow(clippy::too_many_arguments)]
@@ -372,10 +413,7 @@ pub fn judge(
                 .collect()
         },
     );
-    let (new, old) = rayon::join(
-        || -> FxHashMap<Key<'_>, &Document> { keyed.iter().copied().collect() },
-        || -> FxHashMap<Key<'_>, &OldObject<'_>> { old_keyed.iter().copied().collect() },
-    );
+    let (new, old) = rayon::join(|| ByKey::new(&keyed), || ByKey::new(&old_keyed));
     let mut plan = Plan::default();
     let place = |file: &str, values: &[&str]| {
         values
@@ -595,7 +633,7 @@ pub fn judge(
     // (often the very same: see `Previous`), found in parallel, judged in
     // the order of their identities.
     let mut differing: Vec<(Key<'_>, &Document, Option<&OldObject<'_>>)> = (keyed.par_iter())
-        .filter(|(id, document)| std::ptr::eq(new[id], *document))
+        .filter(|(id, document)| new.get(id).is_some_and(|d| std::ptr::eq(*d, *document)))
         .filter_map(|&(id, document)| {
             let previous_object = old.get(&id).copied();
             let unchanged = previous_object.is_some_and(|(_, old)| **old == document.value);
@@ -1255,6 +1293,25 @@ pub fn markdown(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As a hash map collected from the entries: the later of two entries
+    /// with one identity counts, an identity not there is not found.
+    #[test]
+    fn identities_find_the_later_entry() {
+        let keys: Vec<Key<'static>> = (0..300)
+            .map(|i| ("apps", ["A", "B", "C"][i % 3], "ns", ["x", "y"][i % 2]))
+            .chain([("", "Namespace", "", "ns")])
+            .collect();
+        let entries: Vec<(Key<'static>, usize)> = keys.into_iter().zip(0..).collect();
+        let by_key = ByKey::new(&entries);
+        let map: std::collections::HashMap<Key<'static>, usize> = entries.iter().copied().collect();
+        for (key, _) in &entries {
+            assert_eq!(by_key.get(key), map.get(key), "{key:?}");
+        }
+        assert_eq!(by_key.get(&("apps", "A", "ns", "y")), Some(&297));
+        assert!(!by_key.contains_key(&("apps", "D", "ns", "x")));
+        assert!(!by_key.contains_key(&("", "Namespace", "", "other")));
+    }
 
     #[test]
     fn markdown_groups_and_stays_under_the_comment_limit() {

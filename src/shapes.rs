@@ -32,10 +32,10 @@
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
-use crate::value::{Map, Value};
+use crate::value::{Map, Str, Value};
 use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Error, Output, State};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::yaml;
 
@@ -112,7 +112,7 @@ fn plain(value: &minijinja::Value) -> Option<Value> {
                 _ => return None,
             }
         }
-        ValueKind::String => Value::String(plain_str(value.as_str()?)?.into()),
+        ValueKind::String => Value::String(shared(plain_str(value.as_str()?)?)),
         ValueKind::Seq => Value::Array(
             value
                 .try_iter()
@@ -127,11 +127,36 @@ fn plain(value: &minijinja::Value) -> Option<Value> {
                 if name == "<<" {
                     return None;
                 }
-                map.insert(name.to_string(), plain(&value.get_item(&key).ok()?)?);
+                map.insert(shared(name), plain(&value.get_item(&key).ok()?)?);
             }
             Value::Object(map)
         }
         _ => return None,
+    })
+}
+
+/// How many texts [`shared`] keeps on a thread before it starts over.
+const SHARED_TEXTS: usize = 1 << 14;
+
+thread_local! {
+    /// The texts of the values set aside on this thread: a tenant's name
+    /// and the site's values recur in every object, and each copy would be
+    /// an allocation of its own.
+    static TEXTS: RefCell<FxHashSet<Str>> = RefCell::default();
+}
+
+/// `text`, shared with the values set aside before it on this thread.
+fn shared(text: &str) -> Str {
+    TEXTS.with_borrow_mut(|texts| {
+        if let Some(known) = texts.get(text) {
+            return Arc::clone(known);
+        }
+        if texts.len() >= SHARED_TEXTS {
+            texts.clear();
+        }
+        let new = Str::from(text);
+        texts.insert(Arc::clone(&new));
+        new
     })
 }
 
