@@ -434,22 +434,11 @@ impl From<&serde_json::Value> for Value {
     }
 }
 
+/// Every text is copied into shared text either way: an owned value
+/// converts as a borrowed one does.
 impl From<serde_json::Value> for Value {
     fn from(value: serde_json::Value) -> Value {
-        match value {
-            serde_json::Value::Null => Value::Null,
-            serde_json::Value::Bool(b) => Value::Bool(b),
-            serde_json::Value::Number(n) => Value::Number(n),
-            serde_json::Value::String(s) => Value::String(s.into()),
-            serde_json::Value::Array(items) => {
-                Value::Array(items.into_iter().map(Value::from).collect())
-            }
-            serde_json::Value::Object(map) => Value::Object(Map {
-                entries: (map.into_iter())
-                    .map(|(k, v)| (Str::from(k), Value::from(v)))
-                    .collect(),
-            }),
-        }
+        Value::from(&value)
     }
 }
 
@@ -470,22 +459,11 @@ impl From<&Value> for serde_json::Value {
     }
 }
 
+/// Shared text is copied out either way: an owned tree converts as a
+/// borrowed one does.
 impl From<Value> for serde_json::Value {
     fn from(value: Value) -> serde_json::Value {
-        match value {
-            Value::Null => serde_json::Value::Null,
-            Value::Bool(b) => serde_json::Value::Bool(b),
-            Value::Number(n) => serde_json::Value::Number(n),
-            Value::String(s) => serde_json::Value::String(s.to_string()),
-            Value::Array(items) => {
-                serde_json::Value::Array(items.into_iter().map(Into::into).collect())
-            }
-            Value::Object(map) => serde_json::Value::Object(
-                (map.entries.into_iter())
-                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
-                    .collect(),
-            ),
-        }
+        serde_json::Value::from(&value)
     }
 }
 
