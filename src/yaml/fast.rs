@@ -95,7 +95,7 @@ pub fn read(text: &str) -> Option<Vec<Node>> {
 }
 
 /// A node written at `place` (no alias: used where it is defined).
-fn node(place: Place, kind: Kind) -> Node {
+pub(super) fn node(place: Place, kind: Kind) -> Node {
     Node {
         referenced: place,
         defined: place,
@@ -104,7 +104,7 @@ fn node(place: Place, kind: Kind) -> Node {
 }
 
 /// A scalar as serde-saphyr reads it, when that is beyond doubt.
-fn scalar(value: &str, style: ScalarStyle) -> Option<Kind> {
+pub(super) fn scalar(value: &str, style: ScalarStyle) -> Option<Kind> {
     if style != ScalarStyle::Plain {
         return Some(Kind::Str(value.to_string()));
     }
@@ -136,7 +136,7 @@ fn scalar(value: &str, style: ScalarStyle) -> Option<Kind> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -152,6 +152,14 @@ mod tests {
     /// with the same places: a key that may repeat is left to the usual way
     /// by the caller, so it is left out here too.
     fn agrees(text: &str) -> Result<bool, String> {
+        agrees_by(read, text)
+    }
+
+    /// [`agrees`] for the reader `read`.
+    pub(in crate::yaml) fn agrees_by(
+        read: fn(&str) -> Option<Vec<Node>>,
+        text: &str,
+    ) -> Result<bool, String> {
         let Some(nodes) = read(text) else {
             return Ok(false);
         };
@@ -216,7 +224,7 @@ mod tests {
 
     #[test]
     fn every_input_file_of_the_golden_cases_reads_as_serde_saphyr_reads_it() {
-        let mut read_here = 0;
+        let (mut read_here, mut scanned) = (0, 0);
         for entry in walkdir::WalkDir::new("golden").sort_by_file_name() {
             let entry = entry.unwrap();
             let path = entry.path();
@@ -232,10 +240,18 @@ mod tests {
                 continue;
             };
             read_here += usize::from(agrees(&text).unwrap_or_else(|e| panic!("{path:?}: {e}")));
+            scanned += usize::from(
+                agrees_by(super::super::scan::read, &text)
+                    .unwrap_or_else(|e| panic!("{path:?} (scan): {e}")),
+            );
         }
         assert!(
             read_here >= 150,
             "{read_here} golden input files were read here"
+        );
+        assert!(
+            scanned >= 150,
+            "{scanned} golden input files were read line by line"
         );
     }
 
@@ -243,7 +259,7 @@ mod tests {
     /// and scalars written plain (as they come: often not valid YAML at
     /// all), single- or double-quoted.
     #[derive(Clone, Debug)]
-    enum Doc {
+    pub(in crate::yaml) enum Doc {
         Scalar(String, u8),
         Seq(Vec<Doc>, bool),
         Map(Vec<((String, u8), Doc)>, bool),
@@ -327,7 +343,7 @@ mod tests {
         prop::collection::vec(pieces, 0..4).prop_map(|p| p.concat())
     }
 
-    fn any_doc() -> impl Strategy<Value = Doc> {
+    pub(in crate::yaml) fn any_doc() -> impl Strategy<Value = Doc> {
         let scalar = (any_word(), 0u8..3).prop_map(|(s, q)| Doc::Scalar(s, q));
         scalar.prop_recursive(4, 40, 5, |inner| {
             prop_oneof![
@@ -377,7 +393,7 @@ mod tests {
         }
     }
 
-    fn block(doc: &Doc, indent: usize, out: &mut String) {
+    pub(in crate::yaml) fn block(doc: &Doc, indent: usize, out: &mut String) {
         let pad = " ".repeat(indent);
         match doc {
             Doc::Seq(items, false) if !items.is_empty() => {
@@ -408,12 +424,16 @@ mod tests {
     #[test]
     fn any_file_read_here_is_what_serde_saphyr_reads() {
         let read_here = std::cell::Cell::new(0);
+        let scanned = std::cell::Cell::new(0);
         crate::fixed_runner(3000, 12)
             .run(&any_doc(), |doc| {
                 let mut text = String::new();
                 block(&doc, 0, &mut text);
                 let agreed = agrees(&text).map_err(TestCaseError::fail)?;
                 read_here.set(read_here.get() + usize::from(agreed));
+                let agreed =
+                    agrees_by(super::super::scan::read, &text).map_err(TestCaseError::fail)?;
+                scanned.set(scanned.get() + usize::from(agreed));
                 Ok(())
             })
             .unwrap();
@@ -421,6 +441,11 @@ mod tests {
             read_here.get() >= 300,
             "{} of 3000 files were read here",
             read_here.get()
+        );
+        assert!(
+            scanned.get() >= 150,
+            "{} of 3000 files were read line by line",
+            scanned.get()
         );
     }
 }

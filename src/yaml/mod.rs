@@ -17,6 +17,7 @@ mod emit;
 mod fast;
 mod locate;
 mod place;
+mod scan;
 pub mod tree;
 
 pub use locate::{Located, find_scalar, locate};
@@ -132,7 +133,8 @@ fn one_node(file: &str, text: &str, what: &str) -> Result<tree::Node, Diagnostic
 ///   merge key, so merging and not merging agree;
 /// - a tree whose mappings repeat no key has no duplicate to refuse.
 ///
-/// Files in the simple subset of [`fast`] are built from the parser's events.
+/// Files in the simple subset of [`scan`] are read line by line, those in
+/// the wider one of [`fast`] built from the parser's events.
 ///
 /// `None` sends the text the usual way, which gives every error its usual
 /// message: a parse error here, or a key that may repeat
@@ -141,7 +143,7 @@ fn without_key_checks(text: &str) -> Option<Vec<tree::Node>> {
     if text.contains("<<") || text.contains('\\') {
         return None;
     }
-    let nodes = match fast::read(text) {
+    let nodes = match scan::read(text).or_else(|| fast::read(text)) {
         Some(nodes) => nodes,
         None => {
             let mut options = spec_options();
@@ -240,6 +242,9 @@ fn several_documents(file: &str, text: &str, what: &str) -> Diagnostic {
 /// A line indented with a tab: YAML forbids it, and parsers disagree on what
 /// it means, so it is refused before parsing.
 fn tab_indentation(file: &str, text: &str) -> Option<Diagnostic> {
+    if !text.contains('\t') {
+        return None;
+    }
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let content = line.trim_start_matches([' ', '\t']);
@@ -267,6 +272,11 @@ fn control_character(file: &str, text: &str) -> Option<Diagnostic> {
         matches!(c, '\t' | '\n' | '\r' | '\u{85}')
             || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
     };
+    // Most files are ASCII: their bytes are their characters.
+    let ascii_printable = |b: &u8| matches!(b, b'\t' | b'\n' | b'\r' | b' '..=b'~');
+    if text.is_ascii() && text.as_bytes().iter().all(ascii_printable) {
+        return None;
+    }
     let (offset, c) = text.char_indices().find(|(_, c)| !printable(*c))?;
     Some(
         Diagnostic::error(
