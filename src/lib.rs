@@ -28,6 +28,7 @@ pub mod lock;
 pub mod network;
 pub mod openapi;
 pub mod output;
+pub mod patterns;
 pub mod project;
 pub mod render;
 pub mod report;

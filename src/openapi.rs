@@ -18,14 +18,23 @@ pub fn validator(
     validator_for(schema)
 }
 
-/// [`validator`] for instances of the representation `F`.
-pub fn validator_for<F: jsonschema::json::Json>(
+/// [`validator`] for instances of the representation `F`; the patterns
+/// Kubernetes checks every name and label with are matched by
+/// [`crate::patterns`].
+pub fn validator_for<F: jsonschema::json::Json + 'static>(
     schema: &Value,
 ) -> Result<jsonschema::Validator<F>, jsonschema::ValidationError<'static>> {
+    options::<F>()
+        .with_keyword("pattern", crate::patterns::keyword::<F>)
+        .build(schema)
+}
+
+/// The options of every validator, before the `pattern` keyword is replaced.
+pub(crate) fn options<F: jsonschema::json::Json>()
+-> jsonschema::ValidationOptions<'static, std::sync::Arc<dyn jsonschema::Retrieve>, F> {
     jsonschema::options_for::<F>()
         .with_draft(jsonschema::Draft::Draft7)
         .with_pattern_options(jsonschema::PatternOptions::regex())
-        .build(schema)
 }
 
 /// Convert one schema node and everything below it.

@@ -120,6 +120,15 @@ fn write_scalar<V: JsonView + Serialize>(
             write!(out, "{n}").expect("writing to a String");
         }
         View::String(s) if plain_word(s, true) => out.push_str(s),
+        View::String(s) if is_address(s) => match s.contains('/') {
+            // YAML 1.1 reads digits and dots as a float; a slash makes it text.
+            true => out.push_str(s),
+            false => {
+                out.push('"');
+                out.push_str(s);
+                out.push('"');
+            }
+        },
         View::Array([]) => out.push_str("[]"),
         View::Object(map) if map.len() == 0 => out.push_str("{}"),
         _ => {
@@ -129,6 +138,14 @@ fn write_scalar<V: JsonView + Serialize>(
         }
     }
     Some(())
+}
+
+/// Digits, dots and slashes after a digit (addresses, networks, versions):
+/// written without a call to serde-saphyr, as it writes them.
+fn is_address(s: &str) -> bool {
+    s.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'/')
 }
 
 /// YAML's limit for a key written without `? ` (serde-saphyr writes longer
@@ -226,12 +243,84 @@ mod tests {
     /// every spelling, indicators, spaces, controls, line breaks, unicode.
     fn any_text() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
-            "a", "Z", "k8s", "x-y", "a.b", "a/b", "_", "-", "?", ":", ": ", " :", "#", " #", "&",
-            "*", "!", "|", ">", "'", "\"", "%", "@", "`", ",", "[", "]", "{", "}", "~", "=", "<<",
-            "+", " ", "\t", "\n", "\r", "\u{85}", "\u{2028}", "\u{feff}", "\u{7f}", "é", "0", "1",
-            "9", "0x", "0o", "0b", "1e5", ".", "..", "...", "---", "inf", "nan", "NaN", ".inf",
-            "yes", "No", "ON", "off", "y", "N", "true", "False", "null", "NULL", "2001", "-12-14",
-            "1:20", "_1", "\\", "\u{0}", "\u{1b}",
+            "a",
+            "Z",
+            "k8s",
+            "x-y",
+            "a.b",
+            "a/b",
+            "_",
+            "-",
+            "?",
+            ":",
+            ": ",
+            " :",
+            "#",
+            " #",
+            "&",
+            "*",
+            "!",
+            "|",
+            ">",
+            "'",
+            "\"",
+            "%",
+            "@",
+            "`",
+            ",",
+            "[",
+            "]",
+            "{",
+            "}",
+            "~",
+            "=",
+            "<<",
+            "+",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\u{85}",
+            "\u{2028}",
+            "\u{feff}",
+            "\u{7f}",
+            "é",
+            "0",
+            "1",
+            "9",
+            "0x",
+            "0o",
+            "0b",
+            "1e5",
+            ".",
+            "..",
+            "...",
+            "---",
+            "inf",
+            "nan",
+            "NaN",
+            ".inf",
+            "yes",
+            "No",
+            "ON",
+            "off",
+            "y",
+            "N",
+            "true",
+            "False",
+            "null",
+            "NULL",
+            "2001",
+            "-12-14",
+            "1:20",
+            "_1",
+            "\\",
+            "\u{0}",
+            "\u{1b}",
+            "/",
+            "10.0.0.1",
+            "10.96.0.0/12",
+            "1.31",
         ]);
         prop::collection::vec(pieces, 0..5).prop_map(|p| p.concat())
     }
