@@ -56,15 +56,28 @@ impl Known {
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
 fn label(s: &[u8]) -> bool {
-    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    s.first().is_some_and(edge)
-        && s.last().is_some_and(edge)
-        && s.iter().all(|b| edge(b) || *b == b'-')
+    dotted(s, false)
 }
 
 /// Labels joined by dots.
 fn subdomain(s: &[u8]) -> bool {
-    s.split(|b| *b == b'.').all(label)
+    dotted(s, true)
+}
+
+/// Labels, joined by dots when `dots`: one pass, each byte looked at once
+/// (a dash or dot may not start or end a label).
+fn dotted(s: &[u8], dots: bool) -> bool {
+    let mut previous = b'.';
+    for &b in s {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' => {}
+            b'-' if previous != b'.' => {}
+            b'.' if dots && !matches!(previous, b'.' | b'-') => {}
+            _ => return false,
+        }
+        previous = b;
+    }
+    !matches!(previous, b'.' | b'-')
 }
 
 /// `[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?`
