@@ -97,7 +97,7 @@ impl CelRules {
     pub fn compile(schema: &serde_json::Value) -> Result<CelRules, String> {
         let mut compiler = Compiler {
             document: schema,
-            env: Arc::new(environment()),
+            env: Arc::clone(&ENVIRONMENT),
             nodes: Vec::new(),
             refs: HashMap::new(),
             transition_rules: 0,
@@ -448,6 +448,11 @@ fn declared(env: &Arc<Env>, name: &str) -> bool {
     let mut probe = Context::with_env(Arc::clone(env));
     probe.add_function(name, |x: i64| x).is_err()
 }
+
+/// [`environment`], built once: it never changes, and every schema's rules
+/// compile in it.
+static ENVIRONMENT: std::sync::LazyLock<Arc<Env>> =
+    std::sync::LazyLock::new(|| Arc::new(environment()));
 
 /// The CEL standard library, the strings extension, and Kubernetes' `isIP` and `isCIDR`.
 /// Not here: the rest of Kubernetes' libraries (`ip()`, `cidr()`, `quantity()`, `url()`,

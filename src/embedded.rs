@@ -3,6 +3,8 @@
 use include_dir::{Dir, include_dir};
 
 static STACKS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/stacks");
+/// The schemas as written, for the test that holds the JSON to them.
+#[cfg(test)]
 static SCHEMAS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/schemas");
 
 /// `(path relative to stacks/ with '/', text)` of every built-in stack file, sorted.
@@ -10,7 +12,15 @@ pub fn stack_files() -> Vec<(String, &'static str)> {
     files(&STACKS)
 }
 
+/// Every embedded schema by its file name in `schemas/`, sorted, as build.rs
+/// wrote them: JSON.
+pub fn schemas() -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_str(include_str!(concat!(env!("OUT_DIR"), "/schemas.json")))
+        .expect("build.rs writes the schemas as one JSON object")
+}
+
 /// `(path relative to schemas/ with '/', text)` of every embedded schema, sorted.
+#[cfg(test)]
 pub fn schema_files() -> Vec<(String, &'static str)> {
     files(&SCHEMAS)
 }

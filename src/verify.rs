@@ -20,9 +20,9 @@ use serde_json::Value;
 
 use crate::cel::CelRules;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceLocation, codes};
+use crate::openapi;
 use crate::render::Document;
 use crate::value::{Compact, Value as Tree};
-use crate::{openapi, yaml};
 
 /// One kind's compiled checks, and where they came from.
 pub struct KindSchema {
@@ -123,20 +123,17 @@ fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
 impl Schemas {
     /// Compile every embedded schema. Each fixes its apiVersion and kind with a one-value `enum`.
     pub fn embedded() -> Self {
-        // Parsed and compiled in parallel; one map whatever the order.
-        let compiled = (crate::embedded::schema_files().par_iter())
-            .map(|(name, text)| {
-                let mut docs = yaml::parse_values(text)
-                    .unwrap_or_else(|e| panic!("schemas/{name} is not YAML: {e}"));
-                assert_eq!(docs.len(), 1, "schemas/{name} holds one schema");
-                let schema = docs.remove(0);
+        // Compiled in parallel; one map whatever the order.
+        let schemas: Vec<(String, Value)> = crate::embedded::schemas().into_iter().collect();
+        let compiled = (schemas.par_iter())
+            .map(|(name, schema)| {
                 let key = (
-                    fixed(&schema, "apiVersion")
+                    fixed(schema, "apiVersion")
                         .unwrap_or_else(|| panic!("schemas/{name} fixes apiVersion")),
-                    fixed(&schema, "kind").unwrap_or_else(|| panic!("schemas/{name} fixes kind")),
+                    fixed(schema, "kind").unwrap_or_else(|| panic!("schemas/{name} fixes kind")),
                 );
                 let compiled =
-                    compile(&schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
+                    compile(schema, &format!("schemas/{name}")).unwrap_or_else(|e| panic!("{e}"));
                 (key, compiled)
             })
             .collect::<Vec<_>>();
@@ -287,6 +284,24 @@ impl Schemas {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_embedded_json_is_what_the_schemas_yaml_reads_as() {
+        let embedded = crate::embedded::schemas();
+        let files = crate::embedded::schema_files();
+        assert_eq!(embedded.len(), files.len());
+        for (name, text) in files {
+            let read = crate::yaml::parse_values(text).unwrap();
+            assert_eq!(read.len(), 1, "{name}");
+            // Equal in content and in the order of every mapping's keys.
+            let (json, yaml) = (&embedded[&name], &read[0]);
+            assert_eq!(
+                serde_json::to_string(json).unwrap(),
+                serde_json::to_string(yaml).unwrap(),
+                "schemas/{name}"
+            );
+        }
+    }
 
     #[test]
     fn strict_and_keyed_by_kind() {
