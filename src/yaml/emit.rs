@@ -120,6 +120,7 @@ fn write_scalar<V: JsonView + Serialize>(
             write!(out, "{n}").expect("writing to a String");
         }
         View::String(s) if plain_word(s, true) => out.push_str(s),
+        View::String(s) if plain_text(s) => out.push_str(s),
         View::String(s) if is_address(s) => match s.contains('/') {
             // YAML 1.1 reads digits and dots as a float; a slash makes it text.
             true => out.push_str(s),
@@ -138,6 +139,38 @@ fn write_scalar<V: JsonView + Serialize>(
         }
     }
     Some(())
+}
+
+/// A one-line ASCII text serde-saphyr writes plain in a block value, told
+/// without calling it: one that no YAML reading takes for anything else
+/// (it starts with a letter and is none of YAML's words, starts with `./`,
+/// or is digits then a unit such as `10m`), with no edge spaces, no `: `
+/// or ` #` inside and no `:` at the end.
+fn plain_text(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let start = match bytes {
+        [first, ..] if first.is_ascii_alphabetic() => !is_word(s),
+        [b'.', b'/', ..] => true,
+        _ => is_duration(bytes),
+    };
+    start
+        && bytes.iter().all(|b| (b' '..=b'~').contains(b))
+        && bytes.last() != Some(&b' ')
+        && bytes.last() != Some(&b':')
+        && !s.contains(": ")
+        && !s.contains(" #")
+}
+
+/// Digits, then lowercase letters that no number spelling uses (`e`, and
+/// the `b`, `o`, `x` of `0b`, `0o`, `0x`): `10m`, `30s`, `500ms`.
+fn is_duration(bytes: &[u8]) -> bool {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    let unit = &bytes[digits..];
+    digits > 0
+        && !unit.is_empty()
+        && unit
+            .iter()
+            .all(|b| b.is_ascii_lowercase() && !matches!(b, b'e' | b'b' | b'o' | b'x'))
 }
 
 /// Digits, dots and slashes after a digit (addresses, networks, versions):
@@ -199,14 +232,19 @@ pub(super) fn plain_word(s: &str, value: bool) -> bool {
     } else {
         &INNER_OF_KEY
     };
+    first.is_ascii_alphabetic()
+        && bytes[1..].iter().all(|b| inner[usize::from(*b)])
+        && bytes.last() != Some(&b':')
+        && !is_word(s)
+}
+
+/// One of YAML 1.1's and 1.2's booleans, nulls and special floats, in any case.
+fn is_word(s: &str) -> bool {
     // None longer than five letters: longer words are not compared.
     const WORDS: [&str; 11] = [
         "null", "true", "false", "nan", "inf", "y", "n", "yes", "no", "on", "off",
     ];
-    first.is_ascii_alphabetic()
-        && bytes[1..].iter().all(|b| inner[usize::from(*b)])
-        && bytes.last() != Some(&b':')
-        && (s.len() > 5 || !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w)))
+    s.len() <= 5 && WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
 #[cfg(test)]
@@ -321,6 +359,17 @@ mod tests {
             "10.0.0.1",
             "10.96.0.0/12",
             "1.31",
+            "10m",
+            "ms",
+            "h",
+            "e",
+            "x",
+            "b",
+            "./",
+            "(",
+            ")",
+            "&&",
+            "==",
         ]);
         prop::collection::vec(pieces, 0..5).prop_map(|p| p.concat())
     }
