@@ -101,9 +101,19 @@ fn read_bytes(project: &Project, file: &str, diagnostics: &mut Diagnostics) -> O
 fn decode(file: &str, bytes: &[u8], diagnostics: &mut Diagnostics) -> Option<Arc<str>> {
     match std::str::from_utf8(bytes) {
         Ok(text) => {
-            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-            diagnostics.add_source(file, Arc::from(shown(text)));
-            Some(Arc::from(text))
+            let text: Arc<str> = Arc::from(text.strip_prefix('\u{feff}').unwrap_or(text));
+            // Most files hold no control character: the text is its own snippet.
+            let controls = match text.is_ascii() {
+                true => (text.bytes())
+                    .any(|b| b == 0x7f || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))),
+                false => (text.chars()).any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
+            };
+            let snippet = match controls {
+                true => Arc::from(shown(&text)),
+                false => Arc::clone(&text),
+            };
+            diagnostics.add_source(file, snippet);
+            Some(text)
         }
         Err(error) => {
             diagnostics.push(
