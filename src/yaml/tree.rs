@@ -376,16 +376,19 @@ impl<'a> Recovery<'a> {
     ) -> Result<Node, Cut> {
         let properties = schema.field("properties").and_then(Value::as_object);
         let closed = schema.field("additionalProperties") == Some(&Value::Bool(false));
-        let known: Vec<&str> = properties
-            .map(|p| p.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        let mut kept = Vec::new();
+        // The keys it may hold, for the help of an unknown key only.
+        let known = || -> Vec<&str> {
+            properties
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default()
+        };
+        let mut kept = Vec::with_capacity(entries.len());
         let mut cut_keys = Vec::new();
         let mut unknown = Vec::new();
         for (key, value) in entries {
-            let name = match &key.kind {
-                Kind::Str(s) => s.clone(),
-                _ if key.is_scalar() => key.written(self.text).unwrap_or_default().to_string(),
+            let name: std::borrow::Cow<'_, str> = match &key.kind {
+                Kind::Str(s) => s.as_str().into(),
+                _ if key.is_scalar() => key.written(self.text).unwrap_or_default().into(),
                 _ => {
                     self.report(
                         &key,
@@ -396,18 +399,19 @@ impl<'a> Recovery<'a> {
                 }
             };
             let child = if path.is_empty() {
-                name.clone()
+                name.to_string()
             } else {
                 [path, ".", &name].concat()
             };
             match properties.and_then(|p| p.field(&name)) {
                 Some(property) => match self.walk(value, property, &child) {
                     Ok(value) => kept.push((key, value)),
-                    Err(Cut) => cut_keys.push(name),
+                    Err(Cut) => cut_keys.push(name.into_owned()),
                 },
                 None if closed => {
                     self.cut.push(child.clone());
-                    unknown.push(name.clone());
+                    unknown.push(name.to_string());
+                    let known = known();
                     let help = did_you_mean(&name, "key", &known);
                     let within = self.within(path);
                     self.report(
