@@ -435,11 +435,19 @@ impl Expanding<'_> {
         let results: Vec<_> = jobs
             .par_iter()
             .filter_map(|job| {
-                let result = job.run()?;
-                Some(result.map(|documents| {
-                    let problems = self.schemas.verify(&documents);
-                    let kept = keep(job.tenant).then_some(documents);
-                    (job.tenant, kept, problems)
+                let result = job.objects()?;
+                Some(result.map(|objects| {
+                    let kept = keep(job.tenant);
+                    // Objects that are valid and not kept need no name: each
+                    // is checked as it is, and only a violation (or keeping
+                    // them) makes them documents, checked again as such.
+                    let valid = || (objects.iter()).all(|o| self.schemas.violations(o).is_empty());
+                    if !kept && valid() {
+                        return (job.tenant, None, Diagnostics::new());
+                    }
+                    let documents = job.documents(objects);
+                    let problems = self.schemas.verify_here(&documents);
+                    (job.tenant, kept.then_some(documents), problems)
                 }))
             })
             .collect();
@@ -671,14 +679,19 @@ impl Expansion<'_> {
     /// The expanded objects, or a diagnostic at the tenant's file; none for a
     /// stack without a class.
     fn run(&self) -> Option<Result<Vec<render::Document>, diagnostic::Diagnostic>> {
+        Some(self.objects()?.map(|objects| self.documents(objects)))
+    }
+
+    /// The expanded objects, as documents of the output.
+    fn documents(&self, objects: Vec<value::Value>) -> Vec<render::Document> {
+        expand::documents(self.tenant, self.source, self.class.source, objects)
+    }
+
+    /// [`Expansion::run`]'s objects, before they are named as documents.
+    fn objects(&self) -> Option<Result<Vec<value::Value>, diagnostic::Diagnostic>> {
         self.stack.class.as_ref()?;
         Some(match expand::expand(self.cluster, self.class) {
-            Ok(objects) => Ok(expand::documents(
-                self.tenant,
-                self.source,
-                self.class.source,
-                objects,
-            )),
+            Ok(objects) => Ok(objects),
             Err(problem) => Err(diagnostic::Diagnostic::error(
                 diagnostic::codes::EXPAND_FAILED,
                 format!(

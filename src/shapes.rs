@@ -105,13 +105,10 @@ fn plain(value: &minijinja::Value) -> Option<Value> {
     Some(match value.kind() {
         ValueKind::None => Value::Null,
         ValueKind::Bool => Value::Bool(value.is_true()),
-        ValueKind::Number if value.is_integer() => {
-            match (i64::try_from(value.clone()), u64::try_from(value.clone())) {
-                (Ok(i), _) => Value::from(i),
-                (_, Ok(u)) => Value::from(u),
-                _ => return None,
-            }
-        }
+        ValueKind::Number if value.is_integer() => match i64::try_from(value.clone()) {
+            Ok(i) => Value::from(i),
+            Err(_) => Value::from(u64::try_from(value.clone()).ok()?),
+        },
         ValueKind::String => Value::String(shared(plain_str(value.as_str()?)?)),
         ValueKind::Seq => Value::Array(
             value
@@ -171,7 +168,12 @@ fn plain_str(s: &str) -> Option<&str> {
         ) || c == OPEN
             || c == CLOSE
     };
-    (!s.contains(odd)).then_some(s)
+    // In ASCII only DEL is one of them.
+    let plain = match s.is_ascii() {
+        true => !s.as_bytes().contains(&0x7f),
+        false => !s.contains(odd),
+    };
+    plain.then_some(s)
 }
 
 /// Whether a template's source may be rendered as a shape: only control-flow

@@ -193,13 +193,30 @@ impl Schemas {
         (self.by_kind.iter()).flat_map(|(a, kinds)| kinds.keys().map(move |k| format!("{a}/{k}")))
     }
 
-    /// Check every document; all violations are reported.
+    /// Check every document, in parallel; all violations are reported.
     pub fn verify<V: Checked + Sync>(&self, documents: &[Document<V>]) -> Diagnostics {
-        let mut diagnostics = Diagnostics::new();
         let found: Vec<_> = documents
             .par_iter()
             .map(|d| self.violations(&d.value))
             .collect();
+        self.reported(documents, found)
+    }
+
+    /// [`Schemas::verify`] on this thread: for the few documents of one
+    /// tenant, checked where the tenants are in parallel already.
+    pub fn verify_here<V: Checked>(&self, documents: &[Document<V>]) -> Diagnostics {
+        let found = (documents.iter())
+            .map(|d| self.violations(&d.value))
+            .collect();
+        self.reported(documents, found)
+    }
+
+    fn reported<V>(
+        &self,
+        documents: &[Document<V>],
+        found: Vec<Vec<(&'static str, String, String)>>,
+    ) -> Diagnostics {
+        let mut diagnostics = Diagnostics::new();
         for (document, violations) in documents.iter().zip(found) {
             for (code, pointer, message) in violations {
                 let at = if pointer.is_empty() {
