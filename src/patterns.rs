@@ -64,20 +64,44 @@ fn subdomain(s: &[u8]) -> bool {
     dotted(s, true)
 }
 
-/// Labels, joined by dots when `dots`: one pass, each byte looked at once
+/// What a byte is to a DNS label: not in one, a letter or digit, `-`, `.`.
+const OUT: u8 = 0;
+const ALNUM: u8 = 1;
+const DASH: u8 = 2;
+const DOT: u8 = 3;
+const DNS: [u8; 256] = {
+    let mut table = [OUT; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'a'..=b'z' | b'0'..=b'9' => ALNUM,
+            b'-' => DASH,
+            b'.' => DOT,
+            _ => OUT,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// Labels, joined by dots when `dots`: one pass, each byte looked up once
 /// (a dash or dot may not start or end a label).
 fn dotted(s: &[u8], dots: bool) -> bool {
-    let mut previous = b'.';
+    let mut previous = DOT;
     for &b in s {
-        match b {
-            b'a'..=b'z' | b'0'..=b'9' => {}
-            b'-' if previous != b'.' => {}
-            b'.' if dots && !matches!(previous, b'.' | b'-') => {}
-            _ => return false,
+        let class = DNS[b as usize];
+        let fits = match class {
+            ALNUM => true,
+            DASH => previous != DOT,
+            DOT => dots && previous == ALNUM,
+            _ => false,
+        };
+        if !fits {
+            return false;
         }
-        previous = b;
+        previous = class;
     }
-    !matches!(previous, b'.' | b'-')
+    previous == ALNUM
 }
 
 /// `[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?`
