@@ -102,15 +102,10 @@ fn decode(file: &str, bytes: &[u8], diagnostics: &mut Diagnostics) -> Option<Arc
     match std::str::from_utf8(bytes) {
         Ok(text) => {
             let text: Arc<str> = Arc::from(text.strip_prefix('\u{feff}').unwrap_or(text));
-            // Most files hold no control character: the text is its own snippet.
-            let controls = match text.is_ascii() {
-                true => (text.bytes())
-                    .any(|b| b == 0x7f || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))),
-                false => (text.chars()).any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
-            };
-            let snippet = match controls {
-                true => Arc::from(shown(&text)),
-                false => Arc::clone(&text),
+            // A text without control characters is its own snippet.
+            let snippet = match shown(&text) {
+                std::borrow::Cow::Borrowed(_) => Arc::clone(&text),
+                std::borrow::Cow::Owned(shown) => Arc::from(shown),
             };
             diagnostics.add_source(file, snippet);
             Some(text)
@@ -164,15 +159,19 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, Diagnostic> {
 /// `text` as snippets may show it on a terminal: control characters (an
 /// escape sequence, a NUL) replaced by visible ones of the same length in
 /// bytes, so that every span still points at the same place.
-fn shown(text: &str) -> String {
-    text.chars()
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if yaml::is_printable_ascii(text) {
+        return text.into();
+    }
+    (text.chars())
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
             c if c.is_control() && c.len_utf8() == 1 => '?',
             c if c.is_control() => '\u{b7}',
             c => c,
         })
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 /// `1048576` → `1 MiB`.

@@ -272,9 +272,7 @@ fn control_character(file: &str, text: &str) -> Option<Diagnostic> {
         matches!(c, '\t' | '\n' | '\r' | '\u{85}')
             || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
     };
-    // Most files are ASCII: their bytes are their characters.
-    let ascii_printable = |b: &u8| matches!(b, b'\t' | b'\n' | b'\r' | b' '..=b'~');
-    if text.is_ascii() && text.as_bytes().iter().all(ascii_printable) {
+    if is_printable_ascii(text) {
         return None;
     }
     let (offset, c) = text.char_indices().find(|(_, c)| !printable(*c))?;
@@ -289,6 +287,12 @@ fn control_character(file: &str, text: &str) -> Option<Diagnostic> {
         .at(location_at(file, text, offset))
         .help("remove it, and save the file as plain UTF-8 text"),
     )
+}
+
+/// Printable ASCII, tabs and line breaks only: most files, told byte by byte
+/// (no control character, and every byte is a character).
+pub fn is_printable_ascii(text: &str) -> bool {
+    (text.bytes()).all(|b| matches!(b, b'\t' | b'\n' | b'\r' | b' '..=b'~'))
 }
 
 /// The character at byte `offset` of `text`, as a location.
