@@ -1,12 +1,13 @@
 //! The `kmetal` binary: parse arguments, call the library, print, pick the exit code.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod alloc;
 mod cli;
 
 /// The compiler allocates many small values (YAML and JSON trees) from two
 /// threads; mimalloc does that in far fewer instructions than the system's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Mimalloc = alloc::Mimalloc;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
