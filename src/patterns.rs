@@ -56,52 +56,12 @@ impl Known {
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
 fn label(s: &[u8]) -> bool {
-    dotted(s, false)
+    run(&LABEL_STEPS, s) == ALNUM
 }
 
 /// Labels joined by dots.
 fn subdomain(s: &[u8]) -> bool {
-    dotted(s, true)
-}
-
-/// What a byte is to a DNS label: not in one, a letter or digit, `-`, `.`.
-const OUT: u8 = 0;
-const ALNUM: u8 = 1;
-const DASH: u8 = 2;
-const DOT: u8 = 3;
-const DNS: [u8; 256] = {
-    let mut table = [OUT; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = match b as u8 {
-            b'a'..=b'z' | b'0'..=b'9' => ALNUM,
-            b'-' => DASH,
-            b'.' => DOT,
-            _ => OUT,
-        };
-        b += 1;
-    }
-    table
-};
-
-/// Labels, joined by dots when `dots`: one pass, each byte looked up once
-/// (a dash or dot may not start or end a label).
-fn dotted(s: &[u8], dots: bool) -> bool {
-    let mut previous = DOT;
-    for &b in s {
-        let class = DNS[b as usize];
-        let fits = match class {
-            ALNUM => true,
-            DASH => previous != DOT,
-            DOT => dots && previous == ALNUM,
-            _ => false,
-        };
-        if !fits {
-            return false;
-        }
-        previous = class;
-    }
-    previous == ALNUM
+    run(&SUBDOMAIN_STEPS, s) == ALNUM
 }
 
 /// `[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?`
@@ -111,11 +71,72 @@ fn name(s: &[u8]) -> bool {
 
 /// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`
 fn name_chars(s: &[u8]) -> bool {
-    s.first().is_some_and(u8::is_ascii_alphanumeric)
-        && s.last().is_some_and(u8::is_ascii_alphanumeric)
-        && s.iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    run(&NAME_STEPS, s) == ALNUM
 }
+
+/// The states of the three matchers, each the class of the last byte read:
+/// none fits (and none will), a letter or digit, a dash (or in a name `_`
+/// or `.`), a dot (or nothing read yet).
+const OUT: u8 = 0;
+const ALNUM: u8 = 1;
+const DASH: u8 = 2;
+const DOT: u8 = 3;
+
+/// A matcher's next state for each state and byte.
+type Steps = [[u8; 256]; 4];
+
+/// The state after `s`, from the start (`DOT`): one table lookup a byte,
+/// no branch (`OUT` is never left; every state is below 4, which the mask
+/// tells the compiler).
+fn run(steps: &Steps, s: &[u8]) -> u8 {
+    s.iter().fold(DOT, |state, &b| {
+        steps[usize::from(state & 3)][usize::from(b)]
+    })
+}
+
+/// A DNS label's steps (dots between labels when `dots`): a dash or dot may
+/// not start or end a label, nor a dot follow a dash.
+const fn dns_steps(dots: bool) -> Steps {
+    let mut steps = [[OUT; 256]; 4];
+    let mut state = 1;
+    while state < 4 {
+        let mut b = 0;
+        while b < 256 {
+            steps[state][b] = match b as u8 {
+                b'a'..=b'z' | b'0'..=b'9' => ALNUM,
+                b'-' if state != DOT as usize => DASH,
+                b'.' if dots && state == ALNUM as usize => DOT,
+                _ => OUT,
+            };
+            b += 1;
+        }
+        state += 1;
+    }
+    steps
+}
+
+/// A qualified name's steps: letters, digits, and `-`, `_`, `.` between them.
+const fn name_steps() -> Steps {
+    let mut steps = [[OUT; 256]; 4];
+    let mut state = 1;
+    while state < 4 {
+        let mut b = 0;
+        while b < 256 {
+            steps[state][b] = match b as u8 {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => ALNUM,
+                b'-' | b'_' | b'.' if state != DOT as usize => DASH,
+                _ => OUT,
+            };
+            b += 1;
+        }
+        state += 1;
+    }
+    steps
+}
+
+static LABEL_STEPS: Steps = dns_steps(false);
+static SUBDOMAIN_STEPS: Steps = dns_steps(true);
+static NAME_STEPS: Steps = name_steps();
 
 /// A known pattern, matched here.
 struct Matched {
@@ -234,8 +255,29 @@ mod tests {
             &format!("x.io/{}", "a".repeat(63)),
             &format!("x.io/{}", "a".repeat(64)),
         ];
+        // Every text of up to four bytes from one byte of each kind: each
+        // pair of adjacent kinds, at the start, inside and at the end.
+        let mut short = vec![String::new()];
+        for length in 1..=4 {
+            let kinds = ['a', 'Z', '0', '-', '_', '.', '/', ' '];
+            for mut pick in 0..kinds.len().pow(length) {
+                short.push(
+                    (0..length)
+                        .map(|_| {
+                            let kind = kinds[pick % kinds.len()];
+                            pick /= kinds.len();
+                            kind
+                        })
+                        .collect(),
+                );
+            }
+        }
         for (known, regex) in &regexes {
-            for text in edges {
+            for text in edges
+                .iter()
+                .copied()
+                .chain(short.iter().map(String::as_str))
+            {
                 assert_eq!(
                     known.matches(text),
                     is_match(regex, text),
