@@ -59,6 +59,56 @@ struct SiteContext<'a> {
     flux: &'a crate::spec::Flux,
 }
 
+/// A tenant's Flux Kustomization as its template sees it (`kustomization`),
+/// in the order of its fields: typed, not a `serde_json` tree, because one
+/// is made for every tenant.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantKustomization<'a> {
+    name: &'a str,
+    health_checks: Vec<HealthCheck<'a>>,
+    labels: TenantLabels<'a>,
+    path: &'a str,
+    source_ref: TenantSource<'a>,
+    depends_on: Vec<Named>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthCheck<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    name: &'a str,
+    namespace: &'a str,
+}
+
+/// The tenant Kustomization's labels (the shard's is [`SHARD_LABEL`]).
+#[derive(Serialize)]
+struct TenantLabels<'a> {
+    #[serde(rename = "app.kubernetes.io/managed-by")]
+    managed_by: &'static str,
+    #[serde(rename = "kmetal.io/tenant")]
+    tenant: &'a str,
+    #[serde(
+        rename = "sharding.fluxcd.io/key",
+        skip_serializing_if = "Option::is_none"
+    )]
+    shard: Option<&'a str>,
+}
+
+/// Where a tenant Kustomization's objects come from.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TenantSource<'a> {
+    Artifact { kind: &'static str, name: &'a str },
+    Repository(&'a crate::spec::SourceRef),
+}
+
+#[derive(Serialize)]
+struct Named {
+    name: String,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PoolContext<'a> {
@@ -262,12 +312,15 @@ impl Renderer {
                     }),
                 ));
                 (
-                    json!({"kind": "ExternalArtifact", "name": kustomization_name}),
+                    TenantSource::Artifact {
+                        kind: "ExternalArtifact",
+                        name: &kustomization_name,
+                    },
                     "./".to_string(),
                 )
             } else {
                 (
-                    repository.clone(),
+                    TenantSource::Repository(&site.flux.source_ref),
                     layout::in_source(&site.flux.path, &layout::tenant_dir(name)),
                 )
             };
@@ -284,41 +337,41 @@ impl Renderer {
                 ),
                 (Part::Addons, !tenant.addons.is_empty()),
             ];
-            let depends_on: Vec<Value> = uses
+            let depends_on: Vec<Named> = uses
                 .into_iter()
                 .filter(|(part, used)| *used && parts.contains(part))
-                .map(|(part, _)| json!({"name": layout::platform_kustomization(site.name.as_str(), part)}))
-                .collect();
-            let mut labels = json!({
-                "app.kubernetes.io/managed-by": "kmetal",
-                "kmetal.io/tenant": name,
-            });
-            if let Some(shard) = &shard {
-                labels[SHARD_LABEL] = json!(shard);
-            }
-            // Ready when the Cluster is Available and every add-on installed.
-            let mut health = vec![json!({
-                "apiVersion": "cluster.x-k8s.io/v1beta2",
-                "kind": "Cluster",
-                "name": name,
-                "namespace": tenant.namespace,
-            })];
-            health.extend(tenant.addons.iter().map(|a| {
-                json!({
-                    "apiVersion": "helm.toolkit.fluxcd.io/v2",
-                    "kind": "HelmRelease",
-                    "name": a.name,
-                    "namespace": tenant.namespace,
+                .map(|(part, _)| Named {
+                    name: layout::platform_kustomization(site.name.as_str(), part),
                 })
-            }));
-            let kustomization = json!({
-                "name": kustomization_name,
-                "healthChecks": health,
-                "labels": labels,
-                "path": path,
-                "sourceRef": source_ref,
-                "dependsOn": depends_on,
-            });
+                .collect();
+            // Ready when the Cluster is Available and every add-on installed.
+            let namespace = tenant.namespace.as_str();
+            let cluster = HealthCheck {
+                api_version: "cluster.x-k8s.io/v1beta2",
+                kind: "Cluster",
+                name,
+                namespace,
+            };
+            let health = std::iter::once(cluster)
+                .chain(tenant.addons.iter().map(|a| HealthCheck {
+                    api_version: "helm.toolkit.fluxcd.io/v2",
+                    kind: "HelmRelease",
+                    name: a.name.as_str(),
+                    namespace,
+                }))
+                .collect();
+            let kustomization = TenantKustomization {
+                name: &kustomization_name,
+                health_checks: health,
+                labels: TenantLabels {
+                    managed_by: "kmetal",
+                    tenant: name,
+                    shard: shard.as_deref(),
+                },
+                path: &path,
+                source_ref,
+                depends_on,
+            };
             let ctx = context(&site_ctx, "tenant", tenant);
             let source = tenant.source_file.as_str();
             job(
@@ -537,4 +590,33 @@ fn template_diagnostic(error: &minijinja::Error, template: &str, what: &str) -> 
             byte_len: 0,
         })
         .help("fix the stack template; every variable it uses must exist in the context")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shard label a tenant Kustomization carries is the one Flux's
+    /// sharding selects on.
+    #[test]
+    fn the_shard_label_is_fluxs() {
+        let labels = TenantLabels {
+            managed_by: "kmetal",
+            tenant: "t",
+            shard: Some("shard0"),
+        };
+        let value = serde_json::to_value(&labels).unwrap();
+        assert_eq!(value[SHARD_LABEL], "shard0");
+        let unsharded = TenantLabels {
+            shard: None,
+            ..labels
+        };
+        let keys: Vec<String> = (serde_json::to_value(&unsharded).unwrap())
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["app.kubernetes.io/managed-by", "kmetal.io/tenant"]);
+    }
 }

@@ -46,8 +46,16 @@ pub fn emit<V: JsonView + Serialize>(value: &V) -> String {
     }
 }
 
+/// `n` spaces, copied at once (pushed one by one they cost several
+/// instructions each, on every line of the output).
 fn indent(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(' ', n));
+    const SPACES: &str = "                                                                ";
+    let mut left = n;
+    while left > 0 {
+        let now = left.min(SPACES.len());
+        out.push_str(&SPACES[..now]);
+        left -= now;
+    }
 }
 
 /// A mapping's entries at `at` spaces; the first on the current line when
@@ -266,6 +274,11 @@ mod tests {
             json!("top"),
             json!(null),
             json!({"a": [{"b": [{"c": 1}], "d": [[{"e": 1, "f": [2]}]]}]}),
+            // Indented past the 64 spaces copied at once.
+            (0..40).fold(
+                json!({"leaf": [1, {"x": "y"}]}),
+                |inner, _| json!({"k": inner, "z": 2}),
+            ),
         ];
         for value in cases {
             assert_eq!(emit(&value), saphyr(&value), "{value}");
