@@ -195,7 +195,7 @@ fn render(nodes: &[Node], data: Scope<'_>, out: &mut String) -> Result<(), Strin
     for node in nodes {
         match node {
             Node::Text(text) => out.push_str(text),
-            Node::Print(e) => out.push_str(&printed(&evaluate(e, data)?)),
+            Node::Print(e) => print(&evaluate(e, data)?, out),
             Node::If(condition, then, otherwise) => {
                 let branch = if truth(&evaluate(condition, data)?) {
                     then
@@ -295,30 +295,45 @@ fn truth(r: &Evaluated<'_>) -> bool {
 }
 
 /// A value as Go prints it with the default format (`%v`).
-fn printed(r: &Evaluated<'_>) -> String {
+/// Go's `%v` of the result, written onto `out`.
+fn print(r: &Evaluated<'_>, out: &mut String) {
     match r {
-        Evaluated::Missing => "<no value>".into(),
-        Evaluated::Got(v) => match v.as_ref() {
-            Value::Null => "<nil>".into(),
-            Value::String(s) => s.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) => go_float(n.as_f64().unwrap_or_default()),
-            Value::Array(items) => format!(
-                "[{}]",
-                items
-                    .iter()
-                    .map(|i| printed(&Evaluated::Got(Cow::Borrowed(i))))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-            Value::Object(map) => format!(
-                "map[{}]",
-                map.iter()
-                    .map(|(k, v)| format!("{k}:{}", printed(&Evaluated::Got(Cow::Borrowed(v)))))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        },
+        Evaluated::Missing => out.push_str("<no value>"),
+        Evaluated::Got(v) => print_value(v, out),
+    }
+}
+
+fn print_value(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("<nil>"),
+        Value::String(s) => out.push_str(s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&go_float(n.as_f64().unwrap_or_default())),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                print_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            // Go's fmt prints a map's entries sorted by key.
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push_str("map[");
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push(':');
+                print_value(v, out);
+            }
+            out.push(']');
+        }
     }
 }
 
@@ -347,7 +362,7 @@ mod tests {
 
     #[test]
     fn renders_the_subset_as_go_does() {
-        let data = json!({"machineSize": "small", "n": 1000000, "three": 3, "c": {"network": {"certSANs": []}}, "nil": null, "builtin": {"cluster": {"name": "acme"}}});
+        let data = json!({"machineSize": "small", "n": 1000000, "three": 3, "c": {"network": {"certSANs": []}}, "nil": null, "builtin": {"cluster": {"name": "acme"}}, "list": ["a", 1, true, null, [], {}], "m": {"b": ["x"], "a": {"z": 1, "y": 2}}});
         let cases = [
             ("{{ eq .machineSize \"small\" }}", "true"),
             ("{{ eq .machineSize \"large\" }}", "false"),
@@ -356,6 +371,9 @@ mod tests {
             ("{{ .builtin.cluster.name }}-x", "acme-x"),
             ("{{ .missing.key }}", "<no value>"),
             ("{{ .n }} {{ .three }}", "1e+06 3"),
+            // `%v` of a list and of a map (keys sorted, as Go's fmt does).
+            ("{{ .list }}", "[a 1 true <nil> [] map[]]"),
+            ("{{ .m }}", "map[a:map[y:2 z:1] b:[x]]"),
         ];
         for (template, expected) in cases {
             let t = parse(template).unwrap_or_else(|e| panic!("{template}: {e}"));

@@ -78,26 +78,30 @@ pub fn format(out: &mut Output, state: &mut State, value: &minijinja::Value) -> 
     }
 }
 
-/// `"<OPEN><slot><CLOSE>"`, written piece by piece: this runs for every value
-/// of every object, and `write!` costs several times more.
+/// `"<OPEN><slot><CLOSE>"`, made on the stack and written at once: this runs
+/// for every value of every object, and `write!` costs several times more.
 fn placeholder(out: &mut Output, slot: usize) -> std::fmt::Result {
-    use std::fmt::Write;
-    let mut digits = [0u8; 20];
-    let (mut n, mut start) = (slot, digits.len());
+    // A quote, three bytes of OPEN, up to 20 digits, three of CLOSE, a quote.
+    let mut text = [0u8; 28];
+    let mut end = text.len();
+    let mut put = |bytes: &[u8]| {
+        text[end - bytes.len()..end].copy_from_slice(bytes);
+        end -= bytes.len();
+    };
+    let mut mark = [0u8; 4];
+    put(b"\"");
+    put(CLOSE.encode_utf8(&mut mark).as_bytes());
+    let mut n = slot;
     loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
+        put(&[b'0' + (n % 10) as u8]);
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    let mut mark = [0u8; 4];
-    out.write_char('"')?;
-    out.write_str(OPEN.encode_utf8(&mut mark))?;
-    out.write_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"))?;
-    out.write_str(CLOSE.encode_utf8(&mut mark))?;
-    out.write_char('"')
+    put(OPEN.encode_utf8(&mut mark).as_bytes());
+    put(b"\"");
+    out.write_str(std::str::from_utf8(&text[end..]).expect("quotes, digits and two characters"))
 }
 
 /// `value` as JSON, when YAML reads its JSON text back as exactly it.
