@@ -157,25 +157,38 @@ impl Site {
         &'a self,
         stacks: &'a crate::stack::Stacks,
     ) -> std::collections::BTreeSet<&'a str> {
-        let mut namespaces = std::collections::BTreeSet::from([
+        self.each_platform_namespace(stacks).collect()
+    }
+
+    /// Whether `namespace` is one of [`Site::platform_namespaces`] (asked
+    /// for every tenant: no set is made).
+    pub fn is_platform_namespace(&self, stacks: &crate::stack::Stacks, namespace: &str) -> bool {
+        self.each_platform_namespace(stacks).any(|n| n == namespace)
+    }
+
+    /// The platform's namespaces, some more than once.
+    fn each_platform_namespace<'a>(
+        &'a self,
+        stacks: &'a crate::stack::Stacks,
+    ) -> impl Iterator<Item = &'a str> {
+        let fixed = [
             self.flux.namespace.as_str(),
             self.metallb_namespace.as_str(),
             super::KAMAJI_NAMESPACE,
-        ]);
-        namespaces.extend(
-            stacks
-                .tenant
-                .values()
-                .map(|s| s.cluster_class.namespace.as_str()),
-        );
-        namespaces.extend(self.certificates.iter().map(|c| c.namespace.as_str()));
-        for store in &self.data_stores {
-            namespaces.extend(store.basic_auth.iter().map(|b| b.namespace.as_str()));
+        ];
+        let classes = (stacks.tenant.values()).map(|s| s.cluster_class.namespace.as_str());
+        let certificates = self.certificates.iter().map(|c| c.namespace.as_str());
+        let stores = self.data_stores.iter().flat_map(|store| {
+            let auth = store.basic_auth.iter().map(|b| b.namespace.as_str());
             let tls = store.tls.iter();
             let secrets = tls.flat_map(|t| std::iter::once(&t.ca).chain(&t.client));
-            namespaces.extend(secrets.map(|s| s.namespace.as_str()));
-        }
-        namespaces
+            auth.chain(secrets.map(|s| s.namespace.as_str()))
+        });
+        fixed
+            .into_iter()
+            .chain(classes)
+            .chain(certificates)
+            .chain(stores)
     }
 }
 

@@ -592,8 +592,9 @@ fn platform_name_rules(
     // kustomize.toolkit.fluxcd.io/name: <Kustomization name> (fluxcd
     // kustomize-controller docs/spec/v1/kustomizations.md), and a label
     // value holds at most 63 characters.
-    let kustomization = format!("{}-tenant-{name}", site.name);
-    if kustomization.len() > LABEL_VALUE_MAX {
+    // Its length is known without making it.
+    if site.name.as_str().len() + "-tenant-".len() + name.as_str().len() > LABEL_VALUE_MAX {
+        let kustomization = format!("{}-tenant-{name}", site.name);
         let site_part = site.name.as_str().len() + "-tenant-".len();
         c.error(
             codes::SPEC_INVALID_NAME,
@@ -617,7 +618,7 @@ fn platform_name_rules(
 fn reserved_namespace(namespace: &str, site: &Site, stacks: &Stacks) -> Option<&'static str> {
     if namespace.starts_with("kube-") || namespace == "default" {
         Some("belongs to Kubernetes")
-    } else if site.platform_namespaces(stacks).contains(namespace) {
+    } else if site.is_platform_namespace(stacks, namespace) {
         Some("belongs to the platform")
     } else {
         None

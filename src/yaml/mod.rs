@@ -192,7 +192,7 @@ pub fn parse_recovering<T: DeserializeOwned>(
         .map_err(|d| diagnostics.push(d))
         .ok()?;
     let mut recovery = tree::Recovery::new(file, text, schema);
-    let kept = recovery.walk(node, schema, "");
+    let kept = recovery.walk(node, schema, tree::Path::Top);
     let reported = !recovery.diagnostics.is_empty();
     for d in recovery.diagnostics {
         diagnostics.push(d);

@@ -229,6 +229,31 @@ pub struct Recovery<'a> {
 /// A node cut out of the tree; why was reported.
 pub struct Cut;
 
+/// Where a node is in its file (`metallb.pools[0].addresses`), written out
+/// only for a message or a cut: the walk passes through every node.
+#[derive(Clone, Copy)]
+pub enum Path<'p> {
+    Top,
+    Key(&'p Path<'p>, &'p str),
+    Item(&'p Path<'p>, usize),
+}
+
+impl Path<'_> {
+    pub fn render(&self) -> String {
+        match self {
+            Path::Top => String::new(),
+            Path::Key(parent, name) => {
+                let parent = parent.render();
+                match parent.is_empty() {
+                    true => name.to_string(),
+                    false => [&parent, ".", name].concat(),
+                }
+            }
+            Path::Item(parent, i) => [&parent.render(), "[", &i.to_string(), "]"].concat(),
+        }
+    }
+}
+
 impl<'a> Recovery<'a> {
     pub fn new(file: &'a str, text: &'a str, schema: &'a Value) -> Self {
         Recovery {
@@ -277,7 +302,7 @@ impl<'a> Recovery<'a> {
     /// The node, with every part that misfits `schema` cut out and reported;
     /// `Err` when the node itself must go.
     /// The node is taken, and what is kept of it moved into the result.
-    pub fn walk(&mut self, mut node: Node, schema: &'a Value, path: &str) -> Result<Node, Cut> {
+    pub fn walk(&mut self, mut node: Node, schema: &'a Value, path: Path<'_>) -> Result<Node, Cut> {
         let schema = self.resolve(schema);
         if let Some(options) = schema.field("anyOf").and_then(Value::as_array) {
             // `Option<T>`: `T` or null.
@@ -311,7 +336,7 @@ impl<'a> Recovery<'a> {
         };
         if !fits {
             let expected = expected_words(schema);
-            let what = self.name(path);
+            let what = self.name(&path.render());
             let found = node.described(self.text);
             self.report(
                 &node,
@@ -325,7 +350,7 @@ impl<'a> Recovery<'a> {
         {
             let valid: Vec<&str> = options.iter().filter_map(Value::as_str).collect();
             if !valid.contains(&s.as_str()) {
-                let what = self.name(path);
+                let what = self.name(&path.render());
                 self.report(
                     &node,
                     format!(
@@ -335,7 +360,7 @@ impl<'a> Recovery<'a> {
                     ),
                     Some(did_you_mean(s, what.as_str(), &valid)),
                 );
-                self.cut.push(path.to_string());
+                self.cut.push(path.render());
                 return Err(Cut);
             }
         }
@@ -347,14 +372,7 @@ impl<'a> Recovery<'a> {
                 let kept = items
                     .into_iter()
                     .enumerate()
-                    .filter_map(|(i, item)| {
-                        self.walk(
-                            item,
-                            item_schema,
-                            &[path, "[", &i.to_string(), "]"].concat(),
-                        )
-                        .ok()
-                    })
+                    .filter_map(|(i, item)| self.walk(item, item_schema, Path::Item(&path, i)).ok())
                     .collect();
                 node.kind = Kind::Seq(kept);
                 Ok(node)
@@ -372,7 +390,7 @@ impl<'a> Recovery<'a> {
         node: &Node,
         entries: Vec<(Node, Node)>,
         schema: &'a Value,
-        path: &str,
+        path: Path<'_>,
     ) -> Result<Node, Cut> {
         let properties = schema.field("properties").and_then(Value::as_object);
         let closed = schema.field("additionalProperties") == Some(&Value::Bool(false));
@@ -392,28 +410,24 @@ impl<'a> Recovery<'a> {
                 _ => {
                     self.report(
                         &key,
-                        format!("a key {} must be text", self.within(path)),
+                        format!("a key {} must be text", self.within(&path.render())),
                         None,
                     );
                     continue;
                 }
             };
-            let child = if path.is_empty() {
-                name.to_string()
-            } else {
-                [path, ".", &name].concat()
-            };
+            let child = Path::Key(&path, &name);
             match properties.and_then(|p| p.field(&name)) {
-                Some(property) => match self.walk(value, property, &child) {
+                Some(property) => match self.walk(value, property, child) {
                     Ok(value) => kept.push((key, value)),
                     Err(Cut) => cut_keys.push(name.into_owned()),
                 },
                 None if closed => {
-                    self.cut.push(child.clone());
+                    self.cut.push(child.render());
                     unknown.push(name.to_string());
                     let known = known();
                     let help = did_you_mean(&name, "key", &known);
-                    let within = self.within(path);
+                    let within = self.within(&path.render());
                     self.report(
                         &key,
                         format!("unknown key {:?}{within}", shorten(&name)),
@@ -440,7 +454,7 @@ impl<'a> Recovery<'a> {
                 .iter()
                 .any(|u| did_you_mean(u, "key", &[name]).starts_with("did you mean"));
             if !cut_keys.iter().any(|k| k == name) && !misspelt {
-                let within = self.within(path);
+                let within = self.within(&path.render());
                 self.report(
                     node,
                     format!("{name} is required{within}"),
@@ -449,7 +463,7 @@ impl<'a> Recovery<'a> {
             }
         }
         if !whole {
-            self.cut.push(path.to_string());
+            self.cut.push(path.render());
             return Err(Cut);
         }
         Ok(node.with(Kind::Map(kept)))
