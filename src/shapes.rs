@@ -78,30 +78,26 @@ pub fn format(out: &mut Output, state: &mut State, value: &minijinja::Value) -> 
     }
 }
 
-/// `"<OPEN><slot><CLOSE>"`, made on the stack and written at once: this runs
-/// for every value of every object, and `write!` costs several times more.
+/// `"<OPEN><slot><CLOSE>"`: this runs for every value of every object.
+/// The first slots' texts are made once; `write!` costs several times more.
 fn placeholder(out: &mut Output, slot: usize) -> std::fmt::Result {
-    // A quote, three bytes of OPEN, up to 20 digits, three of CLOSE, a quote.
-    let mut text = [0u8; 28];
-    let mut end = text.len();
-    let mut put = |bytes: &[u8]| {
-        text[end - bytes.len()..end].copy_from_slice(bytes);
-        end -= bytes.len();
-    };
-    let mut mark = [0u8; 4];
-    put(b"\"");
-    put(CLOSE.encode_utf8(&mut mark).as_bytes());
-    let mut n = slot;
-    loop {
-        put(&[b'0' + (n % 10) as u8]);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    static MADE: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..256).map(placeholder_text).collect());
+    match MADE.get(slot) {
+        Some(text) => out.write_str(text),
+        None => out.write_str(&placeholder_text(slot)),
     }
-    put(OPEN.encode_utf8(&mut mark).as_bytes());
-    put(b"\"");
-    out.write_str(std::str::from_utf8(&text[end..]).expect("quotes, digits and two characters"))
+}
+
+fn placeholder_text(slot: usize) -> String {
+    [
+        "\"",
+        OPEN.encode_utf8(&mut [0; 4]),
+        &slot.to_string(),
+        CLOSE.encode_utf8(&mut [0; 4]),
+        "\"",
+    ]
+    .concat()
 }
 
 /// `value` as JSON, when YAML reads its JSON text back as exactly it.
@@ -353,6 +349,13 @@ fn fill(tree: &Value, places: &[(Vec<Step>, usize)], mut values: Vec<Value>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_placeholder_is_its_slot_between_the_marks_in_quotes() {
+        for slot in [0, 7, 42, 255, 256, 1000, 123_456] {
+            assert_eq!(placeholder_text(slot), format!("\"{OPEN}{slot}{CLOSE}\""));
+        }
+    }
 
     /// The usual render-then-parse and the shape render, side by side.
     fn both(source: &str, ctx: serde_json::Value) -> (Option<Value>, Value) {
