@@ -195,10 +195,11 @@ impl PartialEq for Map {
 impl Map {
     /// A mapping of `fields`, whose keys are all different (fixed shapes
     /// written in code).
+    /// With room for one more: a fixed shape often gets one optional field
+    /// (`replicas`, a label), and growing the list copies it.
     pub fn of<const N: usize>(fields: [(&str, Value); N]) -> Map {
-        let entries: Vec<(Str, Value)> = (fields.into_iter())
-            .map(|(k, v)| (Str::from(k), v))
-            .collect();
+        let mut entries: Vec<(Str, Value)> = Vec::with_capacity(N + 1);
+        entries.extend((fields.into_iter()).map(|(k, v)| (Str::from(k), v)));
         debug_assert!(
             (entries.iter().enumerate())
                 .all(|(i, (k, _))| entries[..i].iter().all(|(j, _)| j != k)),
