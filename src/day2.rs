@@ -169,14 +169,18 @@ pub fn previous_from<'a>(
         }
     };
     let mut objects: Vec<OldObject<'a>> = Vec::with_capacity(paths.len());
+    let mut same = Vec::with_capacity(paths.len());
     for (path, value) in paths.into_iter().zip(values) {
         if let Some(value) = value {
             if matches!(value, Cow::Borrowed(_)) {
-                previous.same.insert(path.clone());
+                same.push(path.clone());
             }
             objects.push((path, value));
         }
     }
+    // The manifest lists paths sorted: the set is built from them at once
+    // rather than a search per path.
+    previous.same = same.into_iter().collect();
     // In identity order, sorted by identities borrowed from the objects; of
     // two files with one identity the later one counts (as inserting them in
     // order would have it): the last of each run of (identity, position).

@@ -409,12 +409,22 @@ impl Renderer {
         // Per shard (or for all when unsharded): the tenants' artifacts.
         let mut generators: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
         let per_tenant: Vec<_> = tenants.par_iter().map(tenant_jobs).collect();
+        // Each tenant's Flux Kustomization (its first job) with the others',
+        // then its own objects: the documents are then two runs in path
+        // order when the tenants are in name order, which the sort below
+        // merges instead of comparing every path with many.
+        let mut flux_jobs = Vec::with_capacity(per_tenant.len());
+        let mut object_jobs = Vec::new();
         for (tenant_jobs, artifact) in per_tenant {
-            jobs.extend(tenant_jobs);
+            let mut tenant_jobs = tenant_jobs.into_iter();
+            flux_jobs.extend(tenant_jobs.next());
+            object_jobs.extend(tenant_jobs);
             if let Some((shard, artifact)) = artifact {
                 generators.entry(shard).or_default().push(artifact);
             }
         }
+        jobs.extend(flux_jobs);
+        jobs.extend(object_jobs);
         for (shard, artifacts) in generators {
             let (name, path) = layout::artifact_generator(site.name.as_str(), shard.as_deref());
             let mut labels = json!({"app.kubernetes.io/managed-by": "kmetal"});
