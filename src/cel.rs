@@ -20,8 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ::cel::common::types::{CelBool, CelString};
-use ::cel::objects::{Key, Map};
+use ::cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString,
+};
+use ::cel::common::value::Val;
 use ::cel::{Context, Env, ExecutionError, Program, Value};
 use serde_json::Value as Json;
 
@@ -143,8 +145,8 @@ impl CelRules {
         }
         if !node.transition.is_empty() {
             let mut context = Context::with_env(Arc::clone(&self.env));
-            context.add_variable_from_value("self", to_cel(value));
-            context.add_variable_from_value("oldSelf", to_cel(old));
+            context.add_variable_as_val("self", to_val(value));
+            context.add_variable_as_val("oldSelf", to_val(old));
             check_rules(&node.transition, &context, at, found);
         }
         match (value.view(), old.view()) {
@@ -236,7 +238,7 @@ impl CelRules {
         found: &mut Found<'v>,
     ) {
         let mut context = Context::with_env(Arc::clone(&self.env));
-        context.add_variable_from_value("self", to_cel(value));
+        context.add_variable_as_val("self", to_val(value));
         check_rules(&node.rules, &context, at, found);
     }
 }
@@ -505,23 +507,23 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 }
 
 /// JSON → CEL: integers are `int`, other numbers `double`, objects string-keyed maps.
-fn to_cel<I: Instance>(json: &I) -> Value {
+/// The instance as CEL sees it, borrowing its texts: what converting it to
+/// a `cel::Value` and that to a `Val` gives, without either copy.
+fn to_val<'v, I: Instance>(json: &'v I) -> Box<dyn Val + 'v> {
     match json.view() {
-        View::Null => Value::Null,
-        View::Bool(b) => Value::Bool(b),
+        View::Null => Box::new(CelNull),
+        View::Bool(b) => Box::new(CelBool::from(b)),
         View::Number(n) => match n.as_i64() {
-            Some(int) => Value::Int(int),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            Some(int) => Box::new(CelInt::from(int)),
+            None => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
         },
-        View::String(s) => Value::String(Arc::new(s.to_string())),
-        View::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
-        View::Object(fields) => Value::Map(Map {
-            map: Arc::new(
-                fields
-                    .map(|(k, v)| (Key::String(Arc::new(k.to_string())), to_cel(v)))
-                    .collect(),
-            ),
-        }),
+        View::String(s) => Box::new(CelString::from(s)),
+        View::Array(items) => Box::new(CelList::from(items.iter().map(to_val).collect::<Vec<_>>())),
+        View::Object(fields) => Box::new(CelMap::from(
+            fields
+                .map(|(k, v)| (CelMapKey::from(k), to_val(v)))
+                .collect::<HashMap<_, _>>(),
+        )),
     }
 }
 
@@ -583,6 +585,24 @@ mod tests {
             .into_iter()
             .map(|v| (v.path, v.message))
             .collect()
+    }
+
+    /// `self` holds every JSON type as CEL reads it: lists, maps by key,
+    /// integers, doubles, texts, booleans and null.
+    #[test]
+    fn self_holds_every_json_type() {
+        let rule = "self.list.size() == 2 && self.list[1] == 'b' && self.map['k'] == 1 \
+            && self.d == 1.5 && self.i == -3 && self.t && self.n == null && !has(self.missing)";
+        let schema =
+            serde_json::json!({"type": "object", "x-kubernetes-validations": [{"rule": rule}]});
+        let rules = CelRules::compile(&schema).unwrap();
+        let good =
+            json!({"list": ["a", "b"], "map": {"k": 1}, "d": 1.5, "i": -3, "t": true, "n": null});
+        assert_eq!(rules.evaluate(&good), []);
+        let bad =
+            json!({"list": ["a", "c"], "map": {"k": 1}, "d": 1.5, "i": -3, "t": true, "n": null});
+        assert_eq!(rules.evaluate(&bad).len(), 1);
+        assert_eq!(rules.evaluate(&crate::value::Value::from(&good)), []);
     }
 
     #[test]

@@ -248,11 +248,16 @@ pub(super) fn plain_word(s: &str, value: bool) -> bool {
 
 /// One of YAML 1.1's and 1.2's booleans, nulls and special floats, in any case.
 fn is_word(s: &str) -> bool {
-    // None longer than five letters: longer words are not compared.
-    const WORDS: [&str; 11] = [
-        "null", "true", "false", "nan", "inf", "y", "n", "yes", "no", "on", "off",
-    ];
-    s.len() <= 5 && WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
+    // Compared only with the words of its length (none is longer than five).
+    let words: &[&str] = match s.len() {
+        1 => &["y", "n"],
+        2 => &["no", "on"],
+        3 => &["nan", "inf", "yes", "off"],
+        4 => &["null", "true"],
+        5 => &["false"],
+        _ => return false,
+    };
+    words.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
 #[cfg(test)]
@@ -260,6 +265,29 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::{Value, json};
+
+    /// YAML's eleven words in any case, and nothing near them.
+    #[test]
+    fn the_words_are_yamls_in_any_case() {
+        let words = [
+            "null", "true", "false", "nan", "inf", "y", "n", "yes", "no", "on", "off",
+        ];
+        for word in words {
+            for variant in [word.to_string(), word.to_uppercase(), {
+                let mut c = word.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap()
+            }] {
+                assert!(is_word(&variant), "{variant}");
+            }
+        }
+        for other in [
+            "", "x", "ye", "nul", "nulls", "falsey", "o", "of", "in", "infinity", "yess",
+        ] {
+            assert!(!is_word(other), "{other}");
+        }
+    }
 
     #[test]
     fn the_layout_is_serde_saphyrs() {
