@@ -208,8 +208,17 @@ fn kustomizations<'a>(
         let mut child = file.as_str();
         loop {
             let (dir, name) = child.rsplit_once('/').unwrap_or(("", child));
-            let known = entries.contains_key(dir);
-            entries.entry(dir).or_default().insert(name);
+            // One search: the directory is found, or made with this name.
+            let known = match entries.get_mut(dir) {
+                Some(names) => {
+                    names.insert(name);
+                    true
+                }
+                None => {
+                    entries.insert(dir, BTreeSet::from([name]));
+                    false
+                }
+            };
             if dir.is_empty() || known {
                 break;
             }
