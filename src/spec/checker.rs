@@ -268,20 +268,25 @@ impl UniqueNames {
         location: SourceLocation,
         diagnostics: &mut Diagnostics,
     ) -> bool {
-        if let Some(first) = self.seen.get(name) {
-            diagnostics.push(
-                Diagnostic::error(
-                    codes::SPEC_DUPLICATE_NAME,
-                    format!("{} {name:?} is used twice {}", self.what, self.scope),
-                )
-                .at(location)
-                .related(first.clone(), "first used here")
-                .help("rename one of them"),
-            );
-            return false;
+        // One search of the names seen (this runs for every tenant).
+        match self.seen.entry(name.to_string()) {
+            std::collections::btree_map::Entry::Occupied(first) => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        codes::SPEC_DUPLICATE_NAME,
+                        format!("{} {name:?} is used twice {}", self.what, self.scope),
+                    )
+                    .at(location)
+                    .related(first.get().clone(), "first used here")
+                    .help("rename one of them"),
+                );
+                false
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(location);
+                true
+            }
         }
-        self.seen.insert(name.to_string(), location);
-        true
     }
 }
 
