@@ -298,7 +298,18 @@ impl Diagnostics {
 
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
-        self.1.extend(other.1);
+        // The sources of `other` win, as inserting them would have it; the
+        // smaller map goes into the larger (the input files' thousands of
+        // sources arrive into an empty list).
+        let mut sources = other.1;
+        if sources.len() < self.1.len() {
+            self.1.extend(sources);
+        } else {
+            for (file, text) in std::mem::take(&mut self.1) {
+                sources.entry(file).or_insert(text);
+            }
+            self.1 = sources;
+        }
     }
 
     pub fn has_errors(&self) -> bool {
@@ -394,6 +405,30 @@ impl fmt::Display for Diagnostics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Extending keeps every source, the extending list's on a clash,
+    /// whichever list is the larger.
+    #[test]
+    fn extending_keeps_the_sources_and_the_newer_text() {
+        let with = |files: &[(&str, &str)]| {
+            let mut d = Diagnostics::new();
+            for (file, text) in files {
+                d.add_source(*file, Arc::from(*text));
+            }
+            d
+        };
+        for (mine, theirs) in [
+            (vec![("a", "old"), ("b", "b")], vec![("a", "new")]),
+            (vec![("a", "old")], vec![("a", "new"), ("c", "c")]),
+        ] {
+            let mut d = with(&mine);
+            d.extend(with(&theirs));
+            assert_eq!(d.source("a").map(|t| &**t), Some("new"));
+            for (file, _) in mine.iter().chain(&theirs) {
+                assert!(d.source(file).is_some(), "{file}");
+            }
+        }
+    }
 
     #[test]
     fn codes_are_unique_and_namespaced() {
