@@ -89,6 +89,27 @@ pub struct Class<'a> {
     infrastructure_naming: Naming,
     /// Per worker class, in class order: its name, naming and health check.
     workers: Vec<WorkerClass<'a>>,
+    /// Per patch target ([`Target`]), per patch: the definitions whose
+    /// selector matches it. A selector reads only the template's kind and the
+    /// item's role, both fixed by the class: matched once, not per Cluster.
+    matched: Vec<Vec<Matched>>,
+}
+
+/// The definitions of one patch that select one target, and whether all
+/// their operations stay inside what a patch keeps ([`Operation::stays_inside`]).
+struct Matched {
+    definitions: Vec<usize>,
+    inside: bool,
+}
+
+/// What an item is for, as an index of [`Class::matched`]: the
+/// infrastructure cluster (0), the control plane (1), then per worker class
+/// its bootstrap (2 + 2 × index) and infrastructure (3 + 2 × index) templates.
+type Target = usize;
+const INFRASTRUCTURE_TARGET: Target = 0;
+const CONTROL_PLANE_TARGET: Target = 1;
+fn worker_targets(index: usize) -> [Target; 2] {
+    [2 + 2 * index, 3 + 2 * index]
 }
 
 struct WorkerClass<'a> {
@@ -209,7 +230,8 @@ fn tokens(path: &Value) -> Result<Vec<String>, String> {
 /// Where an operation's value comes from.
 enum Source<'a> {
     Literal(&'a Value),
-    Variable(&'a str),
+    /// The dotted path, and its segments.
+    Variable(&'a str, Vec<&'a str>),
     Template(Result<gotmpl::Template, String>),
     Missing,
 }
@@ -223,7 +245,7 @@ impl<'a> Class<'a> {
             .find(|d| d.value.item("kind") == "ClusterClass")?;
         let class = &document.value;
         let list = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
-        let patches = list(class.at("/spec/patches"))
+        let patches: Vec<Patch<'a>> = list(class.at("/spec/patches"))
             .map(|patch| Patch {
                 name: patch.field("name").and_then(Value::as_str).unwrap_or("?"),
                 enabled_if: (patch.field("enabledIf").and_then(Value::as_str)).map(gotmpl::parse),
@@ -240,7 +262,9 @@ impl<'a> Class<'a> {
                                         from.field("variable").and_then(Value::as_str),
                                         from.field("template").and_then(Value::as_str),
                                     ) {
-                                        (Some(path), _) => Source::Variable(path),
+                                        (Some(path), _) => {
+                                            Source::Variable(path, path.split('.').collect())
+                                        }
                                         (None, Some(t)) => Source::Template(gotmpl::parse(t)),
                                         (None, None) => Source::Missing,
                                     },
@@ -255,7 +279,7 @@ impl<'a> Class<'a> {
         let naming =
             |pointer: &str| Naming::new(class.at(pointer), "{{ .cluster.name }}-{{ .random }}");
         let templates: Vec<&Value> = documents.iter().map(|d| &d.value).collect();
-        let workers = list(class.at("/spec/workers/machineDeployments"))
+        let workers: Vec<WorkerClass<'a>> = list(class.at("/spec/workers/machineDeployments"))
             .enumerate()
             .map(|(index, c)| {
                 let base = format!("/spec/workers/machineDeployments/{index}");
@@ -279,24 +303,45 @@ impl<'a> Class<'a> {
                 }
             })
             .collect();
+        let control_plane = find(
+            &templates,
+            class.at("/spec/controlPlane/templateRef"),
+            "/spec/controlPlane/templateRef",
+        );
+        let infrastructure = find(
+            &templates,
+            class.at("/spec/infrastructure/templateRef"),
+            "/spec/infrastructure/templateRef",
+        );
+        let mut targets = vec![
+            (&infrastructure, Role::InfrastructureCluster),
+            (&control_plane, Role::ControlPlane),
+        ];
+        for worker in &workers {
+            for template in [&worker.bootstrap, &worker.infrastructure] {
+                targets.push((template, Role::Worker(worker.name)));
+            }
+        }
+        let matched = (targets.iter())
+            .map(|(found, role)| match found {
+                Ok((template, _)) => (patches.iter())
+                    .map(|patch| matched(patch, template, role))
+                    .collect(),
+                // Expanding on this target fails before any patch.
+                Err(_) => Vec::new(),
+            })
+            .collect();
         Some(Class {
             class,
             source: &document.source,
             variables,
-            control_plane: find(
-                &templates,
-                class.at("/spec/controlPlane/templateRef"),
-                "/spec/controlPlane/templateRef",
-            ),
-            infrastructure: find(
-                &templates,
-                class.at("/spec/infrastructure/templateRef"),
-                "/spec/infrastructure/templateRef",
-            ),
+            control_plane,
+            infrastructure,
             patches,
             control_plane_naming: naming("/spec/controlPlane/naming/template"),
             infrastructure_naming: naming("/spec/infrastructure/naming/template"),
             workers,
+            matched,
         })
     }
 }
@@ -304,37 +349,34 @@ impl<'a> Class<'a> {
 /// One patch target: a copy of a class template, and what it is for.
 struct Item<'c> {
     template: Value,
-    /// The class template's `apiVersion` and `kind` (null when unset): a
-    /// patch never changes them.
-    api_version: &'c Value,
+    /// The class template's `kind` (null when unset): a patch never changes it.
     kind: &'c Value,
     /// Whether the template is exactly [`is_plain`].
     plain: bool,
-    /// `controlPlane`, `infrastructureCluster`, or the worker class.
-    role: Role,
+    /// Which of the class's templates it is, and for what.
+    target: Target,
     /// This item's own variables (builtins, an MD's overrides), over the
     /// Cluster's.
     variables: Rc<Map>,
 }
 
 impl<'c> Item<'c> {
-    fn new(class_template: &'c Value, role: Role, variables: Rc<Map>) -> Item<'c> {
+    fn new(class_template: &'c Value, target: Target, variables: Rc<Map>) -> Item<'c> {
         Item {
-            api_version: class_template.item("apiVersion"),
             kind: class_template.item("kind"),
             plain: is_plain(class_template),
             template: class_template.clone(),
-            role,
+            target,
             variables,
         }
     }
 }
 
-#[derive(Clone, PartialEq)]
-enum Role {
+/// What a patch selector's `matchResources` asks of a target.
+enum Role<'a> {
     ControlPlane,
     InfrastructureCluster,
-    Worker(String),
+    Worker(&'a str),
 }
 
 /// The objects CAPI creates for `cluster`, or why it cannot: a variable path
@@ -431,12 +473,8 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let (bootstrap, bootstrap_name) = template_of(&worker.bootstrap)?;
         let (infra, infra_md_name) = template_of(&worker.infrastructure)?;
         let first = 2 + items.len();
-        for t in [bootstrap, infra] {
-            items.push(Item::new(
-                t,
-                Role::Worker(class_name.to_string()),
-                Rc::clone(&md_variables),
-            ));
+        for (t, target) in [bootstrap, infra].into_iter().zip(worker_targets(index)) {
+            items.push(Item::new(t, target, Rc::clone(&md_variables)));
         }
         mds.push((
             md,
@@ -449,17 +487,13 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         ));
     }
     let mut items: Vec<Item> = [
-        Item::new(
-            infra_template,
-            Role::InfrastructureCluster,
-            own(Map::new(), None),
-        ),
-        Item::new(cp_template, Role::ControlPlane, cp_variables),
+        Item::new(infra_template, INFRASTRUCTURE_TARGET, own(Map::new(), None)),
+        Item::new(cp_template, CONTROL_PLANE_TARGET, cp_variables),
     ]
     .into_iter()
     .chain(items)
     .collect();
-    apply_patches(&class.patches, &mut items, &globals)?;
+    apply_patches(class, &mut items, &globals)?;
     let mut objects = Vec::new();
     let base_labels = map([(CLUSTER_NAME, name.into()), (OWNED, "".into())]);
     // Each template becomes its object: moved, not copied.
@@ -685,24 +719,20 @@ fn cut(name: &str) -> &str {
     &name[..end]
 }
 
-fn apply_patches(
-    patches: &[Patch<'_>],
-    items: &mut [Item<'_>],
-    globals: &Map,
-) -> Result<(), String> {
-    for patch in patches {
+fn apply_patches(class: &Class<'_>, items: &mut [Item<'_>], globals: &Map) -> Result<(), String> {
+    for (index, patch) in class.patches.iter().enumerate() {
         let patch_name = patch.name;
         for item in items.iter_mut() {
             let variables = Scope {
                 own: &item.variables,
                 base: Some(globals),
             };
-            let matching: Vec<&Definition<'_>> = (patch.definitions.iter())
-                .filter(|d| d.selector.as_ref().is_some_and(|s| matches(s, item)))
-                .collect();
-            if matching.is_empty() {
+            let matched = &class.matched[item.target][index];
+            if matched.definitions.is_empty() {
                 continue;
             }
+            let matching =
+                || (matched.definitions.iter()).flat_map(|&d| &patch.definitions[d].operations);
             if let Some(t) = &patch.enabled_if {
                 let rendered = (t.as_ref().map_err(Clone::clone))
                     .map_err(|e| format!("patch {patch_name}: {e}"))?
@@ -713,7 +743,7 @@ fn apply_patches(
                 }
             }
             let mut operations = Vec::new();
-            for op in matching.iter().flat_map(|d| &d.operations) {
+            for op in matching() {
                 operations.push(
                     operation(op, variables).map_err(|e| format!("patch {patch_name}: {e}"))?,
                 );
@@ -723,11 +753,7 @@ fn apply_patches(
             // After a patch only spec, labels and annotations are kept. When
             // every operation stays inside them, and the template is the
             // usual four fields, patching in place is exactly that.
-            let inside = matching
-                .iter()
-                .flat_map(|d| &d.operations)
-                .all(Operation::stays_inside);
-            if inside && item.plain {
+            if matched.inside && item.plain {
                 patch_in_place(&mut item.template, operations).map_err(failed)?;
                 continue;
             }
@@ -868,11 +894,27 @@ fn array_index(token: &str) -> Option<usize> {
         .flatten()
 }
 
-fn matches(selector: &Selector<'_>, item: &Item) -> bool {
-    if selector.kind != item.kind || selector.api_version != item.api_version {
+/// The definitions of `patch` whose selector matches `template` in `role`.
+fn matched(patch: &Patch<'_>, template: &Value, role: &Role<'_>) -> Matched {
+    let definitions: Vec<usize> = (patch.definitions.iter().enumerate())
+        .filter(|(_, d)| (d.selector.as_ref()).is_some_and(|s| matches(s, template, role)))
+        .map(|(i, _)| i)
+        .collect();
+    let inside = (definitions.iter())
+        .flat_map(|&d| &patch.definitions[d].operations)
+        .all(Operation::stays_inside);
+    Matched {
+        definitions,
+        inside,
+    }
+}
+
+fn matches(selector: &Selector<'_>, template: &Value, role: &Role<'_>) -> bool {
+    if selector.kind != template.item("kind") || selector.api_version != template.item("apiVersion")
+    {
         return false;
     }
-    match &item.role {
+    match role {
         Role::ControlPlane => selector.control_plane,
         Role::InfrastructureCluster => selector.infrastructure_cluster,
         Role::Worker(class) => (selector.worker_classes.iter()).any(|p| name_matches(p, class)),
@@ -897,10 +939,9 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 fn value_of(source: &Source<'_>, variables: Scope<'_>) -> Result<Value, String> {
     match source {
         Source::Literal(value) => Ok((*value).clone()),
-        Source::Variable(path) => {
+        Source::Variable(path, segments) => {
             let missing = || format!("variable {path:?} does not exist");
-            let mut segments = path.split('.');
-            let top = segments.next().unwrap_or_default();
+            let (top, segments) = segments.split_first().ok_or_else(missing)?;
             let mut at = variables.field(top).ok_or_else(missing)?;
             for segment in segments {
                 at = at.field(segment).ok_or_else(missing)?;
