@@ -12,6 +12,8 @@ use crate::json::{At, Field};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use rustc_hash::FxHashMap;
+
 use std::sync::OnceLock;
 
 use jsonschema::Validator;
@@ -91,8 +93,10 @@ impl Checked for Tree {
 
 /// Compiled output schemas, by `(apiVersion, kind)`.
 pub struct Schemas {
-    /// apiVersion → kind → schema: looked up with the object's own strings.
-    by_kind: BTreeMap<String, BTreeMap<String, KindSchema>>,
+    /// apiVersion → kind → schema: looked up with the object's own strings,
+    /// for every object (hashed: a tree search compares the texts at each
+    /// level). Nothing walks it in its order but [`Schemas::kinds`], which sorts.
+    by_kind: FxHashMap<String, FxHashMap<String, KindSchema>>,
     /// `(group, kind)` of every kind a user CRD replaced → the versions it serves and its file.
     from_crds: BTreeMap<(String, String), (BTreeSet<String>, String)>,
 }
@@ -137,7 +141,7 @@ impl Schemas {
                 (key, compiled)
             })
             .collect::<Vec<_>>();
-        let mut by_kind: BTreeMap<String, BTreeMap<String, KindSchema>> = BTreeMap::new();
+        let mut by_kind: FxHashMap<String, FxHashMap<String, KindSchema>> = FxHashMap::default();
         for ((api_version, kind), compiled) in compiled {
             by_kind
                 .entry(api_version)
@@ -190,7 +194,11 @@ impl Schemas {
 
     /// The kinds there is a schema for, as `apiVersion/kind`.
     pub fn kinds(&self) -> impl Iterator<Item = String> + '_ {
-        (self.by_kind.iter()).flat_map(|(a, kinds)| kinds.keys().map(move |k| format!("{a}/{k}")))
+        let mut kinds: Vec<(&str, &str)> = (self.by_kind.iter())
+            .flat_map(|(a, kinds)| kinds.keys().map(move |k| (a.as_str(), k.as_str())))
+            .collect();
+        kinds.sort_unstable();
+        kinds.into_iter().map(|(a, k)| format!("{a}/{k}"))
     }
 
     /// Check every document, in parallel; all violations are reported.
