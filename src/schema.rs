@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+use crate::yaml::tree::WalkSchema;
+
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 
@@ -37,6 +39,20 @@ pub fn of(kind: InputKind) -> &'static serde_json::Value {
         InputKind::Tenant => TENANT.get_or_init(schema_for::<RawTenant>),
         InputKind::Site => SITE.get_or_init(schema_for::<RawSite>),
     }
+}
+
+/// The JSON Schema of one input file as [`parse_recovering`] walks it,
+/// compiled once per run.
+///
+/// [`parse_recovering`]: crate::yaml::parse_recovering
+pub fn walked(kind: InputKind) -> &'static WalkSchema<'static> {
+    static TENANT: OnceLock<WalkSchema<'static>> = OnceLock::new();
+    static SITE: OnceLock<WalkSchema<'static>> = OnceLock::new();
+    let cell = match kind {
+        InputKind::Tenant => &TENANT,
+        InputKind::Site => &SITE,
+    };
+    cell.get_or_init(|| WalkSchema::new(of(kind)))
 }
 
 /// The JSON Schema (draft-07) of `T` as a value: what editors get, and what

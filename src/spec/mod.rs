@@ -66,7 +66,7 @@ pub fn parse_site(
         project::SITE_FILE,
         &text,
         "site",
-        crate::schema::of(crate::schema::InputKind::Site),
+        crate::schema::walked(crate::schema::InputKind::Site),
         diagnostics,
     )
 }
@@ -82,7 +82,7 @@ pub fn parse_tenant(
         &file,
         &text,
         "tenant",
-        crate::schema::of(crate::schema::InputKind::Tenant),
+        crate::schema::walked(crate::schema::InputKind::Tenant),
         diagnostics,
     )?
     .value;

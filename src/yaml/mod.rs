@@ -185,14 +185,14 @@ pub fn parse_recovering<T: DeserializeOwned>(
     file: &str,
     text: &str,
     what: &str,
-    schema: &Value,
+    schema: &tree::WalkSchema<'_>,
     diagnostics: &mut crate::diagnostic::Diagnostics,
 ) -> Option<Recovered<T>> {
     let node = one_node(file, text, what)
         .map_err(|d| diagnostics.push(d))
         .ok()?;
     let mut recovery = tree::Recovery::new(file, text, schema);
-    let kept = recovery.walk(node, schema, tree::Path::Top);
+    let kept = recovery.walk_file(node);
     let reported = !recovery.diagnostics.is_empty();
     for d in recovery.diagnostics {
         diagnostics.push(d);

@@ -16,6 +16,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use super::place::Place;
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde::de::{
     self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
@@ -216,6 +217,156 @@ fn shorten(s: &str) -> String {
     }
 }
 
+/// An input file's JSON Schema as the walk reads it: every `$ref` followed
+/// and every keyword read out once per run, not at each node of each file
+/// (each keyword of a JSON map is found by hashing it).
+pub struct WalkSchema<'s> {
+    /// The root's node first.
+    nodes: Vec<SchemaNode<'s>>,
+}
+
+struct SchemaNode<'s> {
+    /// The schema as written, `$ref`s followed: what messages are made of.
+    raw: &'s Value,
+    rule: Rule<'s>,
+}
+
+enum Rule<'s> {
+    /// `anyOf` (schemars' `Option<T>`): a null where an option allows one,
+    /// else the first option that is not only null; with none, anything.
+    AnyOf {
+        null: bool,
+        chosen: Option<usize>,
+    },
+    Typed(Typed<'s>),
+}
+
+struct Typed<'s> {
+    /// [`allows`] of each JSON type, as bits of [`TYPES`].
+    types: u8,
+    /// `enum`'s texts, when there is an `enum`.
+    choices: Option<Vec<&'s str>>,
+    /// `properties` → node.
+    properties: FxHashMap<&'s str, usize>,
+    /// The same keys in the schema's order (for help).
+    known: Vec<&'s str>,
+    /// `additionalProperties: false`.
+    closed: bool,
+    required: Vec<&'s str>,
+    /// `items`, or anything.
+    items: usize,
+}
+
+/// The JSON types, each a bit of [`Typed::types`].
+const TYPES: [&str; 7] = [
+    "null", "object", "array", "string", "integer", "number", "boolean",
+];
+
+fn type_bit(t: &str) -> u8 {
+    let index = TYPES.iter().position(|known| *known == t);
+    1 << index.expect("a JSON type")
+}
+
+impl<'s> WalkSchema<'s> {
+    pub fn new(root: &'s Value) -> WalkSchema<'s> {
+        let mut compiling = Compiling {
+            root,
+            nodes: Vec::new(),
+            done: FxHashMap::default(),
+        };
+        compiling.node(root);
+        WalkSchema {
+            nodes: compiling.nodes,
+        }
+    }
+}
+
+struct Compiling<'s> {
+    root: &'s Value,
+    nodes: Vec<SchemaNode<'s>>,
+    /// Each schema (as written, before its `$ref`) → its node: a schema
+    /// reached twice, or from inside itself, is compiled once.
+    done: FxHashMap<*const Value, usize>,
+}
+
+impl<'s> Compiling<'s> {
+    fn node(&mut self, schema: &'s Value) -> usize {
+        if let Some(index) = self.done.get(&std::ptr::from_ref(schema)) {
+            return *index;
+        }
+        let raw = resolve(self.root, schema);
+        let index = self.nodes.len();
+        self.nodes.push(SchemaNode {
+            raw,
+            rule: Rule::AnyOf {
+                null: false,
+                chosen: None,
+            },
+        });
+        self.done.insert(std::ptr::from_ref(schema), index);
+        let rule = match raw.field("anyOf").and_then(Value::as_array) {
+            Some(options) => Rule::AnyOf {
+                null: options.iter().any(|o| allows(o, "null")),
+                chosen: (options.iter())
+                    .find(|o| !allows(o, "null") || o.field("$ref").is_some())
+                    .map(|o| self.node(o)),
+            },
+            None => {
+                static ANYTHING: Value = Value::Bool(true);
+                let properties = raw.field("properties").and_then(Value::as_object);
+                let known: Vec<&'s str> = (properties.into_iter().flatten())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let properties = (properties.into_iter().flatten())
+                    .map(|(k, v)| (k.as_str(), self.node(v)))
+                    .collect();
+                Rule::Typed(Typed {
+                    types: (TYPES.iter())
+                        .filter(|t| allows(raw, t))
+                        .fold(0, |bits, t| bits | type_bit(t)),
+                    choices: (raw.field("enum").and_then(Value::as_array))
+                        .map(|options| options.iter().filter_map(Value::as_str).collect()),
+                    properties,
+                    known,
+                    closed: raw.field("additionalProperties") == Some(&Value::Bool(false)),
+                    required: (raw.field("required").and_then(Value::as_array).into_iter())
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect(),
+                    items: self.node(raw.field("items").unwrap_or(&ANYTHING)),
+                })
+            }
+        };
+        self.nodes[index].rule = rule;
+        index
+    }
+}
+
+/// `schema` with `$ref`s (into `root`) followed.
+fn resolve<'s>(root: &'s Value, schema: &'s Value) -> &'s Value {
+    let mut schema = schema;
+    for _ in 0..16 {
+        // schemars writes a described `$ref` as `allOf: [{$ref}]`.
+        if let Some([only]) = schema
+            .field("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            schema = only;
+            continue;
+        }
+        let Some(reference) = schema.field("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        let pointer = reference.trim_start_matches('#');
+        match root.at(pointer) {
+            Some(target) => schema = target,
+            None => break,
+        }
+    }
+    schema
+}
+
 /// Reports of one file.
 pub struct Recovery<'a> {
     pub file: &'a str,
@@ -223,7 +374,7 @@ pub struct Recovery<'a> {
     pub diagnostics: Vec<Diagnostic>,
     /// The path of every part cut out (`metallb.pools[0].addresses`, `metalb`).
     pub cut: Vec<String>,
-    root: &'a Value,
+    schema: &'a WalkSchema<'a>,
 }
 
 /// A node cut out of the tree; why was reported.
@@ -255,13 +406,13 @@ impl Path<'_> {
 }
 
 impl<'a> Recovery<'a> {
-    pub fn new(file: &'a str, text: &'a str, schema: &'a Value) -> Self {
+    pub fn new(file: &'a str, text: &'a str, schema: &'a WalkSchema<'a>) -> Self {
         Recovery {
             file,
             text,
             diagnostics: Vec::new(),
             cut: Vec::new(),
-            root: schema,
+            schema,
         }
     }
 
@@ -271,71 +422,48 @@ impl<'a> Recovery<'a> {
         self.diagnostics.push(d);
     }
 
-    /// `schema` with `$ref`s followed.
-    fn resolve<'s>(&self, schema: &'s Value) -> &'s Value
-    where
-        'a: 's,
-    {
-        let mut schema = schema;
-        for _ in 0..16 {
-            // schemars writes a described `$ref` as `allOf: [{$ref}]`.
-            if let Some([only]) = schema
-                .field("allOf")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-            {
-                schema = only;
-                continue;
-            }
-            let Some(reference) = schema.field("$ref").and_then(Value::as_str) else {
-                break;
-            };
-            let pointer = reference.trim_start_matches('#');
-            match self.root.at(pointer) {
-                Some(target) => schema = target,
-                None => break,
-            }
-        }
-        schema
+    /// The whole node, against the schema's root.
+    pub fn walk_file(&mut self, node: Node) -> Result<Node, Cut> {
+        self.walk(node, 0, Path::Top)
     }
 
-    /// The node, with every part that misfits `schema` cut out and reported;
-    /// `Err` when the node itself must go.
+    /// The node, with every part that misfits schema node `at` cut out and
+    /// reported; `Err` when the node itself must go.
     /// The node is taken, and what is kept of it moved into the result.
-    pub fn walk(&mut self, mut node: Node, schema: &'a Value, path: Path<'_>) -> Result<Node, Cut> {
-        let schema = self.resolve(schema);
-        if let Some(options) = schema.field("anyOf").and_then(Value::as_array) {
-            // `Option<T>`: `T` or null.
-            if matches!(node.kind, Kind::Null) && options.iter().any(|o| allows(o, "null")) {
-                return Ok(node);
+    fn walk(&mut self, mut node: Node, at: usize, path: Path<'_>) -> Result<Node, Cut> {
+        let schema: &'a SchemaNode<'a> = &self.schema.nodes[at];
+        let typed = match &schema.rule {
+            Rule::AnyOf { null, chosen } => {
+                if matches!(node.kind, Kind::Null) && *null {
+                    return Ok(node);
+                }
+                return match chosen {
+                    Some(chosen) => self.walk(node, *chosen, path),
+                    None => Ok(node),
+                };
             }
-            let chosen = options
-                .iter()
-                .find(|o| !allows(o, "null") || o.field("$ref").is_some());
-            return match chosen {
-                Some(schema) => self.walk(node, schema, path),
-                None => Ok(node),
-            };
-        }
-        if matches!(node.kind, Kind::Null) && allows(schema, "null") {
+            Rule::Typed(typed) => typed,
+        };
+        let allows = |t: &str| typed.types & type_bit(t) != 0;
+        if matches!(node.kind, Kind::Null) && allows("null") {
             return Ok(node);
         }
         let fits = match &node.kind {
-            Kind::Map(_) => allows(schema, "object"),
-            Kind::Seq(_) => allows(schema, "array"),
-            Kind::Str(_) => allows(schema, "string"),
+            Kind::Map(_) => allows("object"),
+            Kind::Seq(_) => allows("array"),
+            Kind::Str(_) => allows("string"),
             // A plain scalar is text where text is wanted: `name: 0755`, `on`.
             Kind::Int(i) => {
-                allows(schema, "string")
-                    || allows(schema, "number")
-                    || (allows(schema, "integer") && in_range(schema, *i))
+                allows("string")
+                    || allows("number")
+                    || (allows("integer") && in_range(schema.raw, *i))
             }
-            Kind::Float(_) => allows(schema, "string") || allows(schema, "number"),
-            Kind::Bool(_) => allows(schema, "string") || allows(schema, "boolean"),
+            Kind::Float(_) => allows("string") || allows("number"),
+            Kind::Bool(_) => allows("string") || allows("boolean"),
             Kind::Null => false,
         };
         if !fits {
-            let expected = expected_words(schema);
+            let expected = expected_words(schema.raw);
             let what = self.name(&path.render());
             let found = node.described(self.text);
             self.report(
@@ -345,34 +473,30 @@ impl<'a> Recovery<'a> {
             );
             return Err(Cut);
         }
-        if let (Some(options), Kind::Str(s)) =
-            (schema.field("enum").and_then(Value::as_array), &node.kind)
+        if let (Some(valid), Kind::Str(s)) = (&typed.choices, &node.kind)
+            && !valid.contains(&s.as_str())
         {
-            let valid: Vec<&str> = options.iter().filter_map(Value::as_str).collect();
-            if !valid.contains(&s.as_str()) {
-                let what = self.name(&path.render());
-                self.report(
-                    &node,
-                    format!(
-                        "{what} must be one of {}, not {:?}",
-                        valid.join(", "),
-                        shorten(s)
-                    ),
-                    Some(did_you_mean(s, what.as_str(), &valid)),
-                );
-                self.cut.push(path.render());
-                return Err(Cut);
-            }
+            let what = self.name(&path.render());
+            self.report(
+                &node,
+                format!(
+                    "{what} must be one of {}, not {:?}",
+                    valid.join(", "),
+                    shorten(s)
+                ),
+                Some(did_you_mean(s, what.as_str(), valid)),
+            );
+            self.cut.push(path.render());
+            return Err(Cut);
         }
         // What is kept goes back into the node, at its own place.
         match std::mem::replace(&mut node.kind, Kind::Null) {
-            Kind::Map(entries) => self.walk_map(&node, entries, schema, path),
+            Kind::Map(entries) => self.walk_map(&node, entries, typed, path),
             Kind::Seq(items) => {
-                let item_schema = schema.field("items").unwrap_or(&Value::Bool(true));
                 let kept = items
                     .into_iter()
                     .enumerate()
-                    .filter_map(|(i, item)| self.walk(item, item_schema, Path::Item(&path, i)).ok())
+                    .filter_map(|(i, item)| self.walk(item, typed.items, Path::Item(&path, i)).ok())
                     .collect();
                 node.kind = Kind::Seq(kept);
                 Ok(node)
@@ -389,17 +513,9 @@ impl<'a> Recovery<'a> {
         &mut self,
         node: &Node,
         entries: Vec<(Node, Node)>,
-        schema: &'a Value,
+        schema: &'a Typed<'a>,
         path: Path<'_>,
     ) -> Result<Node, Cut> {
-        let properties = schema.field("properties").and_then(Value::as_object);
-        let closed = schema.field("additionalProperties") == Some(&Value::Bool(false));
-        // The keys it may hold, for the help of an unknown key only.
-        let known = || -> Vec<&str> {
-            properties
-                .map(|p| p.keys().map(String::as_str).collect())
-                .unwrap_or_default()
-        };
         let mut kept = Vec::with_capacity(entries.len());
         let mut cut_keys = Vec::new();
         let mut unknown = Vec::new();
@@ -417,16 +533,16 @@ impl<'a> Recovery<'a> {
                 }
             };
             let child = Path::Key(&path, &name);
-            match properties.and_then(|p| p.field(&name)) {
-                Some(property) => match self.walk(value, property, child) {
+            match schema.properties.get(&*name) {
+                Some(property) => match self.walk(value, *property, child) {
                     Ok(value) => kept.push((key, value)),
                     Err(Cut) => cut_keys.push(name.into_owned()),
                 },
-                None if closed => {
+                None if schema.closed => {
                     self.cut.push(child.render());
                     unknown.push(name.to_string());
-                    let known = known();
-                    let help = did_you_mean(&name, "key", &known);
+                    let known = &schema.known;
+                    let help = did_you_mean(&name, "key", known);
                     let within = self.within(&path.render());
                     self.report(
                         &key,
@@ -440,9 +556,8 @@ impl<'a> Recovery<'a> {
                 None => kept.push((key, value)),
             }
         }
-        let required = schema.field("required").and_then(Value::as_array);
         let mut whole = true;
-        for name in required.into_iter().flatten().filter_map(Value::as_str) {
+        for name in schema.required.iter().copied() {
             let present = kept.iter().any(|(k, _)| key_is(k, name, self.text));
             if present {
                 continue;
