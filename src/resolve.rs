@@ -74,8 +74,8 @@ pub fn resolve(placed: &Placed<'_>, stack: &Stack) -> ResolvedTenant {
             data_store: tenant.data_store.clone(),
         },
         network: ResolvedNetwork {
-            pods: tenant.pods.value.to_string(),
-            services: tenant.services.value.to_string(),
+            pods: crate::network::net_text(&tenant.pods.value),
+            services: crate::network::net_text(&tenant.services.value),
             subnet: tenant.subnet.clone(),
         },
         workers: tenant.workers.clone(),

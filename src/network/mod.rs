@@ -108,6 +108,39 @@ pub fn parse_cidr(text: &str) -> Result<IpNet, AddressError> {
     Ok(net)
 }
 
+/// A CIDR's text, as its `Display` writes it. An IPv4 network is written
+/// here digit by digit: `Display` goes through the formatting machinery for
+/// each octet, about 1,300 instructions for one network of every tenant.
+pub fn net_text(net: &IpNet) -> String {
+    match net {
+        IpNet::V4(v4) => {
+            let mut text = String::with_capacity(18);
+            for (i, octet) in v4.addr().octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                push_decimal(&mut text, octet);
+            }
+            text.push('/');
+            push_decimal(&mut text, v4.prefix_len());
+            text
+        }
+        IpNet::V6(_) => net.to_string(),
+    }
+}
+
+/// `n` in decimal, without leading zeros.
+fn push_decimal(text: &mut String, n: u8) {
+    let digit = |d: u8| char::from(b'0' + d);
+    if n >= 100 {
+        text.push(digit(n / 100));
+    }
+    if n >= 10 {
+        text.push(digit(n / 10 % 10));
+    }
+    text.push(digit(n % 10));
+}
+
 /// Parse an IP address.
 pub fn parse_ip(text: &str) -> Result<IpAddr, AddressError> {
     IpAddr::from_str(text)
@@ -242,6 +275,25 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_network_is_written_as_display_writes_it() {
+        let mut nets: Vec<IpNet> = vec!["fd00::/64".parse().unwrap(), "::/0".parse().unwrap()];
+        // Every octet value in every position, and every prefix length.
+        for n in 0..=255u8 {
+            for position in 0..4 {
+                let mut octets = [1, 20, 255, 0];
+                octets[position] = n;
+                let prefix = n % 33;
+                nets.push(IpNet::V4(
+                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(octets), prefix).unwrap(),
+                ));
+            }
+        }
+        for net in nets {
+            assert_eq!(net_text(&net), net.to_string());
+        }
     }
 
     #[test]

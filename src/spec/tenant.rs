@@ -373,8 +373,8 @@ fn checked_tenant(
             &Facts {
                 name: name.as_str(),
                 namespace: namespace.as_str(),
-                pods: pods.value.to_string(),
-                services: services.value.to_string(),
+                pods: crate::network::net_text(&pods.value),
+                services: crate::network::net_text(&services.value),
             },
             &name_location,
         ),
