@@ -403,6 +403,7 @@ fn document(stack: &Stack, object: &ClassObject, name: &str, value: Value) -> Do
         source: object.file.clone(),
         template: object.file.clone(),
         value: value.into(),
+        emitted: None,
     }
 }
 

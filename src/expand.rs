@@ -1112,6 +1112,7 @@ pub fn documents(
             source: source.to_string(),
             template: class_file.to_string(),
             value,
+            emitted: None,
         })
         .collect()
 }

@@ -222,7 +222,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let source = |file: &str| diagnostics.source(file).cloned();
     let variable_problems = variables::check(&documents, &resolved, &stacks, source);
     diagnostics.extend(variable_problems);
-    let tree = OutputTree::from_documents(&documents).map_err(|d| diagnostics.extend(d));
+    let tree = OutputTree::from_documents(&mut documents).map_err(|d| diagnostics.extend(d));
     let expansion = Expanding {
         documents: &documents,
         classes: &class_documents,
@@ -509,6 +509,7 @@ impl<'p, 's> Before<'p, 's> {
                 source: path.clone(),
                 template: path.clone(),
                 value: value.clone().into_owned(),
+                emitted: None,
             })
             .collect();
         let old = classes_of(class_documents.iter());

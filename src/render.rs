@@ -40,6 +40,11 @@ pub struct Document<V = crate::value::Value> {
     /// The template that produced it.
     pub template: String,
     pub value: V,
+    /// The value's canonical text ([`crate::yaml::emit`]'s), when rendering
+    /// wrote it from its template's shape ([`crate::shapes`]); `None`: it
+    /// is emitted from the value. Nothing changes a document's value after
+    /// it is made (debug builds check the text against the value).
+    pub emitted: Option<String>,
 }
 
 /// The compiled templates of every stack.
@@ -458,12 +463,14 @@ impl Renderer {
         let results: Vec<Result<Document, Diagnostic>> = jobs
             .into_par_iter()
             .map(|job| {
-                self.render(job.template, &job.ctx).map(|value| Document {
-                    path: job.path,
-                    source: job.source.to_string(),
-                    template: job.template.name.clone(),
-                    value,
-                })
+                self.render(job.template, &job.ctx)
+                    .map(|(value, emitted)| Document {
+                        path: job.path,
+                        source: job.source.to_string(),
+                        template: job.template.name.clone(),
+                        value,
+                        emitted,
+                    })
             })
             .collect();
         let mut diagnostics = Diagnostics::new();
@@ -484,20 +491,21 @@ impl Renderer {
         (documents, diagnostics)
     }
 
-    /// Render one template and re-parse it into exactly one object.
+    /// Render one template and re-parse it into exactly one object (and its
+    /// canonical text, when its shape gave it).
     fn render(
         &self,
         template: &Template,
         ctx: &minijinja::Value,
-    ) -> Result<crate::value::Value, Diagnostic> {
+    ) -> Result<(crate::value::Value, Option<String>), Diagnostic> {
         let compiled = self
             .env
             .get_template(&template.name)
             .expect("every template of the stacks was added in Renderer::new");
         if self.shaped.contains(&template.name)
-            && let Some(value) = self.shapes.render(&compiled, ctx)
+            && let Some(rendered) = self.shapes.render(&compiled, ctx)
         {
-            return Ok(value);
+            return Ok(rendered);
         }
         let text = compiled
             .render(ctx)
@@ -518,7 +526,7 @@ impl Renderer {
             )
             .at(SourceLocation::file(&template.name)));
         }
-        Ok(value)
+        Ok((value, None))
     }
 }
 

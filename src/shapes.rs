@@ -214,21 +214,24 @@ pub struct Shapes {
 
 /// A shape render's text, parsed.
 enum Shape {
-    /// One object whose placeholders are all whole scalar values, and where
-    /// each stands.
-    Tree(Value, Vec<(Vec<Step>, usize)>),
+    /// One object whose placeholders are all whole scalar values, where
+    /// each stands (in the order the text writes them), and the object's
+    /// text cut at each (none when the emitter hands it to serde-saphyr).
+    Tree(Value, Vec<(Vec<Step>, usize)>, Option<yaml::Pieces>),
     /// Anything else: render and parse the usual way.
     Unfit,
 }
 
 impl Shapes {
-    /// The object `template` renders for `ctx`, or `None` when it must be
-    /// rendered and parsed the usual way (an error, an unfit text or value).
+    /// The object `template` renders for `ctx` and, when its shape has one,
+    /// its canonical text ([`yaml::emit`]'s) written from the shape's: or
+    /// `None` when it must be rendered and parsed the usual way (an error, an
+    /// unfit text or value).
     pub fn render(
         &self,
         template: &minijinja::Template<'_, '_>,
         ctx: &minijinja::Value,
-    ) -> Option<Value> {
+    ) -> Option<(Value, Option<String>)> {
         SLOTS.set(Some(Slots {
             values: Vec::new(),
             exact: true,
@@ -246,7 +249,11 @@ impl Shapes {
             }
         };
         match &*shape {
-            Shape::Tree(tree, places) => Some(fill(tree, places, slots.values)),
+            Shape::Tree(tree, places, pieces) => {
+                let text = (pieces.as_ref())
+                    .and_then(|p| p.fill(places.iter().map(|(_, slot)| &slots.values[*slot])));
+                Some((fill(tree, places, slots.values), text))
+            }
             Shape::Unfit => None,
         }
     }
@@ -257,10 +264,15 @@ impl Shape {
         match yaml::parse_tree::<Value>(text) {
             Ok(tree) if tree.is_object() => {
                 let mut places = Vec::new();
-                match find(&tree, slots, &mut Vec::new(), &mut places) {
-                    true => Shape::Tree(tree, places),
-                    false => Shape::Unfit,
+                if !find(&tree, slots, &mut Vec::new(), &mut places) {
+                    return Shape::Unfit;
                 }
+                // `find` and the emitter both go through the object in its
+                // order: the n-th hole is the n-th place.
+                let is_place = |v: &Value| matches!(v, Value::String(s) if slot_of(s).is_some());
+                let pieces = yaml::Pieces::of(&tree, is_place)
+                    .filter(|pieces| pieces.holes() == places.len());
+                Shape::Tree(tree, places, pieces)
             }
             _ => Shape::Unfit,
         }
@@ -370,7 +382,13 @@ mod tests {
         let shapes = Shapes::default();
         let shaped = fits(source)
             .then(|| shapes.render(&template, &ctx))
-            .flatten();
+            .flatten()
+            .map(|(object, text)| {
+                if let Some(text) = text {
+                    assert_eq!(text, yaml::emit(&object), "{source}");
+                }
+                object
+            });
         (shaped, usual)
     }
 
@@ -429,8 +447,9 @@ mod tests {
         for name in ["a", "b", "c"] {
             let ctx =
                 minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"name": name})));
-            let object = shapes.render(&template, &ctx).unwrap();
+            let (object, text) = shapes.render(&template, &ctx).unwrap();
             assert_eq!(object, crate::tree!({"kind": "X", "name": name}));
+            assert_eq!(text.unwrap(), format!("kind: X\nname: {name}\n"));
         }
         assert_eq!(shapes.parsed.read().unwrap().len(), 1);
     }
@@ -486,19 +505,25 @@ mod tests {
         let mut env = minijinja::Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::Json);
         env.set_formatter(format);
-        let source = "kind: X\nv: {{ v }}\nflow: [{{ v }}, {k: {{ v }}}]\nitems:\n  - {{ v }}\n";
+        let source = "kind: X\nv: {{ v }}\nflow: [{{ v }}, {k: {{ v }}}]\nitems:\n  - {{ v }}\ndeep:\n  a:\n    - b: {{ v }}\n      c: [[{{ v }}]]\n";
         env.add_template("t.yaml", source).unwrap();
         let template = env.get_template("t.yaml").unwrap();
         let shapes = Shapes::default();
         let (shaped, usual_only) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+        let written = std::cell::Cell::new(0);
         crate::fixed_runner(512, 7)
             .run(&any_value(), |v| {
                 let ctx =
                     minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"v": v})));
                 let usual = yaml::parse_tree(&template.render(&ctx).unwrap()).ok();
                 match shapes.render(&template, &ctx) {
-                    Some(object) => {
+                    Some((object, text)) => {
                         shaped.set(shaped.get() + 1);
+                        // The text written from the shape's is the emitter's.
+                        if let Some(text) = text {
+                            written.set(written.get() + 1);
+                            assert_eq!(text, yaml::emit(&object));
+                        }
                         assert_eq!(Some(object), usual);
                     }
                     None => usual_only.set(usual_only.get() + 1),
@@ -507,10 +532,10 @@ mod tests {
             })
             .unwrap();
         // Both paths must be exercised, or the property says little.
-        let (shaped, usual_only) = (shaped.get(), usual_only.get());
+        let (shaped, usual_only, written) = (shaped.get(), usual_only.get(), written.get());
         assert!(
-            shaped > 100 && usual_only > 10,
-            "{shaped} shaped, {usual_only} not"
+            shaped > 100 && usual_only > 10 && written > 100,
+            "{shaped} shaped ({written} written from the shape's text), {usual_only} not"
         );
     }
 }

@@ -36,13 +36,114 @@ pub fn saphyr<V: Serialize>(value: &V) -> String {
 pub fn emit<V: JsonView + Serialize>(value: &V) -> String {
     let mut out = String::with_capacity(1024);
     let written = match value.view() {
-        View::Object(map) if map.len() > 0 => entries::<V>(&mut out, map, 0, false),
-        View::Array(items) if !items.is_empty() => items_of(&mut out, items, 0, false),
+        View::Object(map) if map.len() > 0 => entries::<V, _>(&mut out, map, 0, false, &mut NoHook),
+        View::Array(items) if !items.is_empty() => items_of(&mut out, items, 0, false, &mut NoHook),
         _ => None,
     };
     match written {
         Some(()) => out,
         None => saphyr(value),
+    }
+}
+
+/// Where a value stands in the text: after its key's `:`, or after the `- `
+/// of a list item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Position {
+    Key,
+    Dash,
+}
+
+/// Sees each value before it is written; true when it took the value's place.
+trait Hook<V> {
+    fn value(&mut self, out: &mut String, value: &V, at: usize, position: Position) -> bool;
+}
+
+/// Every value written as it is.
+struct NoHook;
+
+impl<V> Hook<V> for NoHook {
+    #[inline(always)]
+    fn value(&mut self, _: &mut String, _: &V, _: usize, _: Position) -> bool {
+        false
+    }
+}
+
+/// A mapping's text with holes where some of its values go: the text
+/// between them is written once, and [`Pieces::fill`] writes only the
+/// values, each where and as [`emit`] would.
+#[derive(Debug)]
+pub struct Pieces {
+    /// The text before each hole, and after the last.
+    fixed: Vec<String>,
+    /// Each hole's indentation and position.
+    holes: Vec<(usize, Position)>,
+}
+
+/// Records a hole for each value `is_hole` picks.
+struct Holes<F> {
+    is_hole: F,
+    fixed: Vec<String>,
+    holes: Vec<(usize, Position)>,
+}
+
+impl<V, F: Fn(&V) -> bool> Hook<V> for Holes<F> {
+    fn value(&mut self, out: &mut String, value: &V, at: usize, position: Position) -> bool {
+        if !(self.is_hole)(value) {
+            return false;
+        }
+        self.fixed.push(std::mem::take(out));
+        self.holes.push((at, position));
+        true
+    }
+}
+
+impl Pieces {
+    /// The text of `value` (a non-empty mapping) cut at each value
+    /// `is_hole` picks, in the order they are written; `None` when its text
+    /// is not written here ([`emit`] hands it to serde-saphyr whole).
+    pub fn of<V: JsonView + Serialize>(value: &V, is_hole: impl Fn(&V) -> bool) -> Option<Pieces> {
+        let View::Object(map) = value.view() else {
+            return None;
+        };
+        if map.len() == 0 {
+            return None;
+        }
+        let mut holes = Holes {
+            is_hole,
+            fixed: Vec::new(),
+            holes: Vec::new(),
+        };
+        let mut out = String::new();
+        entries::<V, _>(&mut out, map, 0, false, &mut holes)?;
+        holes.fixed.push(out);
+        Some(Pieces {
+            fixed: holes.fixed,
+            holes: holes.holes,
+        })
+    }
+
+    /// How many values it takes.
+    pub fn holes(&self) -> usize {
+        self.holes.len()
+    }
+
+    /// The text with `values` in its holes, in order: what [`emit`] writes
+    /// for the mapping with these values in place. `None` when a value is
+    /// not written here (the whole text is then serde-saphyr's).
+    pub fn fill<'v, V: JsonView + Serialize + 'v>(
+        &self,
+        values: impl IntoIterator<Item = &'v V>,
+    ) -> Option<String> {
+        let size = self.fixed.iter().map(String::len).sum::<usize>() + 32 * self.holes.len();
+        let mut out = String::with_capacity(size);
+        let mut values = values.into_iter();
+        for (fixed, (at, position)) in self.fixed.iter().zip(&self.holes) {
+            out.push_str(fixed);
+            value_at(&mut out, values.next()?, *at, *position, &mut NoHook)?;
+        }
+        out.push_str(self.fixed.last()?);
+        values.next().is_none().then_some(out)
     }
 }
 
@@ -60,11 +161,12 @@ fn indent(out: &mut String, n: usize) {
 
 /// A mapping's entries at `at` spaces; the first on the current line when
 /// `inline` (right after `- `).
-fn entries<'v, V: JsonView + Serialize + 'v>(
+fn entries<'v, V: JsonView + Serialize + 'v, H: Hook<V>>(
     out: &mut String,
     map: V::Fields<'v>,
     at: usize,
     inline: bool,
+    hook: &mut H,
 ) -> Option<()> {
     for (i, (key, value)) in map.enumerate() {
         if i > 0 || !inline {
@@ -72,47 +174,68 @@ fn entries<'v, V: JsonView + Serialize + 'v>(
         }
         write_key(out, key)?;
         out.push(':');
-        match value.view() {
-            View::Object(inner) if inner.len() > 0 => {
-                out.push('\n');
-                entries::<V>(out, inner, at + 2, false)?;
-            }
-            View::Array(items) if !items.is_empty() => {
-                out.push('\n');
-                items_of(out, items, at, false)?;
-            }
-            scalar => {
-                out.push(' ');
-                write_scalar(out, value, scalar)?;
-                out.push('\n');
-            }
-        }
+        value_at(out, value, at, Position::Key, hook)?;
     }
     Some(())
 }
 
 /// A list's items at `at` spaces; the first on the current line when `inline`.
-fn items_of<V: JsonView + Serialize>(
+fn items_of<V: JsonView + Serialize, H: Hook<V>>(
     out: &mut String,
     items: &[V],
     at: usize,
     inline: bool,
+    hook: &mut H,
 ) -> Option<()> {
     for (i, item) in items.iter().enumerate() {
         if i > 0 || !inline {
             indent(out, at);
         }
         out.push_str("- ");
-        match item.view() {
-            View::Object(inner) if inner.len() > 0 => entries::<V>(out, inner, at + 2, true)?,
-            View::Array(inner) if !inner.is_empty() => items_of(out, inner, at + 2, true)?,
-            scalar => {
-                write_scalar(out, item, scalar)?;
-                out.push('\n');
-            }
-        }
+        value_at(out, item, at, Position::Dash, hook)?;
     }
     Some(())
+}
+
+/// A value right after its key's `:` or its item's `- `, the key or dash at
+/// `at` spaces.
+fn value_at<V: JsonView + Serialize, H: Hook<V>>(
+    out: &mut String,
+    value: &V,
+    at: usize,
+    position: Position,
+    hook: &mut H,
+) -> Option<()> {
+    if hook.value(out, value, at, position) {
+        return Some(());
+    }
+    match (position, value.view()) {
+        (Position::Key, View::Object(inner)) if inner.len() > 0 => {
+            out.push('\n');
+            entries::<V, H>(out, inner, at + 2, false, hook)
+        }
+        (Position::Key, View::Array(items)) if !items.is_empty() => {
+            out.push('\n');
+            items_of(out, items, at, false, hook)
+        }
+        (Position::Key, scalar) => {
+            out.push(' ');
+            write_scalar(out, value, scalar)?;
+            out.push('\n');
+            Some(())
+        }
+        (Position::Dash, View::Object(inner)) if inner.len() > 0 => {
+            entries::<V, H>(out, inner, at + 2, true, hook)
+        }
+        (Position::Dash, View::Array(inner)) if !inner.is_empty() => {
+            items_of(out, inner, at + 2, true, hook)
+        }
+        (Position::Dash, scalar) => {
+            write_scalar(out, value, scalar)?;
+            out.push('\n');
+            Some(())
+        }
+    }
 }
 
 /// A scalar or an empty collection in value position (`view` is `value`'s).

@@ -20,6 +20,7 @@ mod place;
 mod scan;
 pub mod tree;
 
+pub use emit::Pieces;
 pub use locate::{Located, find_scalar, locate};
 pub use place::Place;
 
