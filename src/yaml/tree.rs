@@ -257,15 +257,23 @@ struct Typed<'s> {
     items: usize,
 }
 
-/// The JSON types, each a bit of [`Typed::types`].
-const TYPES: [&str; 7] = [
-    "null", "object", "array", "string", "integer", "number", "boolean",
+/// The JSON types, each with its bit of [`Typed::types`].
+const TYPES: [(&str, u8); 7] = [
+    ("null", NULL),
+    ("object", OBJECT),
+    ("array", ARRAY),
+    ("string", STRING),
+    ("integer", INTEGER),
+    ("number", NUMBER),
+    ("boolean", BOOLEAN),
 ];
-
-fn type_bit(t: &str) -> u8 {
-    let index = TYPES.iter().position(|known| *known == t);
-    1 << index.expect("a JSON type")
-}
+const NULL: u8 = 1;
+const OBJECT: u8 = 1 << 1;
+const ARRAY: u8 = 1 << 2;
+const STRING: u8 = 1 << 3;
+const INTEGER: u8 = 1 << 4;
+const NUMBER: u8 = 1 << 5;
+const BOOLEAN: u8 = 1 << 6;
 
 impl<'s> WalkSchema<'s> {
     pub fn new(root: &'s Value) -> WalkSchema<'s> {
@@ -322,8 +330,8 @@ impl<'s> Compiling<'s> {
                     .collect();
                 Rule::Typed(Typed {
                     types: (TYPES.iter())
-                        .filter(|t| allows(raw, t))
-                        .fold(0, |bits, t| bits | type_bit(t)),
+                        .filter(|(t, _)| allows(raw, t))
+                        .fold(0, |bits, (_, bit)| bits | bit),
                     choices: (raw.field("enum").and_then(Value::as_array))
                         .map(|options| options.iter().filter_map(Value::as_str).collect()),
                     properties,
@@ -444,22 +452,20 @@ impl<'a> Recovery<'a> {
             }
             Rule::Typed(typed) => typed,
         };
-        let allows = |t: &str| typed.types & type_bit(t) != 0;
-        if matches!(node.kind, Kind::Null) && allows("null") {
+        let allows = |bits: u8| typed.types & bits != 0;
+        if matches!(node.kind, Kind::Null) && allows(NULL) {
             return Ok(node);
         }
         let fits = match &node.kind {
-            Kind::Map(_) => allows("object"),
-            Kind::Seq(_) => allows("array"),
-            Kind::Str(_) => allows("string"),
+            Kind::Map(_) => allows(OBJECT),
+            Kind::Seq(_) => allows(ARRAY),
+            Kind::Str(_) => allows(STRING),
             // A plain scalar is text where text is wanted: `name: 0755`, `on`.
             Kind::Int(i) => {
-                allows("string")
-                    || allows("number")
-                    || (allows("integer") && in_range(schema.raw, *i))
+                allows(STRING | NUMBER) || (allows(INTEGER) && in_range(schema.raw, *i))
             }
-            Kind::Float(_) => allows("string") || allows("number"),
-            Kind::Bool(_) => allows("string") || allows("boolean"),
+            Kind::Float(_) => allows(STRING | NUMBER),
+            Kind::Bool(_) => allows(STRING | BOOLEAN),
             Kind::Null => false,
         };
         if !fits {
