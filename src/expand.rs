@@ -17,7 +17,9 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::value::{Map, Value};
+use std::sync::Arc;
+
+use crate::value::{Map, Str, Value};
 
 use crate::gotmpl::{self, Scope};
 use crate::render::Document;
@@ -389,6 +391,9 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         .at("/spec/topology")
         .ok_or("the Cluster has no spec.topology")?;
     let version = str_at(topology, "/version")?;
+    // The texts every object of the Cluster repeats, made once.
+    let (name_text, namespace_text, version_text) =
+        (shared(name), shared(namespace), shared(version));
     let globals = defaulted(topology.field("variables"), class.variables);
     let class_ref = map([
         ("name", class.class.item("metadata").item("name").clone()),
@@ -398,11 +403,11 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         ),
     ]);
     let builtin_cluster = map([
-        ("name", name.into()),
-        ("namespace", namespace.into()),
+        ("name", counted(&name_text)),
+        ("namespace", counted(&namespace_text)),
         (
             "topology",
-            map([("version", version.into()), ("classRef", class_ref)]),
+            map([("version", counted(&version_text)), ("classRef", class_ref)]),
         ),
     ]);
     let mut naming_data = naming_data(name);
@@ -410,21 +415,21 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     let infra_name = naming(&class.infrastructure_naming, &mut naming_data, None)?;
     let mut cp_builtin = map([
         ("name", cp_name.as_str().into()),
-        ("version", version.into()),
+        ("version", counted(&version_text)),
     ]);
     let cp_replicas = topology.at("/controlPlane/replicas");
     if let Some(replicas) = cp_replicas {
-        cp_builtin["replicas"] = replicas.clone();
+        set(&mut cp_builtin, "replicas", replicas.clone());
     }
     // Each item's own variables: its `builtin`, an MD's overrides; the
     // Cluster's are looked up beneath them (never copied per item).
     let own = |mut variables: Map, builtin: Option<(&str, Value)>| {
         let mut builtins = Map::new();
-        builtins.insert("cluster", builtin_cluster.clone());
+        builtins.insert(crate::value::key("cluster"), builtin_cluster.clone());
         if let Some((key, value)) = builtin {
             builtins.insert(key, value);
         }
-        variables.insert("builtin", Value::Object(builtins));
+        variables.insert(crate::value::key("builtin"), Value::Object(builtins));
         Rc::new(variables)
     };
     let cp_variables = own(Map::new(), Some(("controlPlane", cp_builtin)));
@@ -453,7 +458,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             }
         }
         let mut md_builtin = map([
-            ("version", version.into()),
+            ("version", counted(&version_text)),
             ("class", class_name.into()),
             ("name", md_name.as_str().into()),
             ("topologyName", topology_name.into()),
@@ -467,7 +472,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             ),
         ]);
         if let Some(replicas) = md.field("replicas") {
-            md_builtin["replicas"] = replicas.clone();
+            set(&mut md_builtin, "replicas", replicas.clone());
         }
         let md_variables = own(md_variables, Some(("machineDeployment", md_builtin)));
         let (bootstrap, bootstrap_name) = template_of(&worker.bootstrap)?;
@@ -495,39 +500,42 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     .collect();
     apply_patches(class, &mut items, &globals)?;
     let mut objects = Vec::new();
-    let base_labels = map([(CLUSTER_NAME, name.into()), (OWNED, "".into())]);
+    let base_labels = map([(CLUSTER_NAME, counted(&name_text)), (OWNED, literal(""))]);
     // Each template becomes its object: moved, not copied.
     let infra = std::mem::take(&mut items[0].template);
     objects.push(object(
         infra,
         &infra_name,
-        namespace,
+        &namespace_text,
         &base_labels,
         &infra_template_name,
         Value::Object(Map::new()),
     )?);
     let cp = std::mem::take(&mut items[1].template);
-    let mut preserved = map([("version", version.into())]);
+    let mut preserved = map([("version", counted(&version_text))]);
     if let Some(replicas) = cp_replicas {
-        preserved["replicas"] = replicas.clone();
+        set(&mut preserved, "replicas", replicas.clone());
     }
     objects.push(object(
         cp,
         &cp_name,
-        namespace,
+        &namespace_text,
         &base_labels,
         &cp_template_name,
         preserved,
     )?);
     for (md, worker, md_name, template_name, first, bootstrap_name, infra_md_name) in mds {
         let topology_name = str_at(md, "/name")?;
+        let topology_text = shared(topology_name);
+        let template_text = shared(&template_name);
+        let md_text = shared(&md_name);
         let mut labels = base_labels.clone();
-        labels[DEPLOYMENT_NAME] = topology_name.into();
+        set(&mut labels, DEPLOYMENT_NAME, counted(&topology_text));
         let copy = |item: &mut Item, from: &str| {
             template_copy(
                 std::mem::take(&mut item.template),
-                &template_name,
-                namespace,
+                &template_text,
+                &namespace_text,
                 &labels,
                 from,
             )
@@ -541,17 +549,17 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             map([
                 ("apiGroup", group(template).into()),
                 ("kind", template.item("kind").clone()),
-                ("name", template_name.as_str().into()),
+                ("name", counted(&template_text)),
             ])
         };
         let machine = map([
-            ("clusterName", name.into()),
-            ("version", version.into()),
+            ("clusterName", counted(&name_text)),
+            ("version", counted(&version_text)),
             ("bootstrap", map([("configRef", reference(&bootstrap))])),
             ("infrastructureRef", reference(&infra)),
         ]);
         let mut spec = map([
-            ("clusterName", name.into()),
+            ("clusterName", counted(&name_text)),
             ("selector", map([("matchLabels", labels.clone())])),
             (
                 "template",
@@ -566,7 +574,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
                 map([(
                     "strategy",
                     map([
-                        ("type", "RollingUpdate".into()),
+                        ("type", literal("RollingUpdate")),
                         (
                             "rollingUpdate",
                             map([("maxSurge", 1u64.into()), ("maxUnavailable", 0u64.into())]),
@@ -576,19 +584,23 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             ),
         ]);
         if let Some(replicas) = md.field("replicas") {
-            spec["replicas"] = replicas.clone();
+            set(&mut spec, "replicas", replicas.clone());
         }
         objects.push(map([
-            ("apiVersion", "cluster.x-k8s.io/v1beta2".into()),
-            ("kind", "MachineDeployment".into()),
-            ("metadata", metadata(&md_name, namespace, labels)),
+            ("apiVersion", literal("cluster.x-k8s.io/v1beta2")),
+            ("kind", literal("MachineDeployment")),
+            ("metadata", metadata(&md_text, &namespace_text, labels)),
             ("spec", spec),
         ]));
         objects.push(bootstrap);
         objects.push(infra);
-        if let Some(check) =
-            health_check(worker.class, md, name, namespace, &md_name, topology_name)
-        {
+        let names = Names {
+            cluster: &name_text,
+            namespace: &namespace_text,
+            machine_deployment: &md_text,
+            topology: &topology_text,
+        };
+        if let Some(check) = health_check(worker.class, md, &names) {
             objects.push(check);
         }
     }
@@ -600,14 +612,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
 /// `healthCheck.enabled: false`: the MachineDeployment's name, the checks and
 /// remediation of the topology over the class's, and what the MHC webhook
 /// defaults (the cluster-name label, `nodeStartupTimeoutSeconds: 600`).
-fn health_check(
-    md_class: &Value,
-    md: &Value,
-    cluster: &str,
-    namespace: &str,
-    md_name: &str,
-    topology_name: &str,
-) -> Option<Value> {
+fn health_check(md_class: &Value, md: &Value, names: &Names<'_>) -> Option<Value> {
     let from_class = md_class.field("healthCheck");
     let from_topology = md.field("healthCheck");
     if from_topology.and_then(|h| h.field("enabled")) == Some(&Value::Bool(false)) {
@@ -624,31 +629,34 @@ fn health_check(
     }
     let mut checks = checks.unwrap_or_else(|| Value::Object(Map::new()));
     if checks.field("nodeStartupTimeoutSeconds").is_none() {
-        checks["nodeStartupTimeoutSeconds"] = 600u64.into();
+        set(&mut checks, "nodeStartupTimeoutSeconds", 600u64.into());
     }
     let mut spec = map([
-        ("clusterName", cluster.into()),
+        ("clusterName", counted(names.cluster)),
         (
             "selector",
             map([(
                 "matchLabels",
-                map([(OWNED, "".into()), (DEPLOYMENT_NAME, topology_name.into())]),
+                map([
+                    (OWNED, literal("")),
+                    (DEPLOYMENT_NAME, counted(names.topology)),
+                ]),
             )]),
         ),
         ("checks", checks),
     ]);
     if let Some(remediation) = remediation {
-        spec["remediation"] = remediation;
+        set(&mut spec, "remediation", remediation);
     }
     Some(map([
-        ("apiVersion", "cluster.x-k8s.io/v1beta2".into()),
-        ("kind", "MachineHealthCheck".into()),
+        ("apiVersion", literal("cluster.x-k8s.io/v1beta2")),
+        ("kind", literal("MachineHealthCheck")),
         (
             "metadata",
             metadata(
-                md_name,
-                namespace,
-                map([(OWNED, "".into()), (CLUSTER_NAME, cluster.into())]),
+                names.machine_deployment,
+                names.namespace,
+                map([(OWNED, literal("")), (CLUSTER_NAME, counted(names.cluster))]),
             ),
         ),
         ("spec", spec),
@@ -1004,7 +1012,7 @@ fn yaml11_true(text: &str) -> bool {
 fn object(
     mut template: Value,
     name: &str,
-    namespace: &str,
+    namespace: &Str,
     labels: &Value,
     template_name: &str,
     preserved: Value,
@@ -1014,8 +1022,12 @@ fn object(
         .strip_suffix("Template")
         .ok_or_else(|| format!("{kind} is not a template kind"))?;
     let object_kind = object_kind.to_string();
-    let mut metadata = self::metadata(name, namespace, labels.clone());
-    metadata["annotations"] = cloned_from(&template, template_name);
+    let mut metadata = self::metadata(&shared(name), namespace, labels.clone());
+    set(
+        &mut metadata,
+        "annotations",
+        cloned_from(&template, template_name),
+    );
     let mut inner = (template.field_mut("spec"))
         .and_then(|spec| spec.field_mut("template"))
         .map(Value::take)
@@ -1041,14 +1053,14 @@ fn object(
 /// A per-MachineDeployment copy of a class template.
 fn template_copy(
     mut template: Value,
-    name: &str,
-    namespace: &str,
+    name: &Str,
+    namespace: &Str,
     labels: &Value,
     from: &str,
 ) -> Value {
     let mut metadata = self::metadata(name, namespace, labels.clone());
     merge(&mut metadata["labels"], &template["metadata"]["labels"]);
-    metadata["annotations"] = cloned_from(&template, from);
+    set(&mut metadata, "annotations", cloned_from(&template, from));
     template["metadata"] = metadata;
     template
 }
@@ -1066,17 +1078,51 @@ fn cloned_from(template: &Value, name: &str) -> Value {
 
 /// A JSON object of these fields, in this order. Unlike `json!`, it moves
 /// the values in (`json!` serializes each `Value` it is given, a deep copy).
-fn map<const N: usize>(fields: [(&str, Value); N]) -> Value {
+fn map<const N: usize>(fields: [(&'static str, Value); N]) -> Value {
     Value::Object(Map::of(fields))
 }
 
 /// `metadata` with a name, a namespace and labels.
-fn metadata(name: &str, namespace: &str, labels: Value) -> Value {
+fn metadata(name: &Str, namespace: &Str, labels: Value) -> Value {
     map([
-        ("name", name.into()),
-        ("namespace", namespace.into()),
+        ("name", counted(name)),
+        ("namespace", counted(namespace)),
         ("labels", labels),
     ])
+}
+
+/// The names a MachineDeployment's objects are made of.
+struct Names<'a> {
+    cluster: &'a Str,
+    namespace: &'a Str,
+    machine_deployment: &'a Str,
+    topology: &'a Str,
+}
+
+/// A text the objects of one Cluster repeat: made once, shared by each.
+fn shared(text: &str) -> Str {
+    Str::from(text)
+}
+
+/// `into[key] = value` (null becomes a mapping), its key shared.
+fn set(into: &mut Value, key: &'static str, value: Value) {
+    if into.is_null() {
+        *into = Value::Object(Map::new());
+    }
+    match into.as_object_mut() {
+        Some(map) => drop(map.insert(crate::value::key(key), value)),
+        None => into[key] = value,
+    }
+}
+
+/// A shared text as a value: a count, not a copy.
+fn counted(shared: &Str) -> Value {
+    Value::String(Arc::clone(shared))
+}
+
+/// A text written in code, as a value shared with every other use of it.
+fn literal(text: &'static str) -> Value {
+    Value::String(crate::value::key(text))
 }
 
 /// `from`'s keys over `into`'s (objects only).

@@ -70,6 +70,39 @@ pub struct Map {
     entries: Vec<(Str, Value)>,
 }
 
+/// Whether two keys are one. Keys are short (`kind`, `metadata`,
+/// `apiVersion`): up to 16 bytes they are compared as two overlapping
+/// words each, in a few instructions where a call to `memcmp` costs tens,
+/// and a mapping is searched by comparing keys.
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
+/// A key written in code (`"metadata"`, a label's name), shared: the text
+/// of each is allocated once a thread, and every mapping made in code holds
+/// a count of it rather than a copy.
+pub fn key(text: &'static str) -> Str {
+    thread_local! {
+        static KEYS: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize), Str>> =
+            std::cell::RefCell::default();
+    }
+    // A static text never moves nor ends: where it is names it.
+    let at = (text.as_ptr() as usize, text.len());
+    KEYS.with_borrow_mut(|keys| Arc::clone(keys.entry(at).or_insert_with(|| Str::from(text))))
+}
+
 /// What [`Map::members`] walks.
 pub type Members<'a> = std::iter::Map<
     std::slice::Iter<'a, (Str, Value)>,
@@ -98,19 +131,19 @@ impl Map {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        self.entries.iter().position(|(k, _)| &**k == key)
+        self.entries.iter().position(|(k, _)| same_key(k, key))
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries
             .iter()
-            .find(|(k, _)| &**k == key)
+            .find(|(k, _)| same_key(k, key))
             .map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         (self.entries.iter_mut())
-            .find(|(k, _)| &**k == key)
+            .find(|(k, _)| same_key(k, key))
             .map(|(_, v)| v)
     }
 
@@ -197,9 +230,9 @@ impl Map {
     /// written in code).
     /// With room for one more: a fixed shape often gets one optional field
     /// (`replicas`, a label), and growing the list copies it.
-    pub fn of<const N: usize>(fields: [(&str, Value); N]) -> Map {
+    pub fn of<const N: usize>(fields: [(&'static str, Value); N]) -> Map {
         let mut entries: Vec<(Str, Value)> = Vec::with_capacity(N + 1);
-        entries.extend((fields.into_iter()).map(|(k, v)| (Str::from(k), v)));
+        entries.extend((fields.into_iter()).map(|(k, v)| (key(k), v)));
         debug_assert!(
             (entries.iter().enumerate())
                 .all(|(i, (k, _))| entries[..i].iter().all(|(j, _)| j != k)),
@@ -796,6 +829,32 @@ impl<'a> json::Array<'a, Compact> for &'a [Value] {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn keys_are_equal_exactly_when_their_texts_are() {
+        // Every length up to past two words, every byte changed in turn,
+        // and texts of other lengths sharing a prefix.
+        for n in 0..=24usize {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same_key(&a, &a.clone()));
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'Z';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_key(&a, &b), "{a:?} {b:?}");
+            }
+            assert!(!same_key(&a, &format!("{a}x")));
+            assert!(!same_key(&format!("{a}x"), &a));
+        }
+    }
+
+    #[test]
+    fn a_key_written_in_code_is_one_text() {
+        static TEXT: &str = "metadata";
+        let (a, b) = (key(TEXT), key(TEXT));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*a, "metadata");
+    }
 
     fn tree(v: serde_json::Value) -> Value {
         Value::from(v)
