@@ -39,6 +39,7 @@ pub mod shapes;
 pub mod shard;
 pub mod spec;
 pub mod stack;
+pub mod twin;
 pub mod value;
 pub mod variables;
 pub mod verify;
@@ -441,7 +442,10 @@ impl Expanding<'_> {
                     // Objects that are valid and not kept need no name: each
                     // is checked as it is, and only a violation (or keeping
                     // them) makes them documents, checked again as such.
-                    let valid = || (objects.iter()).all(|o| self.schemas.violations(o).is_empty());
+                    let family = job.class.source;
+                    let valid = || {
+                        (objects.iter()).all(|o| self.schemas.violations_from(o, family).is_empty())
+                    };
                     if !kept && valid() {
                         return (job.tenant, None, Diagnostics::new());
                     }

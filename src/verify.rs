@@ -14,7 +14,7 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap;
 
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 use jsonschema::Validator;
 use rayon::prelude::*;
@@ -35,9 +35,48 @@ pub struct KindSchema {
     serde: OnceLock<Validator>,
     rules: CelRules,
     origin: String,
+    /// The schema in parts, and per family of objects (those of one
+    /// template) the first found valid in full: the objects after it are
+    /// checked by how they differ from it ([`crate::twin`]).
+    parts: OnceLock<Option<crate::twin::Parts>>,
+    twins: RwLock<FxHashMap<Box<str>, crate::twin::Twin>>,
 }
 
+/// Families of one kind that keep a twin: a fleet's templates are few, and
+/// the objects of any others are checked in full.
+const TWINS: usize = 64;
+
 impl KindSchema {
+    /// Whether `value` is valid by how it differs from the twin (false when
+    /// there is none yet, or it cannot tell).
+    fn valid_like_twin(&self, value: &Tree, family: &str) -> bool {
+        let (Some(parts), Ok(twins)) = (self.parts(), self.twins.read()) else {
+            return false;
+        };
+        twins
+            .get(family)
+            .is_some_and(|twin| parts.valid_like(value, twin))
+    }
+
+    /// Keep `value`, found valid in full, as its family's twin when it has none.
+    fn found_valid(&self, value: &Tree, family: &str) {
+        let Some(parts) = self.parts() else {
+            return;
+        };
+        if let Ok(mut twins) = self.twins.write()
+            && twins.len() < TWINS
+            && !twins.contains_key(family)
+        {
+            twins.insert(family.into(), parts.twin(value));
+        }
+    }
+
+    fn parts(&self) -> Option<&crate::twin::Parts> {
+        (self.parts)
+            .get_or_init(|| crate::twin::Parts::of(&self.schema))
+            .as_ref()
+    }
+
     fn serde(&self) -> &Validator {
         self.serde.get_or_init(|| {
             // Compiled for kmetal's trees already; compiling reads only the schema.
@@ -51,7 +90,9 @@ pub trait Checked: crate::value::JsonView {
     /// `apiVersion` and `kind` (empty when unset).
     fn kind_of(&self) -> (&str, &str);
     /// `(JSON pointer, message)` of each schema violation, none when valid.
-    fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)>;
+    /// `family` names where the object comes from (its template): objects
+    /// of one family are alike.
+    fn schema_errors(&self, schema: &KindSchema, family: &str) -> Vec<(String, String)>;
 }
 
 fn as_errors<'a>(
@@ -67,7 +108,7 @@ impl Checked for Value {
         let field = |f: &str| self.field(f).and_then(Value::as_str).unwrap_or_default();
         (field("apiVersion"), field("kind"))
     }
-    fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)> {
+    fn schema_errors(&self, schema: &KindSchema, _family: &str) -> Vec<(String, String)> {
         // Most objects are valid: `is_valid` stops at the first error and
         // collects none; only an invalid object is walked again for its errors.
         let validator = schema.serde();
@@ -83,9 +124,15 @@ impl Checked for Tree {
         let field = |f: &str| self.item(f).as_str().unwrap_or_default();
         (field("apiVersion"), field("kind"))
     }
-    fn schema_errors(&self, schema: &KindSchema) -> Vec<(String, String)> {
+    fn schema_errors(&self, schema: &KindSchema, family: &str) -> Vec<(String, String)> {
+        if schema.valid_like_twin(self, family) {
+            return Vec::new();
+        }
         match schema.validator.is_valid(self) {
-            true => Vec::new(),
+            true => {
+                schema.found_valid(self, family);
+                Vec::new()
+            }
             false => as_errors(schema.validator.iter_errors(self)),
         }
     }
@@ -121,6 +168,8 @@ fn compile(schema: &Value, origin: &str) -> Result<KindSchema, String> {
         serde: OnceLock::new(),
         rules,
         origin: origin.to_string(),
+        parts: OnceLock::new(),
+        twins: RwLock::default(),
     })
 }
 
@@ -205,7 +254,7 @@ impl Schemas {
     pub fn verify<V: Checked + Sync>(&self, documents: &[Document<V>]) -> Diagnostics {
         let found: Vec<_> = documents
             .par_iter()
-            .map(|d| self.violations(&d.value))
+            .map(|d| self.violations_from(&d.value, &d.template))
             .collect();
         self.reported(documents, found)
     }
@@ -214,7 +263,7 @@ impl Schemas {
     /// tenant, checked where the tenants are in parallel already.
     pub fn verify_here<V: Checked>(&self, documents: &[Document<V>]) -> Diagnostics {
         let found = (documents.iter())
-            .map(|d| self.violations(&d.value))
+            .map(|d| self.violations_from(&d.value, &d.template))
             .collect();
         self.reported(documents, found)
     }
@@ -245,12 +294,22 @@ impl Schemas {
 
     /// `(code, JSON pointer, message)` for each violation of one object.
     pub fn violations<V: Checked>(&self, value: &V) -> Vec<(&'static str, String, String)> {
+        self.violations_from(value, "")
+    }
+
+    /// [`Schemas::violations`] of an object of `family` (the template it
+    /// comes from): the same answer, found faster after one of its family.
+    pub fn violations_from<V: Checked>(
+        &self,
+        value: &V,
+        family: &str,
+    ) -> Vec<(&'static str, String, String)> {
         let (api_version, kind) = value.kind_of();
         let Some(schema) = self.schema(api_version, kind) else {
             let unknown = self.unknown_kind(api_version, kind);
             return vec![(codes::OUTPUT_SCHEMA, String::new(), unknown)];
         };
-        let mut found: Vec<(&'static str, String, String)> = (value.schema_errors(schema))
+        let mut found: Vec<(&'static str, String, String)> = (value.schema_errors(schema, family))
             .into_iter()
             .map(|(pointer, message)| (codes::OUTPUT_SCHEMA, pointer, message))
             .collect();
@@ -338,6 +397,39 @@ mod tests {
         assert!(!schemas.violations(&extra).is_empty());
         let unknown = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}});
         assert!(schemas.violations(&unknown)[0].2.contains("no schema"));
+    }
+
+    #[test]
+    fn after_a_valid_object_each_of_its_kind_is_still_checked() {
+        let schemas = Schemas::embedded();
+        let ns = |name: &str, labels: serde_json::Value| {
+            Tree::from(json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "labels": labels}}))
+        };
+        let first = ns("tenant-a", json!({"kmetal.io/tenant": "a"}));
+        assert!(schemas.violations(&first).is_empty());
+        // The first valid one is the twin of those after it.
+        let namespace = schemas.schema("v1", "Namespace").unwrap();
+        assert!(namespace.twins.read().unwrap().contains_key(""));
+        assert!(
+            schemas
+                .violations(&ns("tenant-b", json!({"kmetal.io/tenant": "b"})))
+                .is_empty()
+        );
+        for (name, labels) in [
+            ("Tenant_B", json!({"kmetal.io/tenant": "b"})),
+            ("tenant-b", json!({"kmetal.io/tenant": "not a label value"})),
+            (
+                "tenant-b",
+                json!({"kmetal.io/tenant": "b", "bad key!": "x"}),
+            ),
+            ("tenant-b", json!({"kmetal.io/tenant": 1})),
+        ] {
+            let found = schemas.violations(&ns(name, labels.clone()));
+            let full = schemas.violations(&serde_json::Value::from(&ns(name, labels.clone())));
+            assert!(!found.is_empty(), "{name} {labels}");
+            assert_eq!(found, full, "the full check's errors");
+        }
     }
 
     #[test]
