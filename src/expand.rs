@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use std::sync::Arc;
 
+use crate::key;
 use crate::value::{Map, Str, Value};
 
 use crate::gotmpl::{self, Scope};
@@ -396,43 +397,49 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         (shared(name), shared(namespace), shared(version));
     let globals = defaulted(topology.field("variables"), class.variables);
     let class_ref = map([
-        ("name", class.class.item("metadata").item("name").clone()),
         (
-            "namespace",
+            key!("name"),
+            class.class.item("metadata").item("name").clone(),
+        ),
+        (
+            key!("namespace"),
             class.class.item("metadata").item("namespace").clone(),
         ),
     ]);
     let builtin_cluster = map([
-        ("name", counted(&name_text)),
-        ("namespace", counted(&namespace_text)),
+        (key!("name"), counted(&name_text)),
+        (key!("namespace"), counted(&namespace_text)),
         (
-            "topology",
-            map([("version", counted(&version_text)), ("classRef", class_ref)]),
+            key!("topology"),
+            map([
+                (key!("version"), counted(&version_text)),
+                (key!("classRef"), class_ref),
+            ]),
         ),
     ]);
     let mut naming_data = naming_data(name);
     let cp_name = naming(&class.control_plane_naming, &mut naming_data, None)?;
     let infra_name = naming(&class.infrastructure_naming, &mut naming_data, None)?;
     let mut cp_builtin = map([
-        ("name", cp_name.as_str().into()),
-        ("version", counted(&version_text)),
+        (key!("name"), cp_name.as_str().into()),
+        (key!("version"), counted(&version_text)),
     ]);
     let cp_replicas = topology.at("/controlPlane/replicas");
     if let Some(replicas) = cp_replicas {
-        set(&mut cp_builtin, "replicas", replicas.clone());
+        set(&mut cp_builtin, key!("replicas"), replicas.clone());
     }
     // Each item's own variables: its `builtin`, an MD's overrides; the
     // Cluster's are looked up beneath them (never copied per item).
-    let own = |mut variables: Map, builtin: Option<(&str, Value)>| {
+    let own = |mut variables: Map, builtin: Option<(Str, Value)>| {
         let mut builtins = Map::new();
-        builtins.insert(crate::value::key("cluster"), builtin_cluster.clone());
+        builtins.insert(key!("cluster"), builtin_cluster.clone());
         if let Some((key, value)) = builtin {
             builtins.insert(key, value);
         }
-        variables.insert(crate::value::key("builtin"), Value::Object(builtins));
+        variables.insert(key!("builtin"), Value::Object(builtins));
         Rc::new(variables)
     };
-    let cp_variables = own(Map::new(), Some(("controlPlane", cp_builtin)));
+    let cp_variables = own(Map::new(), Some((key!("controlPlane"), cp_builtin)));
     let (cp_template, cp_template_name) = template_of(&class.control_plane)?;
     let (infra_template, infra_template_name) = template_of(&class.infrastructure)?;
     let mut items = Vec::new();
@@ -458,23 +465,26 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
             }
         }
         let mut md_builtin = map([
-            ("version", counted(&version_text)),
-            ("class", class_name.into()),
-            ("name", md_name.as_str().into()),
-            ("topologyName", topology_name.into()),
+            (key!("version"), counted(&version_text)),
+            (key!("class"), class_name.into()),
+            (key!("name"), md_name.as_str().into()),
+            (key!("topologyName"), topology_name.into()),
             (
-                "bootstrap",
-                map([("configRef", map([("name", template_name.as_str().into())]))]),
+                key!("bootstrap"),
+                map([(
+                    key!("configRef"),
+                    map([(key!("name"), template_name.as_str().into())]),
+                )]),
             ),
             (
-                "infrastructureRef",
-                map([("name", template_name.as_str().into())]),
+                key!("infrastructureRef"),
+                map([(key!("name"), template_name.as_str().into())]),
             ),
         ]);
         if let Some(replicas) = md.field("replicas") {
-            set(&mut md_builtin, "replicas", replicas.clone());
+            set(&mut md_builtin, key!("replicas"), replicas.clone());
         }
-        let md_variables = own(md_variables, Some(("machineDeployment", md_builtin)));
+        let md_variables = own(md_variables, Some((key!("machineDeployment"), md_builtin)));
         let (bootstrap, bootstrap_name) = template_of(&worker.bootstrap)?;
         let (infra, infra_md_name) = template_of(&worker.infrastructure)?;
         let first = 2 + items.len();
@@ -500,7 +510,10 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     .collect();
     apply_patches(class, &mut items, &globals)?;
     let mut objects = Vec::new();
-    let base_labels = map([(CLUSTER_NAME, counted(&name_text)), (OWNED, literal(""))]);
+    let base_labels = map([
+        (key!(CLUSTER_NAME), counted(&name_text)),
+        (key!(OWNED), Value::String(key!(""))),
+    ]);
     // Each template becomes its object: moved, not copied.
     let infra = std::mem::take(&mut items[0].template);
     objects.push(object(
@@ -512,9 +525,9 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         Value::Object(Map::new()),
     )?);
     let cp = std::mem::take(&mut items[1].template);
-    let mut preserved = map([("version", counted(&version_text))]);
+    let mut preserved = map([(key!("version"), counted(&version_text))]);
     if let Some(replicas) = cp_replicas {
-        set(&mut preserved, "replicas", replicas.clone());
+        set(&mut preserved, key!("replicas"), replicas.clone());
     }
     objects.push(object(
         cp,
@@ -530,7 +543,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         let template_text = shared(&template_name);
         let md_text = shared(&md_name);
         let mut labels = base_labels.clone();
-        set(&mut labels, DEPLOYMENT_NAME, counted(&topology_text));
+        set(&mut labels, key!(DEPLOYMENT_NAME), counted(&topology_text));
         let copy = |item: &mut Item, from: &str| {
             template_copy(
                 std::mem::take(&mut item.template),
@@ -547,50 +560,65 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
         };
         let reference = |template: &Value| {
             map([
-                ("apiGroup", group(template).into()),
-                ("kind", template.item("kind").clone()),
-                ("name", counted(&template_text)),
+                (key!("apiGroup"), group(template).into()),
+                (key!("kind"), template.item("kind").clone()),
+                (key!("name"), counted(&template_text)),
             ])
         };
         let machine = map([
-            ("clusterName", counted(&name_text)),
-            ("version", counted(&version_text)),
-            ("bootstrap", map([("configRef", reference(&bootstrap))])),
-            ("infrastructureRef", reference(&infra)),
+            (key!("clusterName"), counted(&name_text)),
+            (key!("version"), counted(&version_text)),
+            (
+                key!("bootstrap"),
+                map([(key!("configRef"), reference(&bootstrap))]),
+            ),
+            (key!("infrastructureRef"), reference(&infra)),
         ]);
         let mut spec = map([
-            ("clusterName", counted(&name_text)),
-            ("selector", map([("matchLabels", labels.clone())])),
+            (key!("clusterName"), counted(&name_text)),
             (
-                "template",
+                key!("selector"),
+                map([(key!("matchLabels"), labels.clone())]),
+            ),
+            (
+                key!("template"),
                 map([
-                    ("metadata", map([("labels", labels.clone())])),
-                    ("spec", machine),
+                    (key!("metadata"), map([(key!("labels"), labels.clone())])),
+                    (key!("spec"), machine),
                 ]),
             ),
             // The MachineDeployment webhook's default.
             (
-                "rollout",
+                key!("rollout"),
                 map([(
-                    "strategy",
+                    key!("strategy"),
                     map([
-                        ("type", literal("RollingUpdate")),
+                        (key!("type"), Value::String(key!("RollingUpdate"))),
                         (
-                            "rollingUpdate",
-                            map([("maxSurge", 1u64.into()), ("maxUnavailable", 0u64.into())]),
+                            key!("rollingUpdate"),
+                            map([
+                                (key!("maxSurge"), 1u64.into()),
+                                (key!("maxUnavailable"), 0u64.into()),
+                            ]),
                         ),
                     ]),
                 )]),
             ),
         ]);
         if let Some(replicas) = md.field("replicas") {
-            set(&mut spec, "replicas", replicas.clone());
+            set(&mut spec, key!("replicas"), replicas.clone());
         }
         objects.push(map([
-            ("apiVersion", literal("cluster.x-k8s.io/v1beta2")),
-            ("kind", literal("MachineDeployment")),
-            ("metadata", metadata(&md_text, &namespace_text, labels)),
-            ("spec", spec),
+            (
+                key!("apiVersion"),
+                Value::String(key!("cluster.x-k8s.io/v1beta2")),
+            ),
+            (key!("kind"), Value::String(key!("MachineDeployment"))),
+            (
+                key!("metadata"),
+                metadata(&md_text, &namespace_text, labels),
+            ),
+            (key!("spec"), spec),
         ]));
         objects.push(bootstrap);
         objects.push(infra);
@@ -629,37 +657,47 @@ fn health_check(md_class: &Value, md: &Value, names: &Names<'_>) -> Option<Value
     }
     let mut checks = checks.unwrap_or_else(|| Value::Object(Map::new()));
     if checks.field("nodeStartupTimeoutSeconds").is_none() {
-        set(&mut checks, "nodeStartupTimeoutSeconds", 600u64.into());
+        set(
+            &mut checks,
+            key!("nodeStartupTimeoutSeconds"),
+            600u64.into(),
+        );
     }
     let mut spec = map([
-        ("clusterName", counted(names.cluster)),
+        (key!("clusterName"), counted(names.cluster)),
         (
-            "selector",
+            key!("selector"),
             map([(
-                "matchLabels",
+                key!("matchLabels"),
                 map([
-                    (OWNED, literal("")),
-                    (DEPLOYMENT_NAME, counted(names.topology)),
+                    (key!(OWNED), Value::String(key!(""))),
+                    (key!(DEPLOYMENT_NAME), counted(names.topology)),
                 ]),
             )]),
         ),
-        ("checks", checks),
+        (key!("checks"), checks),
     ]);
     if let Some(remediation) = remediation {
-        set(&mut spec, "remediation", remediation);
+        set(&mut spec, key!("remediation"), remediation);
     }
     Some(map([
-        ("apiVersion", literal("cluster.x-k8s.io/v1beta2")),
-        ("kind", literal("MachineHealthCheck")),
         (
-            "metadata",
+            key!("apiVersion"),
+            Value::String(key!("cluster.x-k8s.io/v1beta2")),
+        ),
+        (key!("kind"), Value::String(key!("MachineHealthCheck"))),
+        (
+            key!("metadata"),
             metadata(
                 names.machine_deployment,
                 names.namespace,
-                map([(OWNED, literal("")), (CLUSTER_NAME, counted(names.cluster))]),
+                map([
+                    (key!(OWNED), Value::String(key!(""))),
+                    (key!(CLUSTER_NAME), counted(names.cluster)),
+                ]),
             ),
         ),
-        ("spec", spec),
+        (key!("spec"), spec),
     ]))
 }
 
@@ -706,9 +744,12 @@ fn naming(template: &Naming, data: &mut Value, md: Option<&str>) -> Result<Strin
 /// What naming templates read of a Cluster.
 fn naming_data(cluster: &str) -> Value {
     map([
-        ("cluster", map([("name", cluster.into())])),
-        ("random", RANDOM.into()),
-        ("machineDeployment", map([("topologyName", "".into())])),
+        (key!("cluster"), map([(key!("name"), cluster.into())])),
+        (key!("random"), RANDOM.into()),
+        (
+            key!("machineDeployment"),
+            map([(key!("topologyName"), "".into())]),
+        ),
     ])
 }
 
@@ -1025,7 +1066,7 @@ fn object(
     let mut metadata = self::metadata(&shared(name), namespace, labels.clone());
     set(
         &mut metadata,
-        "annotations",
+        key!("annotations"),
         cloned_from(&template, template_name),
     );
     let mut inner = (template.field_mut("spec"))
@@ -1043,10 +1084,10 @@ fn object(
     };
     merge(&mut spec, &preserved);
     Ok(map([
-        ("apiVersion", template["apiVersion"].take()),
-        ("kind", object_kind.into()),
-        ("metadata", metadata),
-        ("spec", spec),
+        (key!("apiVersion"), template["apiVersion"].take()),
+        (key!("kind"), object_kind.into()),
+        (key!("metadata"), metadata),
+        (key!("spec"), spec),
     ]))
 }
 
@@ -1060,7 +1101,11 @@ fn template_copy(
 ) -> Value {
     let mut metadata = self::metadata(name, namespace, labels.clone());
     merge(&mut metadata["labels"], &template["metadata"]["labels"]);
-    set(&mut metadata, "annotations", cloned_from(&template, from));
+    set(
+        &mut metadata,
+        key!("annotations"),
+        cloned_from(&template, from),
+    );
     template["metadata"] = metadata;
     template
 }
@@ -1073,21 +1118,24 @@ fn cloned_from(template: &Value, name: &str) -> Value {
         "" => kind.to_string(),
         group => [kind, ".", group].concat(),
     };
-    map([(CLONED_NAME, name.into()), (CLONED_KIND, group_kind.into())])
+    map([
+        (key!(CLONED_NAME), name.into()),
+        (key!(CLONED_KIND), group_kind.into()),
+    ])
 }
 
 /// A JSON object of these fields, in this order. Unlike `json!`, it moves
 /// the values in (`json!` serializes each `Value` it is given, a deep copy).
-fn map<const N: usize>(fields: [(&'static str, Value); N]) -> Value {
+fn map<const N: usize>(fields: [(Str, Value); N]) -> Value {
     Value::Object(Map::of(fields))
 }
 
 /// `metadata` with a name, a namespace and labels.
 fn metadata(name: &Str, namespace: &Str, labels: Value) -> Value {
     map([
-        ("name", counted(name)),
-        ("namespace", counted(namespace)),
-        ("labels", labels),
+        (key!("name"), counted(name)),
+        (key!("namespace"), counted(namespace)),
+        (key!("labels"), labels),
     ])
 }
 
@@ -1104,25 +1152,20 @@ fn shared(text: &str) -> Str {
     Str::from(text)
 }
 
-/// `into[key] = value` (null becomes a mapping), its key shared.
-fn set(into: &mut Value, key: &'static str, value: Value) {
+/// `into[key] = value` (null becomes a mapping).
+fn set(into: &mut Value, key: Str, value: Value) {
     if into.is_null() {
         *into = Value::Object(Map::new());
     }
     match into.as_object_mut() {
-        Some(map) => drop(map.insert(crate::value::key(key), value)),
-        None => into[key] = value,
+        Some(map) => drop(map.insert(key, value)),
+        None => into[&*key] = value,
     }
 }
 
 /// A shared text as a value: a count, not a copy.
 fn counted(shared: &Str) -> Value {
     Value::String(Arc::clone(shared))
-}
-
-/// A text written in code, as a value shared with every other use of it.
-fn literal(text: &'static str) -> Value {
-    Value::String(crate::value::key(text))
 }
 
 /// `from`'s keys over `into`'s (objects only).

@@ -90,24 +90,15 @@ fn same_key(a: &str, b: &str) -> bool {
     }
 }
 
-/// A key written in code (`"metadata"`, a label's name), shared: the text
-/// of each is allocated once a thread, and every mapping made in code holds
-/// a count of it rather than a copy.
-pub fn key(text: &'static str) -> Str {
-    /// The texts seen, each in the slot where it is: a few dozen keys are
-    /// written in code. A slot is taken once; a text whose slot another
-    /// holds is allocated as it is asked for (the same text, more slowly).
-    const SLOTS: usize = 1024;
-    type Slot = std::sync::OnceLock<(usize, usize, Str)>;
-    static KEYS: [Slot; SLOTS] = [const { std::sync::OnceLock::new() }; SLOTS];
-    // A static text never moves nor ends: where it is names it.
-    let (at, len) = (text.as_ptr() as usize, text.len());
-    let slot = (at.wrapping_add(len).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) % SLOTS;
-    let (a, n, known) = KEYS[slot].get_or_init(|| (at, len, Str::from(text)));
-    match (*a, *n) == (at, len) {
-        true => Arc::clone(known),
-        false => Str::from(text),
-    }
+/// A key written in code (a literal or a constant), shared: its text is
+/// allocated once for the program, where it is written, and each mapping
+/// made in code holds a count of it rather than a copy.
+#[macro_export]
+macro_rules! key {
+    ($text:expr) => {{
+        static KEY: std::sync::OnceLock<$crate::value::Str> = std::sync::OnceLock::new();
+        std::sync::Arc::clone(KEY.get_or_init(|| $crate::value::Str::from($text)))
+    }};
 }
 
 /// What [`Map::members`] walks.
@@ -237,9 +228,9 @@ impl Map {
     /// written in code).
     /// With room for one more: a fixed shape often gets one optional field
     /// (`replicas`, a label), and growing the list copies it.
-    pub fn of<const N: usize>(fields: [(&'static str, Value); N]) -> Map {
+    pub fn of<const N: usize>(fields: [(Str, Value); N]) -> Map {
         let mut entries: Vec<(Str, Value)> = Vec::with_capacity(N + 1);
-        entries.extend((fields.into_iter()).map(|(k, v)| (key(k), v)));
+        entries.extend(fields);
         debug_assert!(
             (entries.iter().enumerate())
                 .all(|(i, (k, _))| entries[..i].iter().all(|(j, _)| j != k)),
@@ -856,16 +847,11 @@ mod tests {
     }
 
     #[test]
-    fn a_key_written_in_code_is_its_text() {
-        // Sharing is for speed (a slot another text holds gives a copy);
-        // the text is the text either way.
-        static TEXT: &str = "metadata";
-        let (a, b) = (key(TEXT), key(TEXT));
-        assert_eq!((&*a, &*b), ("metadata", "metadata"));
-        assert_eq!(
-            &*key("cluster.x-k8s.io/cluster-name"),
-            "cluster.x-k8s.io/cluster-name"
-        );
+    fn a_key_written_in_code_is_one_text() {
+        let at = || crate::key!("metadata");
+        let (a, b) = (at(), at());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*a, "metadata");
     }
 
     fn tree(v: serde_json::Value) -> Value {
