@@ -206,7 +206,7 @@ impl Parts {
                             // Other keys: its validity is its part's to tell.
                             return self.whole(*at, value);
                         }
-                        if !self.valid_like(v, twin) {
+                        if !self.child_valid_like(v, twin) {
                             return false;
                         }
                     }
@@ -216,14 +216,26 @@ impl Parts {
             },
             Twin::List(at, items) => match value {
                 Value::Array(values) if values.len() == items.len() => {
-                    (items.iter().zip(values)).all(|(twin, v)| self.valid_like(v, twin))
+                    (items.iter().zip(values)).all(|(twin, v)| self.child_valid_like(v, twin))
                 }
                 _ => self.whole(*at, value),
             },
         }
     }
 
+    /// [`Parts::valid_like`] of a member or item: most are leaves, decided
+    /// here without a call.
+    #[inline(always)]
+    fn child_valid_like(&self, value: &Value, twin: &Twin) -> bool {
+        match twin {
+            Twin::Free => true,
+            Twin::Whole(at, twin) => same(value, twin) || self.whole(*at, value),
+            _ => self.valid_like(value, twin),
+        }
+    }
+
     /// `value` checked against part `at` alone.
+    #[inline(never)]
     fn whole(&self, at: usize, value: &Value) -> bool {
         self.validator(at).is_some_and(|v| v.is_valid(value))
     }

@@ -28,6 +28,28 @@ struct Compiled<'a> {
     variable: &'a Variable,
     validator: jsonschema::Validator<Compact>,
     rules: CelRules,
+    /// Values (defaults applied) found valid: a fleet's tenants give most
+    /// variables one of a few values (a machine size, the site's bootstrap
+    /// address), and the same value has the same answer.
+    valid: std::sync::RwLock<Vec<Value>>,
+}
+
+/// How many valid values of a variable are remembered.
+const REMEMBERED: usize = 8;
+
+impl Compiled<'_> {
+    fn known_valid(&self, value: &Value) -> bool {
+        (self.valid.read()).is_ok_and(|known| known.iter().any(|k| k == value))
+    }
+
+    fn found_valid(&self, value: &Value) {
+        if let Ok(mut known) = self.valid.write()
+            && known.len() < REMEMBERED
+            && !known.contains(value)
+        {
+            known.push(value.clone());
+        }
+    }
 }
 
 /// Check the Cluster of every tenant whose stack declares variables.
@@ -56,6 +78,7 @@ pub fn check(
                     variable: v,
                     validator,
                     rules,
+                    valid: std::sync::RwLock::default(),
                 }),
                 _ => diagnostics.push(crate::diagnostic::internal(
                     SourceLocation::file(format!("stacks/{name}/stack.yaml")),
@@ -173,7 +196,12 @@ fn check_list(
         };
         let mut value = entry.item("value").clone();
         apply_defaults(&compiled.variable.schema, &mut value);
+        if compiled.known_valid(&value) {
+            continue;
+        }
+        let mut valid = true;
         for error in compiled.validator.iter_errors(&value) {
+            valid = false;
             let at = value.at(&error.instance_path().to_string()).cloned();
             let message = format!(
                 "variable {name} at {}: {error}",
@@ -182,6 +210,7 @@ fn check_list(
             report(codes::VARIABLE_INVALID, message, at.as_ref());
         }
         for violation in compiled.rules.evaluate(&value) {
+            valid = false;
             let at = value.at(&violation.path).cloned();
             let message = format!(
                 "variable {name} at {}: {}",
@@ -189,6 +218,9 @@ fn check_list(
                 violation.message
             );
             report(codes::VARIABLE_INVALID, message, at.as_ref());
+        }
+        if valid {
+            compiled.found_valid(&value);
         }
     }
     if top_level {
