@@ -360,7 +360,7 @@ impl<'s> Compiler<'s> {
         let mut properties = BTreeMap::new();
         let fields = schema.field("properties").and_then(Json::as_object);
         for (name, sub) in fields.into_iter().flatten() {
-            let sub_path = format!("{path}/properties/{}", escape(name));
+            let sub_path = format!("{path}/properties/{}", crate::json::escaped(name));
             properties.insert(name.clone(), self.node(sub, &sub_path)?);
         }
         let items = self.child(schema, "items", path)?;
@@ -531,7 +531,7 @@ fn pointer(at: &[Segment<'_>]) -> String {
     at.iter()
         .map(|segment| match segment {
             Segment::Index(index) => format!("/{index}"),
-            Segment::Key(key) => format!("/{}", escape(key)),
+            Segment::Key(key) => format!("/{}", crate::json::escaped(key)),
         })
         .collect()
 }
@@ -547,10 +547,6 @@ fn violation(at: &[Segment<'_>], rule: &str, message: String) -> CelViolation {
 
 fn usable(message: &str) -> bool {
     !message.trim().is_empty() && !message.contains('\n')
-}
-
-fn escape(name: &str) -> String {
-    name.replace('~', "~0").replace('/', "~1")
 }
 
 #[cfg(test)]

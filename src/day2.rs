@@ -1160,7 +1160,7 @@ fn differences(old: &Value, new: &Value, at: &str) -> Vec<String> {
             let keys: BTreeSet<&str> = a.keys().chain(b.keys()).map(|k| &**k).collect();
             keys.into_iter()
                 .flat_map(|k| {
-                    let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    let here = format!("{at}/{}", crate::json::escaped(k));
                     match (a.get(k), b.get(k)) {
                         (Some(x), Some(y)) => differences(x, y, &here),
                         _ => vec![here],

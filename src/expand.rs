@@ -394,7 +394,7 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     let version = str_at(topology, "/version")?;
     // The texts every object of the Cluster repeats, made once.
     let (name_text, namespace_text, version_text) =
-        (shared(name), shared(namespace), shared(version));
+        (Str::from(name), Str::from(namespace), Str::from(version));
     let globals = defaulted(topology.field("variables"), class.variables);
     let class_ref = map([
         (
@@ -539,9 +539,9 @@ pub fn expand(cluster: &Value, class: &Class<'_>) -> Result<Vec<Value>, String> 
     )?);
     for (md, worker, md_name, template_name, first, bootstrap_name, infra_md_name) in mds {
         let topology_name = str_at(md, "/name")?;
-        let topology_text = shared(topology_name);
-        let template_text = shared(&template_name);
-        let md_text = shared(&md_name);
+        let topology_text = Str::from(topology_name);
+        let template_text = Str::from(template_name.as_str());
+        let md_text = Str::from(md_name.as_str());
         let mut labels = base_labels.clone();
         set(&mut labels, key!(DEPLOYMENT_NAME), counted(&topology_text));
         let copy = |item: &mut Item, from: &str| {
@@ -877,7 +877,7 @@ fn patch_in_place(doc: &mut Value, operations: Vec<Resolved<'_>>) -> Result<(), 
         let invalid = || {
             let path: String = tokens
                 .iter()
-                .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+                .map(|t| format!("/{}", crate::json::escaped(t)))
                 .collect();
             format!("operation '/{index}' failed at path '{path}': path is invalid")
         };
@@ -1063,7 +1063,7 @@ fn object(
         .strip_suffix("Template")
         .ok_or_else(|| format!("{kind} is not a template kind"))?;
     let object_kind = object_kind.to_string();
-    let mut metadata = self::metadata(&shared(name), namespace, labels.clone());
+    let mut metadata = self::metadata(&Str::from(name), namespace, labels.clone());
     set(
         &mut metadata,
         key!("annotations"),
@@ -1145,11 +1145,6 @@ struct Names<'a> {
     namespace: &'a Str,
     machine_deployment: &'a Str,
     topology: &'a Str,
-}
-
-/// A text the objects of one Cluster repeat: made once, shared by each.
-fn shared(text: &str) -> Str {
-    Str::from(text)
 }
 
 /// `into[key] = value` (null becomes a mapping).

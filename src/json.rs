@@ -6,6 +6,11 @@
 
 use serde_json::{Map, Value};
 
+/// A key or index as a JSON pointer token (RFC 6901): `~` as `~0`, `/` as `~1`.
+pub fn escaped(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
 /// The API group of a Kubernetes `apiVersion`: `apps/v1` → `apps`, and the
 /// core group's `v1` → "".
 pub fn api_group(api_version: &str) -> &str {

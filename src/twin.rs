@@ -117,11 +117,6 @@ fn annotation(key: &str) -> bool {
     )
 }
 
-/// `~` and `/` escaped, for a JSON pointer.
-fn escaped(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
 impl Parts {
     /// The parts of a compiled kind's schema, or `None` when it cannot be split.
     pub fn of(schema: &Schema) -> Option<Parts> {
@@ -277,6 +272,27 @@ fn add(
     pointer: String,
     expanding: &mut Vec<String>,
 ) -> usize {
+    // A `$ref` alone is the definition it names: its part is the definition's.
+    if let Some(map) = schema.as_object()
+        && let Some(name) = map
+            .get("$ref")
+            .and_then(Schema::as_str)
+            .and_then(definition)
+        && map.keys().all(|k| k == "$ref" || annotation(k))
+        && let Some(target) = root.get("definitions").and_then(|d| d.get(name))
+        && !expanding.iter().any(|e| e == name)
+    {
+        expanding.push(name.to_string());
+        let at = add(
+            nodes,
+            root,
+            target,
+            format!("/definitions/{name}"),
+            expanding,
+        );
+        expanding.pop();
+        return at;
+    }
     let at = nodes.len();
     nodes.push(Part {
         pointer: pointer.clone(),
@@ -289,40 +305,14 @@ fn add(
     let Some(map) = schema.as_object() else {
         return at;
     };
-    if let Some(reference) = map.get("$ref") {
-        let name = reference.as_str().and_then(definition);
-        let alone = map.keys().all(|k| k == "$ref" || annotation(k));
-        let target = name.and_then(|n| Some((n, root.get("definitions")?.get(n)?)));
-        if let (true, Some((name, target))) = (alone, target)
-            && !expanding.iter().any(|e| e == name)
-        {
-            expanding.push(name.to_string());
-            let target_at = add(
-                nodes,
-                root,
-                target,
-                format!("/definitions/{name}"),
-                expanding,
-            );
-            expanding.pop();
-            // This part is the definition's.
-            let (properties, additional, items, structural) = {
-                let t = &nodes[target_at];
-                (t.properties.clone(), t.additional, t.items, t.structural)
-            };
-            let part = &mut nodes[at];
-            part.pointer = format!("/definitions/{name}");
-            part.properties = properties;
-            part.additional = additional;
-            part.items = items;
-            part.structural = structural;
-        }
+    if map.contains_key("$ref") {
+        // A `$ref` with keywords beside it, or inside its own definition.
         return at;
     }
     let mut properties = Vec::new();
     if let Some(Schema::Object(children)) = map.get("properties") {
         for (key, child) in children {
-            let child_pointer = format!("{pointer}/properties/{}", escaped(key));
+            let child_pointer = format!("{pointer}/properties/{}", crate::json::escaped(key));
             properties.push((
                 key.clone(),
                 add(nodes, root, child, child_pointer, expanding),
