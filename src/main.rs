@@ -22,7 +22,20 @@ fn color(terminal: bool) -> bool {
     terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// The whole run happens on a worker of the thread pool, with the stack the
+/// main thread would have: then the objects a tenant's jobs make from what the
+/// run read are freed on the thread that allocated them, which mimalloc does
+/// without the handover it needs for another thread's blocks.
 fn main() -> ExitCode {
+    // Only this call sets up the global pool, so it cannot already be set.
+    rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global()
+        .expect("the thread pool is set up once, here");
+    rayon::scope(|_| run())
+}
+
+fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     let format = match cli.format {
         cli::OutputFormat::Human => Format::Human {

@@ -493,7 +493,8 @@ mod tests {
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| Value::Array(items.into())),
                 prop::collection::vec((any::<String>(), inner), 0..4)
                     .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
             ]

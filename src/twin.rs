@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 use jsonschema::Validator;
 use serde_json::Value as Schema;
 
-use crate::value::{Compact, Str, Value};
+use crate::value::{Compact, List, Map, Str, Value};
 
 /// A schema as the nodes an instance walks, each checkable alone.
 pub struct Parts {
@@ -167,6 +167,7 @@ impl Parts {
         match twin {
             Value::Object(map) if part.structural => Twin::Mapping(
                 at,
+                map.clone(),
                 (map.iter())
                     .map(|(key, value)| {
                         let child = match self.child(at, key) {
@@ -182,7 +183,7 @@ impl Parts {
                     Some(child) => items.iter().map(|i| self.plan(child, i)).collect(),
                     None => items.iter().map(|_| Twin::Free).collect(),
                 };
-                Twin::List(at, plans)
+                Twin::List(at, items.clone(), plans)
             }
             other => Twin::Whole(at, other.clone()),
         }
@@ -194,7 +195,9 @@ impl Parts {
         match twin {
             Twin::Free => true,
             Twin::Whole(at, twin) => same(value, twin) || self.whole(*at, value),
-            Twin::Mapping(at, entries) => match value {
+            Twin::Mapping(at, node, entries) => match value {
+                // The twin's own node (both copies of one template's): valid.
+                Value::Object(map) if map.is_shared_with(node) => true,
                 Value::Object(map) if map.len() == entries.len() => {
                     for ((key, twin), (k, v)) in entries.iter().zip(map.iter()) {
                         if !(Arc::ptr_eq(key, k) || **key == **k) {
@@ -209,7 +212,8 @@ impl Parts {
                 }
                 _ => self.whole(*at, value),
             },
-            Twin::List(at, items) => match value {
+            Twin::List(at, node, items) => match value {
+                Value::Array(values) if values.is_shared_with(node) => true,
                 Value::Array(values) if values.len() == items.len() => {
                     (items.iter().zip(values)).all(|(twin, v)| self.child_valid_like(v, twin))
                 }
@@ -238,11 +242,13 @@ impl Parts {
 
 /// An object checked in full, with the schema's part at each node.
 pub enum Twin {
-    /// A mapping under structural keywords (the part numbered): its keys
-    /// in order, each value's plan.
-    Mapping(usize, Vec<(Str, Twin)>),
-    /// A list under structural keywords (the part numbered): each item's plan.
-    List(usize, Vec<Twin>),
+    /// A mapping under structural keywords (the part numbered): the twin's
+    /// node (a copy sharing it is valid as it is), its keys in order, each
+    /// value's plan.
+    Mapping(usize, Map, Vec<(Str, Twin)>),
+    /// A list under structural keywords (the part numbered): the twin's
+    /// node, each item's plan.
+    List(usize, List, Vec<Twin>),
     /// A value checked whole, against the part numbered, unless equal to this.
     Whole(usize, Value),
     /// A value no schema constrains.

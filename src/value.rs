@@ -37,8 +37,72 @@ pub enum Value {
     Bool(bool),
     Number(Number),
     String(Str),
-    Array(Vec<Value>),
+    Array(List),
     Object(Map),
+}
+
+/// A sequence in a tree. Like a [`Map`], it is shared by every copy of the
+/// tree until a copy changes it: copying an object made from a template
+/// counts the template's nodes instead of copying them, and a change copies
+/// only the nodes on its path ([`Arc::make_mut`]).
+#[derive(Clone, Debug, Default)]
+pub struct List(Arc<Vec<Value>>);
+
+impl std::ops::Deref for List {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.0
+    }
+}
+
+/// A change to a shared sequence copies it first (its items are counted,
+/// not copied).
+impl std::ops::DerefMut for List {
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl List {
+    /// Whether both are copies of one sequence (then they are equal).
+    pub fn is_shared_with(&self, other: &List) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl From<Vec<Value>> for List {
+    fn from(items: Vec<Value>) -> List {
+        List(Arc::new(items))
+    }
+}
+
+impl FromIterator<Value> for List {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> List {
+        List(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl PartialEq for List {
+    fn eq(&self, other: &List) -> bool {
+        self.is_shared_with(other) || *self.0 == *other.0
+    }
+}
+
+impl<'l> IntoIterator for &'l List {
+    type Item = &'l Value;
+    type IntoIter = std::slice::Iter<'l, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for List {
+    type Item = Value;
+    type IntoIter = std::vec::IntoIter<Value>;
+    /// The items, moved out when this is the only copy, else counted.
+    fn into_iter(self) -> Self::IntoIter {
+        Arc::unwrap_or_clone(self.0).into_iter()
+    }
 }
 
 /// Text in a tree: shared by every copy of the tree (a rendered object is
@@ -64,10 +128,11 @@ impl<'de> serde::Deserialize<'de> for Key {
     }
 }
 
-/// A mapping: its entries in order, no two with one key.
+/// A mapping: its entries in order, no two with one key. Shared by every
+/// copy of its tree until a copy changes it, as a [`List`] is.
 #[derive(Clone, Debug, Default)]
 pub struct Map {
-    entries: Vec<(Str, Value)>,
+    entries: Arc<Vec<(Str, Value)>>,
 }
 
 /// Whether two keys are one. Keys are short (`kind`, `metadata`,
@@ -116,7 +181,7 @@ impl Map {
 
     pub fn with_capacity(capacity: usize) -> Map {
         Map {
-            entries: Vec::with_capacity(capacity),
+            entries: Arc::new(Vec::with_capacity(capacity)),
         }
     }
 
@@ -124,14 +189,21 @@ impl Map {
         self.entries.len()
     }
 
+    /// Whether both are copies of one mapping (then they are equal).
+    pub fn is_shared_with(&self, other: &Map) -> bool {
+        Arc::ptr_eq(&self.entries, &other.entries)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    #[inline]
     fn position(&self, key: &str) -> Option<usize> {
         self.entries.iter().position(|(k, _)| same_key(k, key))
     }
 
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries
             .iter()
@@ -139,10 +211,16 @@ impl Map {
             .map(|(_, v)| v)
     }
 
+    /// The entries, for a change: copied first when they are shared.
+    #[inline]
+    fn entries_mut(&mut self) -> &mut Vec<(Str, Value)> {
+        Arc::make_mut(&mut self.entries)
+    }
+
+    #[inline]
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        (self.entries.iter_mut())
-            .find(|(k, _)| same_key(k, key))
-            .map(|(_, v)| v)
+        let at = self.position(key)?;
+        Some(&mut self.entries_mut()[at].1)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -158,9 +236,9 @@ impl Map {
     /// is returned), else at the end.
     pub fn insert(&mut self, key: impl AsRef<str> + Into<Str>, value: Value) -> Option<Value> {
         match self.position(key.as_ref()) {
-            Some(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
+            Some(at) => Some(std::mem::replace(&mut self.entries_mut()[at].1, value)),
             None => {
-                self.entries.push((key.into(), value));
+                self.entries_mut().push((key.into(), value));
                 None
             }
         }
@@ -169,7 +247,7 @@ impl Map {
     /// Take `key` out; the last entry takes its place.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let at = self.position(key)?;
-        Some(self.entries.swap_remove(at).1)
+        Some(self.entries_mut().swap_remove(at).1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Str, &Value)> {
@@ -177,7 +255,7 @@ impl Map {
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Str, &mut Value)> {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
+        self.entries_mut().iter_mut().map(|(k, v)| (&*k, v))
     }
 
     /// The entries as `(key, value)`.
@@ -194,7 +272,7 @@ impl Map {
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
-        self.entries.iter_mut().map(|(_, v)| v)
+        self.entries_mut().iter_mut().map(|(_, v)| v)
     }
 
     /// The value of `key`, inserted as null when there is none.
@@ -202,11 +280,11 @@ impl Map {
         let at = match self.position(key) {
             Some(at) => at,
             None => {
-                self.entries.push((key.into(), Value::Null));
+                self.entries_mut().push((key.into(), Value::Null));
                 self.entries.len() - 1
             }
         };
-        &mut self.entries[at].1
+        &mut self.entries_mut()[at].1
     }
 }
 
@@ -214,6 +292,9 @@ impl PartialEq for Map {
     /// Two renders of one template hold their keys in one order: then the
     /// entries are compared pairwise, else each key is looked up.
     fn eq(&self, other: &Map) -> bool {
+        if self.is_shared_with(other) {
+            return true;
+        }
         self.len() == other.len()
             && if self.keys().eq(other.keys()) {
                 self.values().zip(other.values()).all(|(v, w)| v == w)
@@ -236,7 +317,9 @@ impl Map {
                 .all(|(i, (k, _))| entries[..i].iter().all(|(j, _)| j != k)),
             "a key twice in a fixed shape"
         );
-        Map { entries }
+        Map {
+            entries: Arc::new(entries),
+        }
     }
 }
 
@@ -472,9 +555,11 @@ impl From<&serde_json::Value> for Value {
             }
             serde_json::Value::Object(map) => Value::Object(Map {
                 // A serde_json map holds no key twice.
-                entries: (map.iter())
-                    .map(|(k, v)| (Str::from(k.as_str()), Value::from(v)))
-                    .collect(),
+                entries: Arc::new(
+                    (map.iter())
+                        .map(|(k, v)| (Str::from(k.as_str()), Value::from(v)))
+                        .collect(),
+                ),
             }),
         }
     }
@@ -589,7 +674,7 @@ impl<'de> serde::de::Visitor<'de> for Visitor {
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
-        Ok(Value::Array(items))
+        Ok(Value::Array(items.into()))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::with_capacity(access.size_hint().unwrap_or(0));

@@ -56,20 +56,29 @@ struct Reader<'t> {
 /// The one document of `text`, or `None` when `text` is outside this
 /// reader's subset.
 pub fn read(text: &str) -> Option<Vec<Node>> {
-    if text.len() > MAX_BYTES || !text.is_ascii() {
+    if text.len() > MAX_BYTES {
         return None;
     }
     let bytes = text.as_bytes();
-    if bytes.iter().any(|b| matches!(b, b'\t' | b'\r' | b'\\')) {
-        return None;
-    }
+    // One pass over the bytes cuts the lines and refuses what is outside
+    // the subset: anything not ASCII, tabs, carriage returns, backslashes.
+    let outside = |b: u8| !b.is_ascii() || matches!(b, b'\t' | b'\r' | b'\\');
     let mut lines = Vec::new();
     let mut start = 0;
-    for (number, line) in text.split('\n').enumerate() {
-        let end = start + line.len();
-        let indent = line.bytes().take_while(|b| *b == b' ').count();
-        let first = line.as_bytes().get(indent).copied();
-        if line.starts_with("---") || line.starts_with("...") {
+    let mut number = 0;
+    loop {
+        let mut end = start;
+        while end < bytes.len() && bytes[end] != b'\n' {
+            if outside(bytes[end]) {
+                return None;
+            }
+            end += 1;
+        }
+        number += 1;
+        let line = &bytes[start..end];
+        let indent = line.iter().take_while(|b| **b == b' ').count();
+        let first = line.get(indent).copied();
+        if line.starts_with(b"---") || line.starts_with(b"...") {
             return None;
         }
         if !matches!(first, None | Some(b'#')) {
@@ -77,8 +86,11 @@ pub fn read(text: &str) -> Option<Vec<Node>> {
                 start,
                 indent,
                 end,
-                number: number as u64 + 1,
+                number,
             });
+        }
+        if end == bytes.len() {
+            break;
         }
         start = end + 1;
     }
