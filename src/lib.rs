@@ -239,7 +239,7 @@ pub fn compile(project: &Project) -> Result<Compiled, Diagnostics> {
     let out_dir = project.out_dir(&site.output);
     let source = |file: &str| diagnostics.source(file).cloned();
     // A previous file the new output repeats byte for byte holds the new object.
-    let by_path: BTreeMap<&str, &value::Value> = documents
+    let by_path: rustc_hash::FxHashMap<&str, &value::Value> = documents
         .iter()
         .map(|d| (d.path.as_str(), &d.value))
         .collect();

@@ -206,8 +206,15 @@ impl Project {
     }
 
     fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
+        let below = path.strip_prefix(&self.root).unwrap_or(path);
+        // A path made by joining names (a directory walk's) is its text:
+        // each of its components is one name between slashes.
+        if let Some(text) = below.to_str()
+            && text.split('/').all(|name| !name.is_empty() && name != ".")
+        {
+            return text.to_string();
+        }
+        below
             .components()
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()

@@ -168,11 +168,8 @@ fn plain_str(s: &str) -> Option<&str> {
         ) || c == OPEN
             || c == CLOSE
     };
-    // In ASCII only DEL is one of them.
-    let plain = match s.is_ascii() {
-        true => !s.as_bytes().contains(&0x7f),
-        false => !s.contains(odd),
-    };
+    // Below DEL every byte is plain ASCII; in ASCII only DEL is odd.
+    let plain = s.bytes().all(|b| b < 0x7f) || !s.contains(odd);
     plain.then_some(s)
 }
 
@@ -331,31 +328,60 @@ fn find(
     }
 }
 
-/// A copy of `tree` with each placeholder replaced by its value.
+/// A copy of `tree` with each placeholder replaced by its value. Only the
+/// nodes above a placeholder are new; the rest are the tree's own, shared.
 fn fill(tree: &Value, places: &[(Vec<Step>, usize)], mut values: Vec<Value>) -> Value {
-    // A clone holds no spare room: rendered objects stay until the run ends.
-    let mut object = tree.clone();
     // A slot is usually used once: the last use takes the value.
     let mut uses = vec![0usize; values.len()];
     for (_, slot) in places {
         uses[*slot] += 1;
     }
-    for (path, slot) in places {
-        let target = path.iter().fold(&mut object, |at, step| match (at, step) {
-            (Value::Object(map), Step::Field(i)) => {
-                map.values_mut().nth(*i).expect("found in this tree")
-            }
-            (Value::Array(items), Step::Item(i)) => &mut items[*i],
-            _ => unreachable!("the steps were found in this tree"),
-        });
-        uses[*slot] -= 1;
-        *target = if uses[*slot] == 0 {
-            std::mem::take(&mut values[*slot])
-        } else {
-            values[*slot].clone()
-        };
+    let mut put = |slot: usize| {
+        uses[slot] -= 1;
+        match uses[slot] {
+            0 => std::mem::take(&mut values[slot]),
+            _ => values[slot].clone(),
+        }
+    };
+    filled(tree, 0, places, &mut put)
+}
+
+/// `node` (at `depth` on the paths of `places`, which all pass through it,
+/// in the tree's order) with its placeholders replaced.
+fn filled(
+    node: &Value,
+    depth: usize,
+    places: &[(Vec<Step>, usize)],
+    put: &mut impl FnMut(usize) -> Value,
+) -> Value {
+    match places {
+        [] => return node.clone(),
+        [(path, slot)] if path.len() == depth => return put(*slot),
+        _ => {}
     }
-    object
+    // Child `i` with the places below it: the next ones whose step here is
+    // `i` (most children have none, and are shared as they are).
+    let mut rest = places;
+    let mut child = |i: usize, value: &Value| {
+        let n = (rest.iter())
+            .take_while(|(path, _)| matches!(path[depth], Step::Field(j) | Step::Item(j) if j == i))
+            .count();
+        if n == 0 {
+            return value.clone();
+        }
+        let (these, others) = rest.split_at(n);
+        rest = others;
+        filled(value, depth + 1, these, put)
+    };
+    match node {
+        Value::Object(map) => Value::Object(map.with_values(&mut child)),
+        Value::Array(items) => Value::Array(
+            (items.iter().enumerate())
+                .map(|(i, item)| child(i, item))
+                .collect(),
+        ),
+        _ => unreachable!("the steps were found in this tree"),
+    }
 }
 
 #[cfg(test)]

@@ -258,6 +258,17 @@ impl Map {
         self.entries_mut().iter_mut().map(|(k, v)| (&*k, v))
     }
 
+    /// A copy with each value replaced by what `f` makes of it (given its
+    /// position), the keys as they are, in their order.
+    pub fn with_values(&self, mut f: impl FnMut(usize, &Value) -> Value) -> Map {
+        let entries = (self.entries.iter().enumerate())
+            .map(|(i, (key, value))| (Arc::clone(key), f(i, value)))
+            .collect();
+        Map {
+            entries: Arc::new(entries),
+        }
+    }
+
     /// The entries as `(key, value)`.
     pub fn members(&self) -> Members<'_> {
         self.entries.iter().map(|(k, v)| (&**k, v))

@@ -2,7 +2,6 @@
 //! spanned value, or pushes a diagnostic at it and returns `None` so that the
 //! caller skips the entry and goes on.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -249,7 +248,8 @@ pub fn site_default_error(
 pub struct UniqueNames {
     what: &'static str,
     scope: String,
-    seen: BTreeMap<String, SourceLocation>,
+    /// Only looked up, never walked: a hash table (no order to keep).
+    seen: rustc_hash::FxHashMap<String, SourceLocation>,
 }
 
 impl UniqueNames {
@@ -257,7 +257,7 @@ impl UniqueNames {
         UniqueNames {
             what,
             scope: scope.into(),
-            seen: BTreeMap::new(),
+            seen: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -270,7 +270,7 @@ impl UniqueNames {
     ) -> bool {
         // One search of the names seen (this runs for every tenant).
         match self.seen.entry(name.to_string()) {
-            std::collections::btree_map::Entry::Occupied(first) => {
+            std::collections::hash_map::Entry::Occupied(first) => {
                 diagnostics.push(
                     Diagnostic::error(
                         codes::SPEC_DUPLICATE_NAME,
@@ -282,7 +282,7 @@ impl UniqueNames {
                 );
                 false
             }
-            std::collections::btree_map::Entry::Vacant(slot) => {
+            std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(location);
                 true
             }
