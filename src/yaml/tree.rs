@@ -12,6 +12,7 @@
 
 use crate::json::At;
 use crate::json::Field;
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -678,10 +679,11 @@ fn expected_words(schema: &Value) -> String {
 /// Reads a [`Node`] tree into serde types. Strict: the first misfit is the
 /// error (with its place and in YAML's words); [`Recovery::walk`] first for
 /// every misfit at once.
-pub struct NodeDeserializer<'n> {
+pub struct NodeDeserializer<'n, 'p> {
     pub node: &'n Node,
     pub text: &'n str,
-    pub path: String,
+    /// Where the node is, written out only for an error.
+    pub path: Path<'p>,
 }
 
 /// Why a tree does not fit a type, and where.
@@ -788,16 +790,16 @@ fn serde_unexpected(unexp: &de::Unexpected<'_>) -> String {
     }
 }
 
-impl<'n> NodeDeserializer<'n> {
+impl<'n, 'p> NodeDeserializer<'n, 'p> {
     pub fn new(node: &'n Node, text: &'n str) -> Self {
         NodeDeserializer {
             node,
             text,
-            path: String::new(),
+            path: Path::Top,
         }
     }
 
-    fn child(&self, node: &'n Node, path: String) -> Self {
+    fn child<'c>(&'c self, node: &'n Node, path: Path<'c>) -> NodeDeserializer<'n, 'c> {
         NodeDeserializer {
             node,
             text: self.text,
@@ -809,14 +811,15 @@ impl<'n> NodeDeserializer<'n> {
     fn placed(&self, mut e: Error) -> Error {
         if e.at.is_none() {
             e.at = Some(self.node.referenced);
-            if !self.path.is_empty() {
+            let path = self.path.render();
+            if !path.is_empty() {
                 e.message =
                     if e.message.starts_with("unknown key") || e.message.ends_with("is required") {
-                        format!("{} in {}", e.message, self.path)
+                        format!("{} in {}", e.message, path)
                     } else if e.message.starts_with("must be") {
-                        format!("{} {}", self.path, e.message)
+                        format!("{} {}", path, e.message)
                     } else {
-                        format!("{}: {}", self.path, e.message)
+                        format!("{}: {}", path, e.message)
                     };
             }
         }
@@ -824,7 +827,7 @@ impl<'n> NodeDeserializer<'n> {
     }
 }
 
-impl<'de, 'n> Deserializer<'de> for NodeDeserializer<'n> {
+impl<'de, 'n, 'p> Deserializer<'de> for NodeDeserializer<'n, 'p> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -913,12 +916,12 @@ impl<'de, 'n> Deserializer<'de> for NodeDeserializer<'n> {
     }
 }
 
-struct Items<'d, 'n> {
-    de: &'d NodeDeserializer<'n>,
+struct Items<'d, 'n, 'p> {
+    de: &'d NodeDeserializer<'n, 'p>,
     items: std::iter::Enumerate<std::slice::Iter<'n, Node>>,
 }
 
-impl<'de> SeqAccess<'de> for Items<'_, '_> {
+impl<'de> SeqAccess<'de> for Items<'_, '_, '_> {
     type Error = Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -927,7 +930,7 @@ impl<'de> SeqAccess<'de> for Items<'_, '_> {
     ) -> Result<Option<T::Value>, Error> {
         match self.items.next() {
             Some((i, item)) => {
-                let path = [self.de.path.as_str(), "[", &i.to_string(), "]"].concat();
+                let path = Path::Item(&self.de.path, i);
                 seed.deserialize(self.de.child(item, path)).map(Some)
             }
             None => Ok(None),
@@ -935,13 +938,14 @@ impl<'de> SeqAccess<'de> for Items<'_, '_> {
     }
 }
 
-struct Entries<'d, 'n> {
-    de: &'d NodeDeserializer<'n>,
+struct Entries<'d, 'n, 'p> {
+    de: &'d NodeDeserializer<'n, 'p>,
     entries: std::slice::Iter<'n, (Node, Node)>,
-    value: Option<(&'n Node, String)>,
+    /// The value of the key read last, and the key as text.
+    value: Option<(&'n Node, Cow<'n, str>)>,
 }
 
-impl<'de> MapAccess<'de> for Entries<'_, '_> {
+impl<'de> MapAccess<'de> for Entries<'_, '_, '_> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -952,28 +956,23 @@ impl<'de> MapAccess<'de> for Entries<'_, '_> {
             return Ok(None);
         };
         let name = match &key.kind {
-            Kind::Str(s) => s.clone(),
-            _ => key.written(self.de.text).unwrap_or_default().to_string(),
+            Kind::Str(s) => Cow::Borrowed(s.as_str()),
+            _ => Cow::Owned(key.written(self.de.text).unwrap_or_default().to_string()),
         };
-        let path = if self.de.path.is_empty() {
-            name
-        } else {
-            [self.de.path.as_str(), ".", &name].concat()
-        };
-        self.value = Some((value, path));
+        self.value = Some((value, name));
         let key_de = NodeDeserializer {
             node: key,
             text: self.de.text,
-            path: self.de.path.clone(),
+            path: self.de.path,
         };
         seed.deserialize(key_de).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let (value, path) = self
+        let (value, name) = self
             .value
             .take()
             .ok_or_else(|| <Error as de::Error>::custom("a value without a key"))?;
-        seed.deserialize(self.de.child(value, path))
+        seed.deserialize(self.de.child(value, Path::Key(&self.de.path, &name)))
     }
 }
