@@ -169,8 +169,21 @@ fn plain_str(s: &str) -> Option<&str> {
             || c == CLOSE
     };
     // Below DEL every byte is plain ASCII; in ASCII only DEL is odd.
-    let plain = s.bytes().all(|b| b < 0x7f) || !s.contains(odd);
+    let plain = below_del(s.as_bytes()) || !s.contains(odd);
     plain.then_some(s)
+}
+
+/// Whether every byte is below DEL (0x7f), eight at a time: a word has a
+/// byte at 0x80 or more, or one that adding 1 takes to 0x80 (DEL itself),
+/// exactly when the high bit of a byte is set in it or in it plus 1 in each
+/// byte (which carries nothing when every byte is below 0x80).
+fn below_del(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let clean = |w: u64| (w | w.wrapping_add(ONES)) & HIGH == 0;
+    words.all(|w| clean(u64::from_ne_bytes(w.try_into().expect("8 bytes"))))
+        && words.remainder().iter().all(|b| *b < 0x7f)
 }
 
 /// Whether a template's source may be rendered as a shape: only control-flow
@@ -387,6 +400,24 @@ fn filled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn below_del_is_every_byte_below_0x7f() {
+        // Each length up to three words, each odd byte at each place.
+        for len in 0..24 {
+            for at in 0..len {
+                for odd in [0x7e_u8, 0x7f, 0x80, 0xfe, 0xff, 0x00] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = odd;
+                    assert_eq!(
+                        below_del(&bytes),
+                        bytes.iter().all(|b| *b < 0x7f),
+                        "{bytes:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_placeholder_is_its_slot_between_the_marks_in_quotes() {

@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 use jsonschema::Validator;
 use serde_json::Value as Schema;
 
-use crate::value::{Compact, List, Map, Str, Value};
+use crate::value::{Compact, List, Map, Str, Value, same_key};
 
 /// A schema as the nodes an instance walks, each checkable alone.
 pub struct Parts {
@@ -200,7 +200,7 @@ impl Parts {
                 Value::Object(map) if map.is_shared_with(node) => true,
                 Value::Object(map) if map.len() == entries.len() => {
                     for ((key, twin), (k, v)) in entries.iter().zip(map.iter()) {
-                        if !(Arc::ptr_eq(key, k) || **key == **k) {
+                        if !(Arc::ptr_eq(key, k) || same_key(key, k)) {
                             // Other keys: its validity is its part's to tell.
                             return self.whole(*at, value);
                         }
@@ -260,7 +260,7 @@ pub enum Twin {
 #[inline]
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(x), Value::String(y)) => Arc::ptr_eq(x, y) || **x == **y,
+        (Value::String(x), Value::String(y)) => Arc::ptr_eq(x, y) || same_key(x, y),
         (Value::Number(x), Value::Number(y)) => x == y,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Null, Value::Null) => true,

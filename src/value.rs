@@ -140,7 +140,7 @@ pub struct Map {
 /// words each, in a few instructions where a call to `memcmp` costs tens,
 /// and a mapping is searched by comparing keys.
 #[inline(always)]
-fn same_key(a: &str, b: &str) -> bool {
+pub fn same_key(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let n = a.len();
     if n != b.len() {
