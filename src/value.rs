@@ -434,17 +434,22 @@ impl Value {
                 _ => None,
             }
         }
-        if tokens.bytes().any(|b| b == b'~') {
-            return tokens.split('/').try_fold(self, |target, token| {
+        let escaped = || {
+            tokens.split('/').try_fold(self, |target, token| {
                 step(target, &token.replace("~1", "/").replace("~0", "~"))
-            });
-        }
+            })
+        };
         // Pointers are short: a byte loop finds the slashes in fewer
-        // instructions than a searcher set up for each.
+        // instructions than a searcher set up for each, and meets a `~`
+        // (an escape: the pointer is read again, decoded) on the way.
         let mut target = self;
         let mut rest = tokens;
         loop {
-            let end = rest.bytes().position(|b| b == b'/');
+            let end = rest.bytes().position(|b| b == b'/' || b == b'~');
+            if end.is_some_and(|at| rest.as_bytes()[at] == b'~') {
+                return escaped();
+            }
+            // A token before any `~` reads the same decoded.
             target = step(target, &rest[..end.unwrap_or(rest.len())])?;
             match end {
                 Some(slash) => rest = &rest[slash + 1..],
@@ -999,6 +1004,9 @@ mod tests {
             "a",
             "/a~",
             "/z",
+            "/z/b~1c",
+            "/a/d~0",
+            "/a/b~1c~",
         ] {
             assert_eq!(
                 a.at(pointer),
