@@ -412,6 +412,41 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_of_the_twin_is_judged_as_the_full_check_judges_it() {
+        // Copies share the twin's nodes, but for those on the path of a change.
+        let (parts, full) = parts_and_validator(&schema());
+        let twin = tree(json!({
+            "name": "a",
+            "labels": {"k": "v"},
+            "spec": {"replicas": 1, "ports": [1, 2], "nested": {"x": true}}
+        }));
+        let plan = parts.twin(&twin);
+        let changed = |pointer: &[&str], value: Schema| {
+            let mut copy = twin.clone();
+            let leaf = (pointer.iter()).fold(&mut copy, |at, key| match at {
+                Value::Array(items) => &mut items[key.parse::<usize>().unwrap()],
+                other => other.field_mut(key).unwrap(),
+            });
+            *leaf = tree(value);
+            copy
+        };
+        let copies = [
+            (twin.clone(), true),
+            (changed(&["name"], json!("bb")), true),
+            (changed(&["name"], json!("Bad")), false),
+            (changed(&["labels", "k"], json!("toolong")), false),
+            (changed(&["spec", "ports", "1"], json!(10)), false),
+            (changed(&["spec", "ports", "1"], json!(3)), true),
+            (changed(&["spec", "nested", "x"], json!("yes")), false),
+            (changed(&["spec", "replicas"], json!(-1)), false),
+        ];
+        for (copy, valid) in copies {
+            assert_eq!(full.is_valid(&copy), valid, "{copy}");
+            assert_eq!(parts.valid_like(&copy, &plan), valid, "{copy}");
+        }
+    }
+
+    #[test]
     fn a_schema_with_a_remote_ref_or_an_id_is_not_split() {
         assert!(Parts::of(&json!({"$ref": "other.json#/a"})).is_none());
         assert!(Parts::of(&json!({"$id": "x", "type": "object"})).is_none());
