@@ -291,3 +291,71 @@ pub fn apply_default(map: &mut Map, key: &str, schema: &Json) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn compiled(variable: &Variable) -> Compiled<'_> {
+        Compiled {
+            variable,
+            validator: crate::openapi::validator_for(&variable.schema).expect("a valid schema"),
+            rules: CelRules::compile(&variable.schema).expect("valid rules"),
+            valid: std::sync::RwLock::default(),
+        }
+    }
+
+    /// The messages `check_list` gives for a Cluster whose `size` is `value`.
+    fn problems(value: &str, variables: &[Compiled<'_>]) -> Vec<String> {
+        let given = [crate::tree!({"name": "size", "value": value})];
+        let mut found = Vec::new();
+        check_list(&given, variables, true, "the Cluster", &mut |_, m, _| {
+            found.push(m)
+        });
+        found
+    }
+
+    fn remembered(compiled: &Compiled<'_>) -> Vec<String> {
+        let known = compiled.valid.read().expect("not poisoned");
+        known
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn only_values_found_valid_are_remembered_and_each_is_checked_again_otherwise() {
+        let variable = Variable {
+            name: "size".into(),
+            required: true,
+            schema: json!({
+                "type": "string",
+                "maxLength": 5,
+                "x-kubernetes-validations": [{"rule": "self != 'bad'", "message": "not bad"}]
+            }),
+        };
+        let variables = [compiled(&variable)];
+        // The same valid value twice: no problem, remembered once.
+        assert!(problems("small", &variables).is_empty());
+        assert!(problems("small", &variables).is_empty());
+        assert_eq!(remembered(&variables[0]), ["small"]);
+        // A value the schema refuses, and one only the rule refuses, are
+        // reported every time and never remembered.
+        for bad in ["toolong", "bad"] {
+            for _ in 0..2 {
+                let found = problems(bad, &variables);
+                assert_eq!(found.len(), 1, "{bad}: {found:?}");
+                assert!(found[0].starts_with("variable size at "), "{found:?}");
+            }
+        }
+        assert_eq!(remembered(&variables[0]), ["small"]);
+        // At most REMEMBERED values are kept; later valid ones are still valid.
+        for value in ["a", "b", "c", "d", "e", "f", "g", "h", "i"] {
+            assert!(problems(value, &variables).is_empty(), "{value}");
+        }
+        assert_eq!(remembered(&variables[0]).len(), REMEMBERED);
+        assert!(problems("i", &variables).is_empty());
+        assert_eq!(problems("bad", &variables).len(), 1);
+    }
+}
