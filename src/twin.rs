@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 use jsonschema::Validator;
 use serde_json::Value as Schema;
 
-use crate::value::{Compact, List, Map, Str, Value, same_key};
+use crate::value::{Compact, List, Map, Value, same_key};
 
 /// A schema as the nodes an instance walks, each checkable alone.
 pub struct Parts {
@@ -169,12 +169,9 @@ impl Parts {
                 at,
                 map.clone(),
                 (map.iter())
-                    .map(|(key, value)| {
-                        let child = match self.child(at, key) {
-                            Some(child) => self.plan(child, value),
-                            None => Twin::Free,
-                        };
-                        (Arc::clone(key), child)
+                    .map(|(key, value)| match self.child(at, key) {
+                        Some(child) => self.plan(child, value),
+                        None => Twin::Free,
                     })
                     .collect(),
             ),
@@ -199,7 +196,7 @@ impl Parts {
                 // The twin's own node (both copies of one template's): valid.
                 Value::Object(map) if map.is_shared_with(node) => true,
                 Value::Object(map) if map.len() == entries.len() => {
-                    for ((key, twin), (k, v)) in entries.iter().zip(map.iter()) {
+                    for ((key, twin), (k, v)) in node.keys().zip(entries).zip(map.iter()) {
                         if !(Arc::ptr_eq(key, k) || same_key(key, k)) {
                             // Other keys: its validity is its part's to tell.
                             return self.whole(*at, value);
@@ -243,9 +240,9 @@ impl Parts {
 /// An object checked in full, with the schema's part at each node.
 pub enum Twin {
     /// A mapping under structural keywords (the part numbered): the twin's
-    /// node (a copy sharing it is valid as it is), its keys in order, each
+    /// node (a copy sharing it is valid as it is; its keys in order), each
     /// value's plan.
-    Mapping(usize, Map, Vec<(Str, Twin)>),
+    Mapping(usize, Map, Vec<Twin>),
     /// A list under structural keywords (the part numbered): the twin's
     /// node, each item's plan.
     List(usize, List, Vec<Twin>),

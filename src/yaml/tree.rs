@@ -12,7 +12,6 @@
 
 use crate::json::At;
 use crate::json::Field;
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -941,8 +940,8 @@ impl<'de> SeqAccess<'de> for Items<'_, '_, '_> {
 struct Entries<'d, 'n, 'p> {
     de: &'d NodeDeserializer<'n, 'p>,
     entries: std::slice::Iter<'n, (Node, Node)>,
-    /// The value of the key read last, and the key as text.
-    value: Option<(&'n Node, Cow<'n, str>)>,
+    /// The value of the key read last, and the key as written.
+    value: Option<(&'n Node, &'n str)>,
 }
 
 impl<'de> MapAccess<'de> for Entries<'_, '_, '_> {
@@ -956,8 +955,8 @@ impl<'de> MapAccess<'de> for Entries<'_, '_, '_> {
             return Ok(None);
         };
         let name = match &key.kind {
-            Kind::Str(s) => Cow::Borrowed(s.as_str()),
-            _ => Cow::Owned(key.written(self.de.text).unwrap_or_default().to_string()),
+            Kind::Str(s) => s.as_str(),
+            _ => key.written(self.de.text).unwrap_or_default(),
         };
         self.value = Some((value, name));
         let key_de = NodeDeserializer {
@@ -973,6 +972,6 @@ impl<'de> MapAccess<'de> for Entries<'_, '_, '_> {
             .value
             .take()
             .ok_or_else(|| <Error as de::Error>::custom("a value without a key"))?;
-        seed.deserialize(self.de.child(value, Path::Key(&self.de.path, &name)))
+        seed.deserialize(self.de.child(value, Path::Key(&self.de.path, name)))
     }
 }
